@@ -1,0 +1,59 @@
+// Command-line parsing for every sockbridge command, on node:util parseArgs. Flags are kebab-case
+// (--secret-file) and map to camelCase config keys (secretFile), so a config file and the command
+// line share one vocabulary. Any parse problem is SB_ERR_USAGE: one line and exit code 2.
+
+import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { sbError } from '../../protocol/errors.js';
+
+export type OptionSpecs = NonNullable<ParseArgsConfig['options']>;
+
+export interface ParsedCommandLine {
+  values: Record<string, unknown>;
+  positionals: string[];
+  configFile: string | undefined;
+  /** Everything after a literal `--` (for `sockbridge exec … -- CMD ARGS`). */
+  rest: string[];
+}
+
+const camel = (key: string) => key.replace(/-([a-z])/g, (_m, c: string) => c.toUpperCase());
+
+export function parseCommandLine(argv: readonly string[], options: OptionSpecs, usage: string): ParsedCommandLine {
+  const dash = argv.indexOf('--');
+  const own = dash === -1 ? [...argv] : argv.slice(0, dash);
+  const rest = dash === -1 ? [] : argv.slice(dash + 1);
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args: own,
+      options: { ...options, config: { type: 'string' }, help: { type: 'boolean', short: 'h' } },
+      allowPositionals: true,
+      strict: true,
+    });
+  } catch (err) {
+    throw sbError('SB_ERR_USAGE', `${(err as Error).message.split('\n')[0]}\nusage: ${usage}`);
+  }
+  if (parsed.values['help']) throw Object.assign(sbError('SB_ERR_USAGE', `usage: ${usage}`), { help: true });
+  const values: Record<string, unknown> = {};
+  for (const [key, value] of Object.entries(parsed.values)) {
+    if (key === 'config' || key === 'help') continue;
+    values[camel(key)] = value;
+  }
+  const configFile = parsed.values['config'];
+  return { values, positionals: parsed.positionals, configFile: typeof configFile === 'string' ? configFile : undefined, rest };
+}
+
+/** `host:port` → parts; `:port` and `port` mean 127.0.0.1. */
+export function parseHostPort(text: string | undefined, usage: string): { host: string; port: number } {
+  if (!text) throw sbError('SB_ERR_USAGE', `missing HOST:PORT\nusage: ${usage}`);
+  const m = /^(?:\[([^\]]+)\]|([^:]*)):(\d{1,5})$/.exec(text) ?? /^()()(\d{1,5})$/.exec(text);
+  const port = m ? Number(m[3]) : NaN;
+  if (!m || port > 65535) throw sbError('SB_ERR_USAGE', `"${text}" is not HOST:PORT (e.g. 127.0.0.1:7003)\nusage: ${usage}`);
+  return { host: m[1] || m[2] || '127.0.0.1', port };
+}
+
+/** `--allow ls,df --allow cat` → ['ls', 'df', 'cat'] */
+export function splitList(value: unknown): string[] | undefined {
+  if (value === undefined) return undefined;
+  const items = Array.isArray(value) ? value : [value];
+  return items.flatMap((v) => String(v).split(',')).map((s) => s.trim()).filter(Boolean);
+}
