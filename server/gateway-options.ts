@@ -1,0 +1,93 @@
+// The gateway's options: one schema with defaults, validated once by loadConfig (server/config.ts).
+// Backends are reached by URL; raw relay targets are named here and only here (never chosen by a client).
+
+import type { FromSchemaLike } from './schema-types.js';
+
+export const gatewayOptionsSchema = {
+  type: 'object',
+  additionalProperties: false,
+  properties: {
+    host: { type: 'string', minLength: 1, default: '127.0.0.1' },
+    port: { type: 'integer', minimum: 0, maximum: 65535, default: 8080 },
+    /** data directory: accounts, secrets */
+    data: { type: 'string', minLength: 1, default: './data' },
+    chat: { type: 'string', pattern: '^tcp://', default: 'tcp://127.0.0.1:7001' },
+    exec: { type: 'string', pattern: '^tcp://', default: 'tcp://127.0.0.1:7002' },
+    files: { type: 'string', pattern: '^tcp://', default: 'tcp://127.0.0.1:7003' },
+    time: { type: 'string', pattern: '^udp://', default: 'udp://127.0.0.1:7004' },
+    /** the exec service's shared secret, or a file holding it (default DATA/exec.secret) */
+    execSecret: { type: 'string', minLength: 16 },
+    execSecretFile: { type: 'string' },
+    /** the chat service's gateway token, or a file holding it (default DATA/chat-gateway.secret) */
+    chatGatewayToken: { type: 'string', minLength: 16 },
+    chatGatewayTokenFile: { type: 'string' },
+    /** raw relay targets, name → host:port (CLI: --raw name=host:port, repeatable) */
+    raw: {
+      type: 'object',
+      additionalProperties: { type: 'string', pattern: '^(\\[[0-9a-fA-F:.]+\\]|[A-Za-z0-9.-]+):\\d{1,5}$' },
+      propertyNames: { pattern: '^[A-Za-z0-9_-]{1,64}$' },
+      default: {},
+    },
+    /** extra allowed Origins for WebSocket upgrades besides the gateway's own (e.g. a dev server) */
+    origins: { type: 'array', items: { type: 'string', pattern: '^https?://' }, default: [] },
+    /** trust X-Forwarded-* only behind a proxy you run */
+    trustProxy: { type: 'boolean', default: false },
+    /** send Secure cookies (set when served over HTTPS by a proxy) */
+    secureCookies: { type: 'boolean', default: false },
+    sessionTtlMs: { type: 'integer', minimum: 60_000, default: 12 * 3600_000 },
+    /** served static web client (default: dist/web next to the code) */
+    webRoot: { type: 'string' },
+    limits: {
+      type: 'object',
+      additionalProperties: false,
+      default: {},
+      properties: {
+        /** largest WebSocket message on chat, exec control and time sockets */
+        wsMaxMessageBytes: { type: 'integer', minimum: 1024, default: 64 * 1024 },
+        /** largest WebSocket message on the raw relay */
+        rawMaxMessageBytes: { type: 'integer', minimum: 1024, default: 1024 * 1024 },
+        /** bufferedAmount above which the upstream socket is paused */
+        wsHighWaterBytes: { type: 'integer', minimum: 1024, default: 1024 * 1024 },
+        maxUploadBytes: { type: 'integer', minimum: 1, default: 8 * 1024 ** 3 },
+        maxUploadFiles: { type: 'integer', minimum: 1, default: 100 },
+        loginAttemptsPerMinute: { type: 'integer', minimum: 1, default: 10 },
+        maxSocketsPerUser: { type: 'integer', minimum: 1, default: 16 },
+        requestTimeoutMs: { type: 'integer', minimum: 1000, default: 120_000 },
+        headersTimeoutMs: { type: 'integer', minimum: 1000, default: 15_000 },
+        heartbeatMs: { type: 'integer', minimum: 1000, default: 30_000 },
+      },
+    },
+  },
+} as const;
+
+export type GatewayOptions = FromSchemaLike<{
+  host: string;
+  port: number;
+  data: string;
+  chat: string;
+  exec: string;
+  files: string;
+  time: string;
+  execSecret?: string;
+  execSecretFile?: string;
+  chatGatewayToken?: string;
+  chatGatewayTokenFile?: string;
+  raw: Record<string, string>;
+  origins: string[];
+  trustProxy: boolean;
+  secureCookies: boolean;
+  sessionTtlMs: number;
+  webRoot?: string;
+  limits: {
+    wsMaxMessageBytes: number;
+    rawMaxMessageBytes: number;
+    wsHighWaterBytes: number;
+    maxUploadBytes: number;
+    maxUploadFiles: number;
+    loginAttemptsPerMinute: number;
+    maxSocketsPerUser: number;
+    requestTimeoutMs: number;
+    headersTimeoutMs: number;
+    heartbeatMs: number;
+  };
+}>;
