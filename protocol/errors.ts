@@ -99,6 +99,10 @@ export const ERROR_SPECS = {
   SB_ERR_USER_INVALID: spec('invalid user: %s', 400, P.POLICY_VIOLATION),
   SB_ERR_BACKEND_DOWN: spec('the %s service is unavailable: %s', 503, P.INTERNAL_ERROR),
   SB_ERR_RAW_TARGET_UNKNOWN: spec('no relay target named %s is configured', 404, P.POLICY_VIOLATION),
+  SB_ERR_ROUTE_NOT_FOUND: spec('no route %s %s', 404, P.POLICY_VIOLATION),
+  SB_ERR_RANGE_NOT_SATISFIABLE: spec('range %s cannot be served from a file of %s bytes', 416, P.POLICY_VIOLATION),
+  SB_ERR_UPLOAD_TOO_MANY_PARTS: spec('an upload may carry at most %s parts', 413, P.POLICY_VIOLATION),
+  SB_ERR_UPLOAD_INVALID: spec('invalid upload: %s', 400, P.POLICY_VIOLATION),
 } as const satisfies Record<string, ErrorSpec>;
 
 export type ErrorCode = keyof typeof ERROR_SPECS;

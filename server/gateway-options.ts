@@ -52,9 +52,12 @@ export const gatewayOptionsSchema = {
         maxUploadFiles: { type: 'integer', minimum: 1, default: 100 },
         loginAttemptsPerMinute: { type: 'integer', minimum: 1, default: 10 },
         maxSocketsPerUser: { type: 'integer', minimum: 1, default: 16 },
-        requestTimeoutMs: { type: 'integer', minimum: 1000, default: 120_000 },
+        /** the whole request, body included, must arrive within this (an upload too: raise it for huge files on slow links) */
+        requestTimeoutMs: { type: 'integer', minimum: 1000, default: 30 * 60_000 },
         headersTimeoutMs: { type: 'integer', minimum: 1000, default: 15_000 },
         heartbeatMs: { type: 'integer', minimum: 1000, default: 30_000 },
+        /** request line + headers; larger → 431 (RFC 6585 §5) */
+        maxHeaderBytes: { type: 'integer', minimum: 1024, default: 16 * 1024 },
       },
     },
   },
@@ -89,5 +92,6 @@ export type GatewayOptions = FromSchemaLike<{
     requestTimeoutMs: number;
     headersTimeoutMs: number;
     heartbeatMs: number;
+    maxHeaderBytes: number;
   };
 }>;

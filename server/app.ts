@@ -1,0 +1,100 @@
+// buildApp(options): the gateway as a Fastify instance, built but not listening (main listens; tests
+// use inject() or listen on port 0). Every piece is registered here in order, and everything that
+// holds a socket, a timer or a database is torn down in onClose.
+
+import http from 'node:http';
+import { join } from 'node:path';
+import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import fastifyCookie from '@fastify/cookie';
+import fastifyWebsocket from '@fastify/websocket';
+import { pino, type Logger } from 'pino';
+import type { GatewayOptions } from './gateway-options.js';
+import { SessionStore } from './accounts/session-store.js';
+import { UserStore } from './accounts/user-store.js';
+import { LiveSockets, registerAuth } from './plugins/auth.js';
+import { registerErrorHandler } from './plugins/error-handler.js';
+import { registerOriginCheck } from './plugins/origin.js';
+import { registerSecurityHeaders } from './plugins/security-headers.js';
+import { defaultWebRoot, registerWebStatic } from './plugins/web-static.js';
+import { HealthRegistry } from './upstream/health-registry.js';
+import { HealthMonitor } from './upstream/health-monitor.js';
+import { apiAuthRoutes } from './routes/api-auth.js';
+import { apiFilesRoutes } from './routes/api-files.js';
+import { apiHealthRoutes } from './routes/api-health.js';
+import { wsChatRoutes } from './routes/ws-chat.js';
+import { wsExecRoutes } from './routes/ws-exec.js';
+import { wsRawRoutes } from './routes/ws-raw.js';
+import { wsTimeRoutes } from './routes/ws-time.js';
+
+export interface AppDeps {
+  logger?: Logger;
+  /** start the background health probes (default true; tests of single routes may turn them off) */
+  probeHealth?: boolean;
+}
+
+/** Never log a cookie, a token or a password, whatever a serializer is later asked to include. */
+export const REDACT_PATHS = ['req.headers.cookie', 'req.headers.authorization', 'res.headers["set-cookie"]', 'password', '*.password'];
+
+export function defaultLogger(): Logger {
+  return pino({ level: process.env['SOCKBRIDGE_LOG_LEVEL'] ?? 'info', redact: { paths: REDACT_PATHS, censor: '[redacted]' } });
+}
+
+export async function buildApp(options: GatewayOptions, deps: AppDeps = {}): Promise<FastifyInstance> {
+  const limits = options.limits;
+  const app = Fastify({
+    loggerInstance: (deps.logger ?? defaultLogger()) as FastifyBaseLogger,
+    trustProxy: options.trustProxy,
+    // Node's own slow-client defences (slowloris): the whole header block within headersTimeout, the
+    // whole request within requestTimeout; checked every second rather than Node's default 30 s.
+    serverFactory: (handler) =>
+      http.createServer(
+        {
+          headersTimeout: limits.headersTimeoutMs,
+          requestTimeout: Math.max(limits.requestTimeoutMs, limits.headersTimeoutMs),
+          connectionsCheckingInterval: Math.min(1000, limits.headersTimeoutMs),
+          maxHeaderSize: limits.maxHeaderBytes,
+        },
+        handler,
+      ),
+    bodyLimit: 64 * 1024,
+  });
+
+  app.decorate('gatewayOptions', options);
+  const users = new UserStore(join(options.data, 'users.sqlite'));
+  const sessions = new SessionStore({ ttlMs: options.sessionTtlMs });
+  const liveSockets = new LiveSockets(sessions, app.log);
+  const healthRegistry = new HealthRegistry();
+  app.decorate('users', users);
+  app.decorate('sessions', sessions);
+  app.decorate('healthRegistry', healthRegistry);
+  app.decorate('health', {
+    markUp: (service) => healthRegistry.markUp(service),
+    markDown: (service, reason) => healthRegistry.markDown(service, reason),
+  });
+
+  registerErrorHandler(app);
+  registerSecurityHeaders(app);
+  await app.register(fastifyCookie);
+  registerAuth(app, { sessions, liveSockets });
+  registerOriginCheck(app, options.origins);
+
+  await app.register(fastifyWebsocket, { options: { maxPayload: limits.wsMaxMessageBytes } });
+  await app.register(apiHealthRoutes);
+  await app.register(apiAuthRoutes);
+  await app.register(apiFilesRoutes);
+  await app.register(wsChatRoutes, { options });
+  await app.register(wsExecRoutes, { options });
+  await app.register(wsTimeRoutes, { options });
+  await app.register(wsRawRoutes, { options });
+  await registerWebStatic(app, options.webRoot ?? defaultWebRoot());
+
+  const monitor = new HealthMonitor(options, healthRegistry, app.log);
+  if (deps.probeHealth ?? true) app.addHook('onReady', async () => monitor.start());
+  app.addHook('preClose', async () => liveSockets.closeAll());
+  app.addHook('onClose', async () => {
+    monitor.stop();
+    sessions.close();
+    users.close();
+  });
+  return app;
+}
