@@ -76,6 +76,8 @@ export const ERROR_SPECS = {
   SB_ERR_CHAT_NOT_IN_ROOM: spec('not in room %s; join it first', 400, P.POLICY_VIOLATION),
   SB_ERR_CHAT_NO_SUCH_USER: spec('no user named %s is online', 404, P.POLICY_VIOLATION),
   SB_ERR_CHAT_TOO_MANY_CONNECTIONS: spec('%s already has %s open connections', 429, P.TRY_AGAIN_LATER),
+  SB_ERR_CHAT_GATEWAY_TOKEN: spec('wrong chat gateway token; check --gateway-token-file on both sides', 401, P.POLICY_VIOLATION),
+  SB_ERR_CHAT_TOO_MANY_ROOMS: spec('a connection may be in at most %s rooms', 429, P.POLICY_VIOLATION),
 
   // -- exec service --
   SB_ERR_EXEC_AUTH_REQUIRED: spec('the first frame must be "auth" with the shared secret', 401, P.POLICY_VIOLATION),
@@ -88,6 +90,7 @@ export const ERROR_SPECS = {
 
   // -- time service --
   SB_ERR_NTP_PACKET: spec('malformed NTP packet: %s', 400, P.PROTOCOL_ERROR),
+  SB_ERR_NTP_REPLY: spec('unusable %s reply from the time server: %s', 502, P.INTERNAL_ERROR),
 
   // -- gateway: accounts, sessions, origins --
   SB_ERR_AUTH_REQUIRED: spec('log in first', 401, P.POLICY_VIOLATION),
@@ -103,6 +106,15 @@ export const ERROR_SPECS = {
   SB_ERR_RANGE_NOT_SATISFIABLE: spec('range %s cannot be served from a file of %s bytes', 416, P.POLICY_VIOLATION),
   SB_ERR_UPLOAD_TOO_MANY_PARTS: spec('an upload may carry at most %s parts', 413, P.POLICY_VIOLATION),
   SB_ERR_UPLOAD_INVALID: spec('invalid upload: %s', 400, P.POLICY_VIOLATION),
+  SB_ERR_RAW_SUBPROTOCOL: spec('the relay speaks the "binary" subprotocol only; offered: %s', 400, P.PROTOCOL_ERROR),
+
+  // -- gateway: browser WebSocket messages (server/routes/ws-*.ts); every SB_ERR_WS_* ends its socket --
+  SB_ERR_WS_BINARY_INVALID: spec('binary message is not an exec stdin message: %s', 400, P.UNSUPPORTED_DATA),
+  SB_ERR_WS_BINARY_REFUSED: spec('this socket accepts JSON text messages only', 400, P.UNSUPPORTED_DATA),
+  SB_ERR_WS_CMD_RESERVED: spec('"%s" is sent by the gateway itself, never by a browser', 403, P.POLICY_VIOLATION),
+  SB_ERR_WS_CMD_UNKNOWN: spec('unknown cmd "%s"; this socket accepts: %s', 400, P.POLICY_VIOLATION),
+  SB_ERR_WS_FORBIDDEN_KEY: spec('message may not contain the key "%s"', 400, P.POLICY_VIOLATION),
+  SB_ERR_WS_NOT_JSON: spec('message is not a JSON object: %s', 400, P.INVALID_PAYLOAD),
 } as const satisfies Record<string, ErrorSpec>;
 
 export type ErrorCode = keyof typeof ERROR_SPECS;
