@@ -1,0 +1,62 @@
+// /ws/chat: one TCP connection to the chat service per browser socket. The gateway says hello itself,
+// with the account name as nickname and the gateway token (which lets several tabs share a nick);
+// the browser's JSON requests are validated (protocol/browser-messages.ts) and re-encoded as frames,
+// and the service's frames are relayed to the browser as JSON text.
+
+import type { FastifyInstance } from 'fastify';
+import type { GatewayOptions } from '../gateway-options.js';
+import { parseChatClientMessage } from '../../protocol/browser-messages.js';
+import { sbError } from '../../protocol/errors.js';
+import {
+  BackendLink,
+  closeWithError,
+  onBrowserMessage,
+  readSecret,
+  reportBackendFailure,
+  startHeartbeat,
+} from './ws-common.js';
+
+export async function wsChatRoutes(app: FastifyInstance, opts: { options: GatewayOptions }): Promise<void> {
+  const { options } = opts;
+  const { limits } = options;
+  const gatewayToken = readSecret(options.chatGatewayToken, options.chatGatewayTokenFile, options.data, 'chat-gateway.secret');
+  if (!gatewayToken) {
+    app.log.warn('no chat gateway token (chatGatewayToken or DATA/chat-gateway.secret): each account can open one chat tab at a time');
+  }
+
+  app.get('/ws/chat', { websocket: true, preValidation: app.wsGuard() }, (socket, request) => {
+    const session = request.session;
+    if (!session) return closeWithError(socket, sbError('SB_ERR_AUTH_REQUIRED'));
+    const logger = request.log.child({ service: 'chat', user: session.username });
+    app.liveSockets.add(session.id, socket);
+    startHeartbeat(socket, limits.heartbeatMs);
+
+    const link = new BackendLink(socket, {
+      service: 'chat',
+      url: options.chat,
+      highWaterBytes: limits.wsHighWaterBytes,
+      // chat frames are headers only: a body is garbage
+      maxBodyBytes: 0,
+      logger,
+      onHeader(header) {
+        if (header.cmd === 'welcome') app.health.markUp('chat');
+        const { size: _size, ...event } = header;
+        link.sendToBrowser(JSON.stringify(event), false);
+      },
+      onFailure(err) {
+        reportBackendFailure(socket, err, { service: 'chat', logger, markDown: (s, r) => app.health.markDown(s, r) });
+      },
+    });
+    link.sendFrame(gatewayToken ? { cmd: 'hello', nick: session.username, gatewayToken } : { cmd: 'hello', nick: session.username });
+
+    onBrowserMessage(socket, {
+      maxBytes: limits.wsMaxMessageBytes,
+      logger,
+      onText(text) {
+        link.sendFrame(parseChatClientMessage(text));
+      },
+    });
+    logger.info({ remote: request.ip }, 'chat socket open');
+    socket.once('close', (code) => logger.info({ code }, 'chat socket closed'));
+  });
+}
