@@ -1,0 +1,52 @@
+// The HTTP half of the browser ↔ gateway contract (docs/api.md, protocol/api.ts).
+// Every failure becomes an ApiRequestError carrying the gateway's stable error code.
+import type { ApiError } from '../../../protocol/api.js';
+
+export class ApiRequestError extends Error {
+  constructor(
+    readonly code: string,
+    message: string,
+    readonly status: number,
+  ) {
+    super(message);
+    this.name = 'ApiRequestError';
+  }
+}
+
+/** Reads `{error:{code,message}}` from a failed response; falls back to the HTTP status. */
+export async function errorFromResponse(res: Response): Promise<ApiRequestError> {
+  try {
+    const body = (await res.json()) as Partial<ApiError>;
+    if (body.error && typeof body.error.code === 'string') {
+      return new ApiRequestError(body.error.code, body.error.message ?? body.error.code, res.status);
+    }
+  } catch {
+    // not JSON: a proxy or a crash page
+  }
+  return new ApiRequestError(`HTTP_${res.status}`, res.statusText || `HTTP ${res.status}`, res.status);
+}
+
+/** Same-origin JSON request; the session travels in the httpOnly cookie, never in script. */
+export async function apiJson<T>(path: string, init: { method?: string; body?: unknown } = {}): Promise<T> {
+  let res: Response;
+  try {
+    res = await fetch(path, {
+      method: init.method ?? 'GET',
+      credentials: 'same-origin',
+      headers: init.body === undefined ? { accept: 'application/json' } : { accept: 'application/json', 'content-type': 'application/json' },
+      body: init.body === undefined ? undefined : JSON.stringify(init.body),
+    });
+  } catch {
+    throw new ApiRequestError('NETWORK', 'The gateway cannot be reached', 0);
+  }
+  if (!res.ok) throw await errorFromResponse(res);
+  if (res.status === 204) return undefined as T;
+  const text = await res.text();
+  return (text ? JSON.parse(text) : undefined) as T;
+}
+
+/** ws:// or wss:// URL of a gateway WebSocket route on this page's own origin (the Origin check expects it). */
+export function wsUrl(path: string): string {
+  const scheme = location.protocol === 'https:' ? 'wss:' : 'ws:';
+  return `${scheme}//${location.host}${path}`;
+}

@@ -1,0 +1,217 @@
+// The chat panel's state: rooms joined, their timelines and members, direct conversations, unread counts.
+// Speaks protocol/chat-messages.ts as JSON over /ws/chat; the gateway sends hello with the account name.
+import {
+  CHAT_LIMITS,
+  DEFAULT_ROOM,
+  ROOM_PATTERN,
+  type ChatEvent,
+  type ChatMessage,
+  type ChatRequest,
+  type DirectMessage,
+} from '../../../protocol/chat-messages.js';
+import { wsUrl } from './api.js';
+import { ReconnectingSocket } from './reconnecting-socket.svelte.js';
+
+export type TimelineItem =
+  | ({ kind: 'message'; pending?: boolean } & ChatMessage)
+  | { kind: 'presence'; key: string; nick: string; event: 'join' | 'leave'; ts: number };
+
+export interface RoomState {
+  name: string;
+  timeline: TimelineItem[];
+  members: string[];
+  unread: number;
+}
+
+export interface DirectConversation {
+  peer: string;
+  messages: (DirectMessage & { pending?: boolean })[];
+  unread: number;
+}
+
+export type ChatTarget = { kind: 'room'; name: string } | { kind: 'dm'; name: string };
+
+/** Oldest timeline entries are dropped past this, so a busy room cannot grow the tab without bound. */
+const TIMELINE_LIMIT = 500;
+const textEncoder = new TextEncoder();
+
+export class ChatClient {
+  nick = $state<string | null>(null);
+  rooms = $state<Record<string, RoomState>>({});
+  directs = $state<Record<string, DirectConversation>>({});
+  /** every room on the server with its member count (the `rooms` reply) */
+  directory = $state<{ room: string; members: number }[]>([]);
+  active = $state<ChatTarget>({ kind: 'room', name: DEFAULT_ROOM });
+  /** whether the chat panel is on screen; unread counts grow only for what the user is not looking at */
+  visible = $state(false);
+  lastError = $state<{ code: string; message: string } | null>(null);
+
+  readonly socket: ReconnectingSocket;
+
+  totalUnread = $derived(
+    Object.values(this.rooms).reduce((n, r) => n + r.unread, 0) + Object.values(this.directs).reduce((n, d) => n + d.unread, 0),
+  );
+  activeRoom = $derived(this.active.kind === 'room' ? this.rooms[this.active.name] : undefined);
+  activeDirect = $derived(this.active.kind === 'dm' ? this.directs[this.active.name] : undefined);
+
+  #refCounter = 0;
+  /** rooms to (re)join after a reconnect */
+  #wanted = new Set<string>([DEFAULT_ROOM]);
+
+  constructor() {
+    this.socket = new ReconnectingSocket({
+      url: () => wsUrl('/ws/chat'),
+      onMessage: (data) => {
+        if (typeof data !== 'string') return;
+        let event: ChatEvent;
+        try {
+          event = JSON.parse(data) as ChatEvent;
+        } catch {
+          return;
+        }
+        this.#handle(event);
+      },
+    });
+  }
+
+  close(): void {
+    this.socket.close();
+  }
+
+  setVisible(visible: boolean): void {
+    this.visible = visible;
+    if (visible) this.#markActiveRead();
+  }
+
+  select(target: ChatTarget): void {
+    this.active = target;
+    this.#markActiveRead();
+  }
+
+  /** Returns an error message for invalid input, or null once sent. */
+  join(room: string): string | null {
+    const name = room.trim().toLowerCase().replace(/^#/, '');
+    if (!ROOM_PATTERN.test(name)) return 'Room names are 1–64 of a–z, 0–9, _ . -';
+    this.#wanted.add(name);
+    if (this.rooms[name]) {
+      this.select({ kind: 'room', name });
+      return null;
+    }
+    this.#send({ cmd: 'join', room: name });
+    this.active = { kind: 'room', name };
+    return null;
+  }
+
+  leave(room: string): void {
+    this.#wanted.delete(room);
+    this.#send({ cmd: 'leave', room });
+  }
+
+  openDirect(peer: string): void {
+    if (peer === this.nick) return;
+    this.directs[peer] ??= { peer, messages: [], unread: 0 };
+    this.select({ kind: 'dm', name: peer });
+  }
+
+  refreshDirectory(): void {
+    this.#send({ cmd: 'rooms' });
+  }
+
+  /** Sends to the active room or conversation; returns an error message or null. */
+  say(text: string): string | null {
+    const body = text.trim();
+    if (!body) return null;
+    if (textEncoder.encode(body).length > CHAT_LIMITS.textMaxBytes) return `Messages are at most ${CHAT_LIMITS.textMaxBytes} bytes`;
+    if (this.socket.status !== 'up') return 'Not connected: the message was not sent';
+    const ref = `r${Date.now().toString(36)}${(this.#refCounter++).toString(36)}`;
+    if (this.active.kind === 'room') this.#send({ cmd: 'say', room: this.active.name, text: body, ref });
+    else this.#send({ cmd: 'dm', to: this.active.name, text: body, ref });
+    return null;
+  }
+
+  #send(request: ChatRequest): void {
+    this.socket.sendJson(request);
+  }
+
+  #isLookingAt(target: ChatTarget): boolean {
+    return this.visible && this.active.kind === target.kind && this.active.name === target.name && document.visibilityState === 'visible';
+  }
+
+  #markActiveRead(): void {
+    if (!this.visible) return;
+    if (this.activeRoom) this.activeRoom.unread = 0;
+    if (this.activeDirect) this.activeDirect.unread = 0;
+  }
+
+  #handle(event: ChatEvent): void {
+    switch (event.cmd) {
+      case 'welcome':
+        this.nick = event.nick;
+        for (const room of this.#wanted) this.#send({ cmd: 'join', room });
+        this.#send({ cmd: 'rooms' });
+        break;
+      case 'joined': {
+        const previous = this.rooms[event.room];
+        const history: TimelineItem[] = event.history.map((m) => ({ kind: 'message', ...m }));
+        this.rooms[event.room] = { name: event.room, timeline: history, members: [...event.members].sort(), unread: previous?.unread ?? 0 };
+        this.#wanted.add(event.room);
+        this.#send({ cmd: 'rooms' });
+        break;
+      }
+      case 'left':
+        delete this.rooms[event.room];
+        if (this.active.kind === 'room' && this.active.name === event.room) {
+          const next = Object.keys(this.rooms)[0];
+          if (next) this.active = { kind: 'room', name: next };
+        }
+        this.#send({ cmd: 'rooms' });
+        break;
+      case 'message': {
+        const room = this.rooms[event.room];
+        if (!room) break;
+        const { cmd: _cmd, ref: _ref, ...message } = event;
+        if (room.timeline.some((i) => i.kind === 'message' && i.id === message.id)) break;
+        push(room.timeline, { kind: 'message', ...message });
+        if (message.from !== this.nick && !this.#isLookingAt({ kind: 'room', name: event.room })) room.unread++;
+        break;
+      }
+      case 'direct': {
+        const peer = event.from === this.nick ? event.to : event.from;
+        const conversation = (this.directs[peer] ??= { peer, messages: [], unread: 0 });
+        const { cmd: _cmd, ref: _ref, ...message } = event;
+        if (conversation.messages.some((m) => m.id === message.id)) break;
+        push(conversation.messages, message);
+        if (event.from !== this.nick && !this.#isLookingAt({ kind: 'dm', name: peer })) conversation.unread++;
+        break;
+      }
+      case 'presence': {
+        const room = this.rooms[event.room];
+        if (!room) break;
+        const members = new Set(room.members);
+        if (event.event === 'join') members.add(event.nick);
+        else members.delete(event.nick);
+        room.members = [...members].sort();
+        push(room.timeline, { kind: 'presence', key: `p${Date.now()}-${this.#refCounter++}`, nick: event.nick, event: event.event, ts: Date.now() });
+        break;
+      }
+      case 'members': {
+        const room = this.rooms[event.room];
+        if (room) room.members = [...event.members].sort();
+        break;
+      }
+      case 'rooms':
+        this.directory = [...event.rooms].sort((a, b) => a.room.localeCompare(b.room));
+        break;
+      case 'error':
+        this.lastError = { code: event.code, message: event.message };
+        break;
+      case 'pong':
+        break;
+    }
+  }
+}
+
+function push<T>(list: T[], item: T): void {
+  list.push(item);
+  if (list.length > TIMELINE_LIMIT) list.splice(0, list.length - TIMELINE_LIMIT);
+}

@@ -1,0 +1,26 @@
+// Small display helpers; everything they return is rendered as text, never HTML.
+
+const UNITS = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
+
+export function formatBytes(n: number): string {
+  let value = n;
+  let unit = 0;
+  while (value >= 1024 && unit < UNITS.length - 1) {
+    value /= 1024;
+    unit++;
+  }
+  return unit === 0 ? `${value} B` : `${value.toFixed(value < 10 ? 1 : 0)} ${UNITS[unit]}`;
+}
+
+export function formatClock(ms: number): string {
+  return new Date(ms).toLocaleTimeString([], { hour: '2-digit', minute: '2-digit', second: '2-digit' });
+}
+
+export function formatDateTime(ms: number): string {
+  return new Date(ms).toLocaleString([], { dateStyle: 'short', timeStyle: 'medium' });
+}
+
+/** Signed milliseconds with a fixed precision: "+1.2 ms", "-0.4 ms". */
+export function formatMs(ms: number, digits = 1): string {
+  return `${ms >= 0 ? '+' : '−'}${Math.abs(ms).toFixed(digits)} ms`;
+}

@@ -1,0 +1,102 @@
+// A WebSocket that reconnects with exponential backoff and jitter, and exposes its state as runes.
+// Each panel owns one; close() stops it for good (logout, unmount).
+
+export type SocketStatus = 'connecting' | 'up' | 'down';
+
+export interface ReconnectingSocketOptions {
+  url: () => string;
+  onOpen?: (ws: WebSocket) => void;
+  onMessage: (data: string | ArrayBuffer) => void;
+  onClose?: (event: CloseEvent) => void;
+  /** first retry delay, doubled each failure up to maxDelayMs */
+  minDelayMs?: number;
+  maxDelayMs?: number;
+}
+
+/** Close codes after which retrying cannot help: the session is gone or the role forbids it (RFC 6455 §7.4). */
+const FATAL_CLOSE_CODES = new Set([1008, 4401, 4403]);
+
+export class ReconnectingSocket {
+  status = $state<SocketStatus>('connecting');
+  /** last close reason from the gateway, shown beside the indicator */
+  lastError = $state<string | null>(null);
+  attempts = $state(0);
+
+  #ws: WebSocket | null = null;
+  #timer: ReturnType<typeof setTimeout> | null = null;
+  #closed = false;
+  readonly #options: Required<Omit<ReconnectingSocketOptions, 'onOpen' | 'onClose'>> & ReconnectingSocketOptions;
+
+  constructor(options: ReconnectingSocketOptions) {
+    this.#options = { minDelayMs: 500, maxDelayMs: 15_000, ...options };
+    this.#connect();
+  }
+
+  get socket(): WebSocket | null {
+    return this.#ws;
+  }
+
+  /** Sends when connected; returns false (and drops nothing silently: the caller decides) otherwise. */
+  send(data: string | Uint8Array): boolean {
+    const ws = this.#ws;
+    if (!ws || ws.readyState !== WebSocket.OPEN) return false;
+    ws.send(data);
+    return true;
+  }
+
+  sendJson(message: unknown): boolean {
+    return this.send(JSON.stringify(message));
+  }
+
+  /** Reconnect now, skipping the backoff wait (the "retry" button). */
+  retryNow(): void {
+    if (this.#closed || this.#ws) return;
+    if (this.#timer) clearTimeout(this.#timer);
+    this.#timer = null;
+    this.#connect();
+  }
+
+  close(): void {
+    this.#closed = true;
+    if (this.#timer) clearTimeout(this.#timer);
+    this.#timer = null;
+    this.#ws?.close(1000, 'bye');
+    this.#ws = null;
+    this.status = 'down';
+  }
+
+  #connect(): void {
+    this.status = 'connecting';
+    const ws = new WebSocket(this.#options.url());
+    ws.binaryType = 'arraybuffer';
+    this.#ws = ws;
+    ws.onopen = () => {
+      this.status = 'up';
+      this.attempts = 0;
+      this.lastError = null;
+      this.#options.onOpen?.(ws);
+    };
+    ws.onmessage = (event: MessageEvent<string | ArrayBuffer>) => this.#options.onMessage(event.data);
+    ws.onclose = (event) => {
+      if (this.#ws !== ws) return;
+      this.#ws = null;
+      this.status = 'down';
+      if (event.code !== 1000 && event.code !== 1005) this.lastError = event.reason || `closed (${event.code})`;
+      this.#options.onClose?.(event);
+      if (this.#closed || FATAL_CLOSE_CODES.has(event.code)) return;
+      this.#scheduleReconnect();
+    };
+  }
+
+  #scheduleReconnect(): void {
+    const { minDelayMs, maxDelayMs } = this.#options;
+    const base = Math.min(maxDelayMs, minDelayMs * 2 ** this.attempts);
+    // Full jitter, so many tabs do not reconnect in lockstep after a gateway restart.
+    const delay = base / 2 + Math.random() * (base / 2);
+    this.attempts++;
+    this.#timer = setTimeout(() => {
+      this.#timer = null;
+      if (!this.#closed) this.#connect();
+    }, delay);
+  }
+}

@@ -1,0 +1,45 @@
+// Who is logged in. The cookie is httpOnly, so the page learns its session only through GET /api/me.
+import type { LoginRequest, Me } from '../../../protocol/api.js';
+import { ApiRequestError, apiJson } from './api.js';
+
+export class Session {
+  me = $state<Me | null>(null);
+  /** true until the first /api/me answer, so the page does not flash the login form */
+  loading = $state(true);
+  error = $state<{ code: string; message: string } | null>(null);
+  busy = $state(false);
+
+  isAdmin = $derived(this.me?.role === 'admin');
+
+  async restore(): Promise<void> {
+    try {
+      this.me = await apiJson<Me>('/api/me');
+    } catch {
+      this.me = null;
+    } finally {
+      this.loading = false;
+    }
+  }
+
+  async login(credentials: LoginRequest): Promise<void> {
+    this.busy = true;
+    this.error = null;
+    try {
+      const me = await apiJson<Me | undefined>('/api/login', { method: 'POST', body: credentials });
+      this.me = me && typeof me.username === 'string' ? me : await apiJson<Me>('/api/me');
+    } catch (err) {
+      this.error = err instanceof ApiRequestError ? { code: err.code, message: err.message } : { code: 'UNKNOWN', message: String(err) };
+    } finally {
+      this.busy = false;
+    }
+  }
+
+  async logout(): Promise<void> {
+    try {
+      await apiJson('/api/logout', { method: 'POST', body: {} });
+    } catch {
+      // the session ends in this tab either way
+    }
+    this.me = null;
+  }
+}

@@ -1,0 +1,94 @@
+// The time panel's state: the NTP four-timestamp exchange (RFC 5905 §8) over /ws/time.
+// Each ping gives an offset and a round-trip delay; the sample with the lowest delay is the most
+// trustworthy (RFC 5905 §10, clock filter), and its error is bounded by ± delay/2.
+import { ntpOffset, type TimeServerMessage, type TimeStatus } from '../../../protocol/api.js';
+import { wsUrl } from './api.js';
+import { ReconnectingSocket } from './reconnecting-socket.svelte.js';
+
+export interface TimeSample {
+  at: number;
+  offset: number;
+  delay: number;
+}
+
+/** samples kept for the chart */
+const HISTORY = 60;
+/** the best-of window: the lowest delay among the last few */
+const FILTER_WINDOW = 8;
+/** a burst on connect so a first answer appears quickly, then a steady pace */
+const BURST = 8;
+const BURST_INTERVAL_MS = 150;
+const INTERVAL_MS = 2000;
+
+export class TimeSync {
+  samples = $state<TimeSample[]>([]);
+  status = $state<TimeStatus | null>(null);
+  /** this tab's clock, ticking, so the displayed server clock moves smoothly */
+  now = $state(Date.now());
+
+  best = $derived.by(() => {
+    const recent = this.samples.slice(-FILTER_WINDOW);
+    if (recent.length === 0) return null;
+    return recent.reduce((a, b) => (b.delay < a.delay ? b : a));
+  });
+  /** server time estimated from the best sample: browser clock + offset */
+  serverNow = $derived(this.best ? this.now + this.best.offset : null);
+
+  readonly socket: ReconnectingSocket;
+  #pingTimer: ReturnType<typeof setTimeout> | null = null;
+  #tickTimer: ReturnType<typeof setInterval>;
+  #sent = 0;
+
+  constructor() {
+    this.socket = new ReconnectingSocket({
+      url: () => wsUrl('/ws/time'),
+      onOpen: () => {
+        this.#sent = 0;
+        this.#schedule(0);
+      },
+      onMessage: (data) => this.#handle(data),
+      onClose: () => this.#stopPinging(),
+    });
+    this.#tickTimer = setInterval(() => (this.now = Date.now()), 200);
+  }
+
+  close(): void {
+    this.#stopPinging();
+    clearInterval(this.#tickTimer);
+    this.socket.close();
+  }
+
+  #schedule(ms: number): void {
+    this.#stopPinging();
+    this.#pingTimer = setTimeout(() => {
+      // performance.timeOrigin + now() is monotonic within the tab, unlike Date.now() which jumps when the OS clock is set
+      this.socket.sendJson({ cmd: 'ping', t0: performance.timeOrigin + performance.now() });
+      this.#sent++;
+      this.#schedule(this.#sent < BURST ? BURST_INTERVAL_MS : INTERVAL_MS);
+    }, ms);
+  }
+
+  #stopPinging(): void {
+    if (this.#pingTimer) clearTimeout(this.#pingTimer);
+    this.#pingTimer = null;
+  }
+
+  #handle(data: string | ArrayBuffer): void {
+    if (typeof data !== 'string') return;
+    let message: TimeServerMessage;
+    try {
+      message = JSON.parse(data) as TimeServerMessage;
+    } catch {
+      return;
+    }
+    if (message.cmd === 'status') {
+      this.status = message;
+      return;
+    }
+    const t3 = performance.timeOrigin + performance.now();
+    const { offset, delay } = ntpOffset(message.t0, message.t1, message.t2, t3);
+    if (!Number.isFinite(offset) || delay < 0) return;
+    this.samples.push({ at: Date.now(), offset, delay });
+    if (this.samples.length > HISTORY) this.samples.splice(0, this.samples.length - HISTORY);
+  }
+}
