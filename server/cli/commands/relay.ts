@@ -1,6 +1,43 @@
-// Placeholder until this command lands; see docs/architecture.md for who builds it.
-import { sbError } from '../../../protocol/errors.js';
+// `sockbridge relay [SOURCE_ADDR:]SOURCE_PORT TARGET_ADDR:TARGET_PORT`: websockify's command line,
+// served by RelayServer. One fixed target, no login (like websockify); unlike websockify, a bare
+// SOURCE_PORT listens on 127.0.0.1, not every interface: say 0.0.0.0:PORT to publish it.
 
-export async function run(_argv: string[]): Promise<number> {
-  throw sbError('SB_ERR_USAGE', 'sockbridge relay: not implemented yet');
+import { parseCommandLine, parseHostPort, splitList } from '../args.js';
+import { formatAddress, runUntilSignal } from '../run-service.js';
+import { RelayServer } from '../../relay/relay-server.js';
+import { sbError } from '../../../protocol/errors.js';
+import { readConfigFile } from '../../config.js';
+
+const USAGE =
+  'sockbridge relay [--origin URL]... [--max-connections N] [--max-message-bytes N] [--high-water-bytes N]\n' +
+  '       [--connect-timeout-ms N] [--idle-timeout-ms N] [--heartbeat-ms N] [SOURCE_ADDR:]SOURCE_PORT TARGET_ADDR:TARGET_PORT';
+
+const OPTIONS = {
+  origin: { type: 'string', multiple: true },
+  'max-connections': { type: 'string' },
+  'max-message-bytes': { type: 'string' },
+  'high-water-bytes': { type: 'string' },
+  'connect-timeout-ms': { type: 'string' },
+  'idle-timeout-ms': { type: 'string' },
+  'heartbeat-ms': { type: 'string' },
+} as const;
+
+export async function run(argv: string[]): Promise<number> {
+  const { values, positionals, configFile } = parseCommandLine(argv, OPTIONS, USAGE);
+  if (positionals.length !== 2) throw sbError('SB_ERR_USAGE', `expected LISTEN and TARGET, got ${positionals.length} arguments\nusage: ${USAGE}`);
+  const listen = parseHostPort(positionals[0], USAGE);
+  parseHostPort(positionals[1], USAGE); // a clear usage error before the schema's
+  const { origin, ...rest } = values;
+  // Numbers arrive as strings; loadConfig's schema coerces and range-checks them.
+  const server = new RelayServer({
+    ...(configFile ? readConfigFile(configFile) : {}),
+    ...(rest as Record<string, never>),
+    ...(origin !== undefined ? { origins: splitList(origin) } : {}),
+    host: listen.host,
+    port: listen.port,
+    target: positionals[1]!,
+  });
+  return runUntilSignal('relay', server, () => [
+    `sockbridge relay listening on ${formatAddress('http', server.address()).replace(/^http/, 'ws')} → ${server.options.target}`,
+  ]);
 }

@@ -1,0 +1,164 @@
+// `sockbridge relay`: a standalone websockify-compatible relay on `http` + `ws`, sharing its core
+// (websocket-tcp-bridge.ts) with the gateway's /ws/raw/:target. Like websockify it needs no login;
+// unlike an open relay, its target is fixed at start: the request path and query are ignored, so no
+// client can choose where it connects.
+
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { Duplex } from 'node:stream';
+import type { Logger } from 'pino';
+import { WebSocketServer, type WebSocket } from 'ws';
+import { sbError, type SockbridgeError } from '../../protocol/errors.js';
+import { silentLogger } from '../../backends/lib/tcp-service.js';
+import { loadConfig } from '../config.js';
+import { relayLimitsSchemaProperties, type RelayLimits } from './relay-limits.js';
+import { checkSubprotocolOffer, selectRelaySubprotocol } from './subprotocol.js';
+import { bridgeWebSocketToTcp, type RelayTarget } from './websocket-tcp-bridge.js';
+
+export const relayOptionsSchema = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['target'],
+  properties: {
+    host: { type: 'string', minLength: 1, default: '127.0.0.1' },
+    port: { type: 'integer', minimum: 0, maximum: 65535, default: 6080 },
+    /** the one target every connection is relayed to, host:port */
+    target: { type: 'string', pattern: '^(\\[[0-9a-fA-F:.]+\\]|[A-Za-z0-9.-]+):\\d{1,5}$' },
+    /** allowed Origin headers (exact match); empty: any, as websockify */
+    origins: { type: 'array', items: { type: 'string', pattern: '^https?://' }, default: [] },
+    maxConnections: { type: 'integer', minimum: 1, default: 1024 },
+    /** ping interval; a browser that misses a whole interval is dropped */
+    heartbeatMs: { type: 'integer', minimum: 1000, default: 30_000 },
+    ...relayLimitsSchemaProperties,
+  },
+} as const;
+
+export interface RelayOptions extends RelayLimits {
+  host: string;
+  port: number;
+  target: string;
+  origins: string[];
+  maxConnections: number;
+  heartbeatMs: number;
+}
+
+/** `host:port` or `[v6]:port` → parts (the schema has already checked the shape). */
+export function parseRelayTarget(text: string): RelayTarget {
+  const colon = text.lastIndexOf(':');
+  const host = text.slice(0, colon).replace(/^\[(.*)\]$/, '$1');
+  const port = Number(text.slice(colon + 1));
+  if (!host || !Number.isInteger(port) || port < 1 || port > 65535) throw sbError('SB_ERR_CONFIG_INVALID', `relay target "${text}" is not HOST:PORT`);
+  return { host, port };
+}
+
+export class RelayServer {
+  readonly options: Readonly<RelayOptions>;
+  private readonly target: RelayTarget;
+  private readonly logger: Logger;
+  private readonly http: http.Server;
+  private readonly wss: WebSocketServer;
+  private readonly alive = new WeakSet<WebSocket>();
+  private readonly relays = new Set<Promise<unknown>>();
+  private heartbeat: NodeJS.Timeout | undefined;
+
+  constructor(options: Partial<RelayOptions>, deps: { logger?: Logger } = {}) {
+    this.options = loadConfig<RelayOptions>(relayOptionsSchema, { base: options });
+    this.target = parseRelayTarget(this.options.target);
+    this.logger = deps.logger ?? silentLogger;
+    this.wss = new WebSocketServer({
+      noServer: true,
+      perMessageDeflate: false, // compression costs more CPU than the relay itself, and leaks (CRIME)
+      maxPayload: this.options.maxMessageBytes, // checked as each frame length is read → 1009
+      handleProtocols: selectRelaySubprotocol,
+      clientTracking: true,
+    });
+    this.http = http.createServer({ requestTimeout: 30_000, headersTimeout: 15_000, maxHeaderSize: 16 * 1024 }, (_req, res) => {
+      res.writeHead(426, { 'content-type': 'text/plain', upgrade: 'websocket', connection: 'close' });
+      res.end('sockbridge relay: connect with a WebSocket (subprotocol "binary")\n');
+    });
+    this.http.on('upgrade', (req, socket, head) => this.onUpgrade(req, socket, head));
+  }
+
+  /** Open relays. */
+  get connectionCount(): number {
+    return this.wss.clients.size;
+  }
+
+  /** Bytes queued towards each browser (for tests and metrics: bounded by highWaterBytes plus one read). */
+  bufferedAmounts(): number[] {
+    return [...this.wss.clients].map((ws) => ws.bufferedAmount);
+  }
+
+  start(): Promise<AddressInfo> {
+    return new Promise((resolve, reject) => {
+      this.http.once('error', reject);
+      this.http.listen(this.options.port, this.options.host, () => {
+        this.http.off('error', reject);
+        this.http.on('error', (err) => this.logger.error({ err }, 'relay server error'));
+        this.heartbeat = setInterval(() => this.ping(), this.options.heartbeatMs);
+        this.heartbeat.unref();
+        resolve(this.http.address() as AddressInfo);
+      });
+    });
+  }
+
+  address(): AddressInfo {
+    return this.http.address() as AddressInfo;
+  }
+
+  async close(): Promise<void> {
+    clearInterval(this.heartbeat);
+    const closed = new Promise<void>((resolve) => this.http.close(() => resolve()));
+    for (const ws of this.wss.clients) ws.terminate();
+    this.http.closeAllConnections();
+    await Promise.allSettled([...this.relays]);
+    if (this.http.listening) await closed;
+  }
+
+  private onUpgrade(req: http.IncomingMessage, socket: Duplex, head: Buffer): void {
+    socket.on('error', () => socket.destroy());
+    const refusal = this.refusal(req);
+    if (refusal) {
+      this.logger.info({ code: refusal.code, remote: req.socket.remoteAddress, origin: req.headers.origin }, 'relay refused');
+      const body = JSON.stringify({ error: refusal.toJSON() });
+      socket.end(
+        `HTTP/1.1 ${refusal.status} ${http.STATUS_CODES[refusal.status] ?? ''}\r\nContent-Type: application/json\r\n` +
+          `Content-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
+      );
+      return;
+    }
+    this.wss.handleUpgrade(req, socket, head, (ws) => {
+      this.alive.add(ws);
+      ws.on('pong', () => this.alive.add(ws));
+      this.logger.info({ remote: req.socket.remoteAddress, origin: req.headers.origin }, 'relay connected');
+      const relay = bridgeWebSocketToTcp(ws, this.target, this.options, this.logger).then((stats) =>
+        this.logger.info({ remote: req.socket.remoteAddress, ...stats }, 'relay closed'),
+      );
+      this.relays.add(relay);
+      void relay.finally(() => this.relays.delete(relay));
+    });
+  }
+
+  private refusal(req: http.IncomingMessage): SockbridgeError | undefined {
+    const origin = req.headers.origin;
+    if (this.options.origins.length > 0 && (!origin || !this.options.origins.includes(origin))) {
+      return sbError('SB_ERR_ORIGIN_REJECTED', JSON.stringify(origin ?? null).slice(0, 100));
+    }
+    if (this.wss.clients.size >= this.options.maxConnections) {
+      return sbError('SB_ERR_RATE_LIMITED', `the relay already has ${this.options.maxConnections} connections`);
+    }
+    return checkSubprotocolOffer(req.headers['sec-websocket-protocol']);
+  }
+
+  /** RFC 6455 §5.5.2: a ping each interval; a peer that did not answer the last one is gone. */
+  private ping(): void {
+    for (const ws of this.wss.clients) {
+      if (!this.alive.has(ws)) {
+        ws.terminate();
+        continue;
+      }
+      this.alive.delete(ws);
+      ws.ping();
+    }
+  }
+}

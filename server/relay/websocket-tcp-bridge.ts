@@ -1,0 +1,180 @@
+// The relay core: one browser WebSocket ↔ one TCP connection to a fixed target, shared by the
+// gateway's /ws/raw/:target and `sockbridge relay`. Bytes in binary messages one way, bytes on the
+// stream the other; message boundaries mean nothing (websockify's `binary` subprotocol).
+//
+// What it guarantees, and how:
+// - Speed: the target is read with `onread` into 256 KiB buffers (big reads, big frames, few
+//   syscalls). ws sends a buffer by reference (server frames are unmasked, so no copy) and keeps
+//   it queued until the kernel takes it, so a buffer handed to ws is never reused: large reads
+//   are handed on as they are and a fresh buffer is taken; small reads are copied out so a 10-byte
+//   read does not pin 256 KiB while queued. Nagle is off; perMessageDeflate is off (set by the
+//   WebSocket server); ws corks each frame's header and payload into one write; bufferutil masks.
+// - Backpressure both ways: ws.bufferedAmount over highWaterBytes pauses reading from the target
+//   until the frames queued so far have been written; a target write() returning false pauses
+//   the WebSocket (ws.pause(), which stops reading its socket) until the target drains.
+// - Tail on close: when the target ends, every byte it sent has already been queued on the
+//   WebSocket in order, and the close frame is queued after them (RFC 6455 §5.5.1: the close
+//   frame is the last frame sent), so the browser gets the whole tail before the close.
+// - Browser leaves: the target is ended (FIN) after what the browser sent has been written,
+//   its remaining output is read and dropped, and it is destroyed after lingerMs at the latest.
+
+import net from 'node:net';
+import type { Logger } from 'pino';
+import type { WebSocket, RawData } from 'ws';
+import { WS_CLOSE, sbError, type SockbridgeError } from '../../protocol/errors.js';
+import type { RelayLimits } from './relay-limits.js';
+
+export interface RelayTarget {
+  host: string;
+  port: number;
+}
+
+/** Reads from the target land in buffers this big. */
+const READ_BUFFER_BYTES = 256 * 1024;
+/** Reads smaller than this are copied out, and the read buffer is reused. */
+const COPY_BELOW_BYTES = 16 * 1024;
+
+/** Closes with a reason carrying the stable error code (a close reason is at most 123 bytes, §5.5). */
+function closeWithError(ws: WebSocket, err: SockbridgeError): void {
+  closeWebSocket(ws, err.wsClose, err.code);
+}
+
+/** Starts the closing handshake (queued after every frame already sent) and reads the peer's reply. */
+function closeWebSocket(ws: WebSocket, code: number, reason?: string): void {
+  if (ws.readyState !== ws.OPEN) return;
+  ws.close(code, reason);
+  // A paused WebSocket (backpressure, or still connecting) would never read the peer's close frame.
+  ws.resume();
+}
+
+export interface RelayStats {
+  /** bytes from the target to the browser */
+  down: number;
+  /** bytes from the browser to the target */
+  up: number;
+}
+
+/**
+ * Relays an open WebSocket to `target` until either side ends. Resolves with the byte counts once
+ * both sides are closed; never rejects (failures close the WebSocket with a code and are logged).
+ */
+export function bridgeWebSocketToTcp(ws: WebSocket, target: RelayTarget, limits: RelayLimits, logger: Logger): Promise<RelayStats> {
+  const stats: RelayStats = { down: 0, up: 0 };
+  let readBuffer = Buffer.allocUnsafe(READ_BUFFER_BYTES);
+  let connected = false;
+  let browserGone = false;
+  let targetPausedForBrowser = false;
+
+  // Nothing the browser sends may be lost while the target is still connecting: stop reading it.
+  ws.pause();
+
+  const tcp = net.connect({
+    host: target.host,
+    port: target.port,
+    noDelay: true,
+    onread: {
+      buffer: () => readBuffer,
+      callback: (nread: number, buf: Uint8Array): boolean => {
+        if (browserGone || ws.readyState !== ws.OPEN) return true; // draining a target nobody reads
+        let chunk: Buffer;
+        if (nread >= COPY_BELOW_BYTES) {
+          chunk = Buffer.from(buf.buffer, buf.byteOffset, nread);
+          readBuffer = Buffer.allocUnsafe(READ_BUFFER_BYTES); // the old one now belongs to ws
+        } else {
+          chunk = Buffer.allocUnsafe(nread);
+          chunk.set(buf.subarray(0, nread));
+        }
+        stats.down += nread;
+        if (ws.bufferedAmount + nread <= limits.highWaterBytes) {
+          ws.send(chunk, { binary: true });
+          return true;
+        }
+        // Over the high-water mark: stop reading the target until everything queued so far has
+        // been written to the browser's socket (ws calls back in order, after the kernel took it).
+        targetPausedForBrowser = true;
+        ws.send(chunk, { binary: true }, () => {
+          targetPausedForBrowser = false;
+          if (!browserGone) tcp.resume();
+        });
+        return false; // pauses the socket
+      },
+    },
+  });
+
+  tcp.setTimeout(limits.connectTimeoutMs);
+  tcp.on('timeout', () => {
+    const err = connected
+      ? sbError('SB_ERR_TIMEOUT', limits.idleTimeoutMs, 'relay idle')
+      : sbError('SB_ERR_TIMEOUT', limits.connectTimeoutMs, `connecting to ${target.host}:${target.port}`);
+    logger.info({ code: err.code, target: `${target.host}:${target.port}` }, 'relay timed out');
+    closeWithError(ws, err);
+    tcp.destroy();
+  });
+
+  tcp.once('connect', () => {
+    connected = true;
+    tcp.setTimeout(limits.idleTimeoutMs);
+    logger.debug({ target: `${target.host}:${target.port}` }, 'relay connected');
+    if (!browserGone) ws.resume();
+  });
+
+  tcp.on('error', (e: NodeJS.ErrnoException) => {
+    const err = connected
+      ? sbError('SB_ERR_BACKEND_DOWN', 'relay target', e.code ?? e.message)
+      : sbError('SB_ERR_CONNECT', `${target.host}:${target.port}`, e.code ?? e.message);
+    logger.info({ code: err.code, errno: e.code, target: `${target.host}:${target.port}` }, 'relay target failed');
+    // Bytes already queued on the WebSocket still precede the close frame.
+    closeWithError(ws, err);
+  });
+
+  // The target finished sending: its bytes are all queued on the WebSocket; close after them.
+  tcp.once('end', () => {
+    closeWebSocket(ws, WS_CLOSE.NORMAL);
+    tcp.end();
+  });
+
+  ws.on('message', (data: RawData) => {
+    const chunk = data as Buffer; // binaryType 'nodebuffer' (ws's default): always one Buffer
+    // ws's maxPayload enforces the limit before buffering; this is the same limit in case the
+    // WebSocket server was built with a larger one (the gateway shares one server between routes).
+    if (chunk.length > limits.maxMessageBytes) {
+      closeWithError(ws, sbError('SB_ERR_MESSAGE_TOO_LARGE', chunk.length, limits.maxMessageBytes));
+      return;
+    }
+    if (tcp.destroyed || tcp.writableEnded) return;
+    stats.up += chunk.length;
+    if (!tcp.write(chunk)) {
+      ws.pause();
+      tcp.once('drain', () => {
+        if (!browserGone) ws.resume();
+      });
+    }
+  });
+
+  ws.on('error', (err) => logger.debug({ err }, 'relay websocket error'));
+
+  const browserClosed = new Promise<void>((resolve) => {
+    ws.once('close', () => {
+      browserGone = true;
+      // Flush what the browser sent, then FIN; keep reading (and dropping) the target's output so
+      // closing never turns into a reset that could discard our unsent data; bound how long.
+      if (targetPausedForBrowser) tcp.resume();
+      if (!tcp.destroyed) {
+        tcp.end();
+        const linger = setTimeout(() => tcp.destroy(), limits.lingerMs);
+        linger.unref();
+        tcp.once('close', () => clearTimeout(linger));
+      }
+      resolve();
+    });
+  });
+  const targetClosed = new Promise<void>((resolve) =>
+    tcp.once('close', () => {
+      // Whatever ended the target (timeout, reset after 'end'), the browser is never left hanging.
+      closeWebSocket(ws, WS_CLOSE.NORMAL);
+      resolve();
+    }),
+  );
+
+  return Promise.all([browserClosed, targetClosed]).then(() => stats);
+}
