@@ -3,6 +3,8 @@
 // binary WebSocket messages (encodeExecData below) in the browser, so bytes are never re-encoded
 // as text and a UTF-8 sequence split across two reads survives.
 
+import { sbError } from './errors.js';
+
 // ---- client → server ----
 /** TCP only, first frame: nothing runs before it. The gateway authenticates itself with it. */
 export interface AuthRequest { cmd: 'auth'; secret: string }
@@ -78,4 +80,101 @@ export function decodeExecData(data: Uint8Array): { stream: ExecStreamName; id: 
     return null;
   }
   return { stream, id, payload: data.subarray(2 + idLength) };
+}
+
+// ---- validation of client requests (TCP headers and /ws/exec JSON alike) ----
+// A header has already passed the frame codec (object, cmd string, no __proto__ keys); these
+// checks give every field its type and bounds, so the service never sees a half-valid request.
+
+export const EXEC_ID_MAX_BYTES = 64;
+export const EXEC_ARGV_MAX = 4096;
+export const EXEC_TERM_MAX = 10_000;
+export const EXEC_SIGNALS = ['SIGINT', 'SIGTERM', 'SIGKILL', 'SIGHUP'] as const;
+
+const bad = (detail: string): never => {
+  throw sbError('SB_ERR_BAD_REQUEST', detail);
+};
+
+function field(header: Record<string, unknown>, key: string): unknown {
+  return Object.prototype.hasOwnProperty.call(header, key) ? header[key] : undefined;
+}
+
+function id(header: Record<string, unknown>): string {
+  const value = field(header, 'id');
+  if (typeof value !== 'string') return bad('"id" must be a string');
+  const bytes = utf8.encode(value).length;
+  if (bytes < 1 || bytes > EXEC_ID_MAX_BYTES) bad(`"id" must be 1..${EXEC_ID_MAX_BYTES} bytes`);
+  return value;
+}
+
+function noNul(value: string, what: string): string {
+  if (value.includes('\0')) bad(`${what} may not contain NUL`);
+  return value;
+}
+
+function termSize(header: Record<string, unknown>, key: 'cols' | 'rows', required: boolean): number | undefined {
+  const value = field(header, key);
+  if (value === undefined && !required) return undefined;
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < 1 || value > EXEC_TERM_MAX) {
+    return bad(`"${key}" must be an integer 1..${EXEC_TERM_MAX}`);
+  }
+  return value;
+}
+
+/**
+ * Checks a client request and returns it with only the known fields (unknown keys dropped).
+ * Throws SB_ERR_BAD_REQUEST on anything malformed.
+ */
+export function parseExecRequest(header: { cmd: string; [key: string]: unknown }): ExecRequest {
+  switch (header.cmd) {
+    case 'auth': {
+      const secret = field(header, 'secret');
+      if (typeof secret !== 'string') return bad('"secret" must be a string');
+      return { cmd: 'auth', secret };
+    }
+    case 'run': {
+      const request: RunRequest = { cmd: 'run', id: id(header) };
+      const command = field(header, 'command');
+      const argv = field(header, 'argv');
+      if ((command === undefined) === (argv === undefined)) bad('give exactly one of "command" (a shell string) or "argv" (an array)');
+      if (command !== undefined) {
+        if (typeof command !== 'string' || command.length === 0) bad('"command" must be a non-empty string');
+        request.command = noNul(command as string, '"command"');
+      } else {
+        if (!Array.isArray(argv) || argv.length === 0 || argv.length > EXEC_ARGV_MAX) bad(`"argv" must be an array of 1..${EXEC_ARGV_MAX} strings`);
+        const list = argv as unknown[];
+        if (!list.every((a): a is string => typeof a === 'string')) bad('"argv" must contain only strings');
+        if ((list[0] as string).length === 0) bad('"argv[0]" (the program) may not be empty');
+        request.argv = (list as string[]).map((a) => noNul(a, '"argv"'));
+      }
+      const pty = field(header, 'pty');
+      if (pty !== undefined && typeof pty !== 'boolean') bad('"pty" must be a boolean');
+      if (pty) request.pty = true;
+      const cols = termSize(header, 'cols', false);
+      const rows = termSize(header, 'rows', false);
+      if (cols !== undefined) request.cols = cols;
+      if (rows !== undefined) request.rows = rows;
+      const timeoutMs = field(header, 'timeoutMs');
+      if (timeoutMs !== undefined) {
+        if (typeof timeoutMs !== 'number' || !Number.isSafeInteger(timeoutMs) || timeoutMs < 1) bad('"timeoutMs" must be a positive integer');
+        request.timeoutMs = timeoutMs as number;
+      }
+      return request;
+    }
+    case 'stdin': {
+      const eof = field(header, 'eof');
+      if (eof !== undefined && typeof eof !== 'boolean') bad('"eof" must be a boolean');
+      return eof ? { cmd: 'stdin', id: id(header), eof: true } : { cmd: 'stdin', id: id(header) };
+    }
+    case 'resize':
+      return { cmd: 'resize', id: id(header), cols: termSize(header, 'cols', true)!, rows: termSize(header, 'rows', true)! };
+    case 'cancel': {
+      const signal = field(header, 'signal');
+      if (signal === undefined) return { cmd: 'cancel', id: id(header) };
+      if (!(EXEC_SIGNALS as readonly unknown[]).includes(signal)) bad(`"signal" must be one of ${EXEC_SIGNALS.join(', ')}`);
+      return { cmd: 'cancel', id: id(header), signal: signal as CancelRequest['signal'] };
+    }
+    default:
+      return bad(`unknown cmd "${String(header.cmd).slice(0, 64)}"`);
+  }
 }

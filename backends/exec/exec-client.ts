@@ -1,0 +1,229 @@
+// The exec service's client, used by `sockbridge exec` and by the gateway's /ws/exec. One
+// connection carries many jobs; each ExecJob is an EventEmitter of its own output and exit.
+// Backpressure: job.write() returns false when the socket is full ('drain' follows), and
+// pause()/resume() stop reading the connection (so the service pauses the commands in turn).
+
+import { EventEmitter } from 'node:events';
+import net from 'node:net';
+import { EXEC_SIGNALS, type ExitEvent, type ReadyEvent, type RunRequest } from '../../protocol/exec-messages.js';
+import { isErrorCode, sbError, SockbridgeError } from '../../protocol/errors.js';
+import { encodeFrame, encodeFrameHead, FrameDecoder, type FrameHeader } from '../../protocol/frame-codec.js';
+
+export type RunOptions = Omit<RunRequest, 'cmd' | 'id'> & { id?: string };
+export type CancelSignal = (typeof EXEC_SIGNALS)[number];
+
+/** Output frames from the service are bounded by the pipe reads that made them; this is a safety net. */
+const MAX_OUTPUT_FRAME_BYTES = 16 * 1024 * 1024;
+
+export interface ExecJob {
+  on(event: 'started', listener: (pid: number) => void): this;
+  on(event: 'stdout' | 'stderr', listener: (chunk: Buffer) => void): this;
+  on(event: 'exit', listener: (exit: ExitEvent) => void): this;
+  on(event: 'drain', listener: () => void): this;
+}
+
+export class ExecJob extends EventEmitter {
+  /** Resolves with the exit event; rejects with a SockbridgeError when the run is refused or the connection is lost. */
+  readonly done: Promise<ExitEvent>;
+  pid: number | undefined;
+  private settle!: { resolve(exit: ExitEvent): void; reject(err: Error): void };
+
+  constructor(readonly id: string, private readonly client: ExecClient) {
+    super();
+    this.done = new Promise((resolve, reject) => (this.settle = { resolve, reject }));
+    this.done.catch(() => {}); // a caller that only listens to events must not get an unhandled rejection
+  }
+
+  /** Sends stdin bytes; false means wait for 'drain'. */
+  write(data: Uint8Array | string): boolean {
+    const bytes = typeof data === 'string' ? Buffer.from(data) : Buffer.from(data.buffer, data.byteOffset, data.byteLength);
+    if (bytes.length === 0) return true;
+    return this.client.sendFrame({ cmd: 'stdin', id: this.id }, bytes);
+  }
+
+  /** Closes the command's stdin (on a pty: sends ^D). */
+  end(): void {
+    this.client.sendFrame({ cmd: 'stdin', id: this.id, eof: true });
+  }
+
+  resize(cols: number, rows: number): void {
+    this.client.sendFrame({ cmd: 'resize', id: this.id, cols, rows });
+  }
+
+  cancel(signal?: CancelSignal): void {
+    this.client.sendFrame(signal ? { cmd: 'cancel', id: this.id, signal } : { cmd: 'cancel', id: this.id });
+  }
+
+  /** @internal */
+  finish(exit: ExitEvent): void {
+    this.emit('exit', exit);
+    this.settle.resolve(exit);
+  }
+
+  /** @internal */
+  fail(err: Error): void {
+    this.emit('failed', err);
+    this.settle.reject(err);
+  }
+}
+
+export class ExecClient {
+  /** what the service said on `ready`: its allow-list (null = any command) and whether pty runs are allowed */
+  ready!: ReadyEvent;
+  private readonly jobs = new Map<string, ExecJob>();
+  private readonly decoder = new FrameDecoder({ maxBodyBytes: (h) => (h.cmd === 'stdout' || h.cmd === 'stderr' ? MAX_OUTPUT_FRAME_BYTES : 0) });
+  private bodyTarget: { job: ExecJob; stream: 'stdout' | 'stderr' } | undefined;
+  private nextId = 1;
+  private closedWith: Error | undefined;
+  private readonly closed: Promise<void>;
+
+  private constructor(private readonly socket: net.Socket) {
+    this.closed = new Promise((resolve) => socket.once('close', () => resolve()));
+    socket.on('drain', () => {
+      for (const job of this.jobs.values()) job.emit('drain');
+    });
+  }
+
+  /** Connects and authenticates; resolves once the service answered `ready`. */
+  static connect(host: string, port: number, secret: string, options: { timeoutMs?: number } = {}): Promise<ExecClient> {
+    return new Promise((resolve, reject) => {
+      const socket = net.connect({ host, port, noDelay: true });
+      const client = new ExecClient(socket);
+      const timer = setTimeout(() => fail(sbError('SB_ERR_TIMEOUT', options.timeoutMs ?? 10_000, `connecting to exec at ${host}:${port}`)), options.timeoutMs ?? 10_000);
+      const fail = (err: Error) => {
+        clearTimeout(timer);
+        socket.destroy();
+        reject(err);
+      };
+      socket.once('error', (err: NodeJS.ErrnoException) => fail(sbError('SB_ERR_CONNECT', `${host}:${port}`, err.code ?? err.message)));
+      socket.once('connect', () => socket.write(encodeFrame({ cmd: 'auth', secret })));
+      client.onReady = (err) => {
+        if (err) return fail(err);
+        clearTimeout(timer);
+        socket.removeAllListeners('error');
+        socket.on('error', (e) => client.abort(sbError('SB_ERR_CONNECT', `${host}:${port}`, (e as NodeJS.ErrnoException).code ?? e.message)));
+        resolve(client);
+      };
+      socket.on('data', (chunk: Buffer) => client.receive(chunk));
+      socket.once('close', () => {
+        const err = client.closedWith ?? sbError('SB_ERR_CONNECT', `${host}:${port}`, 'connection closed');
+        if (client.onReady) fail(err);
+        client.abort(err);
+      });
+    });
+  }
+
+  private onReady: ((err?: Error) => void) | undefined;
+
+  /** Starts a command. Events arrive on the returned job. */
+  run(request: RunOptions): ExecJob {
+    if (this.closedWith || this.socket.destroyed) throw this.closedWith ?? sbError('SB_ERR_CONNECT', 'exec', 'connection closed');
+    const id = request.id ?? `job-${this.nextId++}`;
+    if (this.jobs.has(id)) throw sbError('SB_ERR_EXEC_DUPLICATE_ID', id);
+    const job = new ExecJob(id, this);
+    this.jobs.set(id, job);
+    this.sendFrame({ ...request, cmd: 'run', id });
+    return job;
+  }
+
+  /** Stops reading the connection (every job's output waits, and the service pauses the commands). */
+  pause(): void {
+    this.socket.pause();
+  }
+
+  resume(): void {
+    this.socket.resume();
+  }
+
+  /** Closes the connection: the service kills whatever still runs. */
+  async close(): Promise<void> {
+    this.socket.end();
+    const timer = setTimeout(() => this.socket.destroy(), 2000);
+    await this.closed;
+    clearTimeout(timer);
+  }
+
+  /** @internal */
+  sendFrame(header: { cmd: string; [key: string]: unknown }, body?: Buffer): boolean {
+    if (this.socket.destroyed || !this.socket.writable) return true;
+    if (!body) return this.socket.write(encodeFrame(header));
+    this.socket.cork();
+    this.socket.write(encodeFrameHead(header, body.length));
+    const ok = this.socket.write(body);
+    this.socket.uncork();
+    return ok;
+  }
+
+  private receive(chunk: Buffer): void {
+    try {
+      for (const event of this.decoder.push(chunk)) {
+        if (event.type === 'header') this.onHeader(event.header);
+        else if (event.type === 'body') {
+          // Copied: the listener may keep it, and it is a slice of the socket's chunk.
+          if (this.bodyTarget) this.bodyTarget.job.emit(this.bodyTarget.stream, Buffer.from(event.chunk));
+        } else this.bodyTarget = undefined;
+      }
+    } catch (err) {
+      this.closedWith = err as Error;
+      this.socket.destroy();
+    }
+  }
+
+  private onHeader(header: FrameHeader): void {
+    const id = typeof header['id'] === 'string' ? header['id'] : undefined;
+    const job = id === undefined ? undefined : this.jobs.get(id);
+    switch (header.cmd) {
+      case 'ready':
+        this.ready = header as unknown as ReadyEvent;
+        this.onReady?.();
+        this.onReady = undefined;
+        return;
+      case 'started':
+        if (job) {
+          job.pid = Number(header['pid']);
+          job.emit('started', job.pid);
+        }
+        return;
+      case 'stdout':
+      case 'stderr':
+        this.bodyTarget = job ? { job, stream: header.cmd } : undefined;
+        return;
+      case 'exit':
+        if (job) {
+          this.jobs.delete(job.id);
+          job.finish(header as unknown as ExitEvent);
+        }
+        return;
+      case 'error': {
+        const err = toError(header);
+        if (job) {
+          // A refused run never started: the job ends here. Other per-id errors (e.g. stdin after exit) are informational.
+          if (job.pid === undefined) {
+            this.jobs.delete(job.id);
+            job.fail(err);
+          }
+        } else if (id === undefined) {
+          // Not about one job: the service is closing the connection.
+          this.closedWith = err;
+          this.onReady?.(err);
+          this.onReady = undefined;
+        }
+        return;
+      }
+    }
+  }
+
+  private abort(err: Error): void {
+    this.closedWith ??= err;
+    for (const job of this.jobs.values()) job.fail(this.closedWith);
+    this.jobs.clear();
+  }
+}
+
+/** Rebuilds the service's error with its code, so callers can test `err.code`. */
+function toError(header: FrameHeader): SockbridgeError {
+  const code = header['code'];
+  const err = sbError(isErrorCode(code) ? code : 'SB_ERR_INTERNAL', 'exec service error');
+  Object.defineProperty(err, 'message', { value: String(header['message'] ?? err.message) });
+  return err;
+}

@@ -1,0 +1,232 @@
+// One connection to the exec service: authentication, then any number of commands multiplexed
+// by the client's ids. Frames are streamed (FrameDecoder, not whole frames): stdin bodies go to
+// the child as they arrive. Backpressure both ways:
+//   - socket.write() false → every command's output is paused until the socket drains;
+//   - a child's stdin full → the socket is not read until that child drains.
+// A protocol violation closes this connection only; a refused run is an error frame with its id.
+
+import type net from 'node:net';
+import type { Logger } from 'pino';
+import { EXEC_REQUEST_COMMANDS, parseExecRequest, type ExecEvent, type RunRequest } from '../../protocol/exec-messages.js';
+import { isSockbridgeError, sbError, type SockbridgeError } from '../../protocol/errors.js';
+import { encodeFrame, encodeFrameHead, FrameDecoder, type FrameEvent, type FrameHeader } from '../../protocol/frame-codec.js';
+import { sendErrorAndClose } from '../lib/tcp-service.js';
+import { childEnvironment, resolveProgram } from './program-policy.js';
+import { RunningCommand, type CommandExit } from './running-command.js';
+import { secretsEqual } from './secret.js';
+import type { ExecOptions } from './exec-service.js';
+
+/** Default terminal size when a pty run gives none. */
+const DEFAULT_COLS = 80;
+const DEFAULT_ROWS = 24;
+
+export class ExecSession {
+  private authenticated = false;
+  private readonly authTimer: NodeJS.Timeout;
+  private readonly decoder: FrameDecoder;
+  private readonly commands = new Map<string, RunningCommand>();
+  /** where the body of the stdin frame being read goes; null = to nobody (unknown id) */
+  private stdinTarget: RunningCommand | null = null;
+  /** the stdin frame being read asks to close stdin once its body is written */
+  private stdinEof = false;
+  private outputPaused = false;
+  private readonly inputBlockers = new Set<RunningCommand>();
+  private closed = false;
+
+  constructor(
+    private readonly socket: net.Socket,
+    private readonly options: Readonly<ExecOptions>,
+    private readonly logger: Logger,
+    /** every command of every session, so the service can wait for them on close() */
+    private readonly track: (command: RunningCommand) => void,
+  ) {
+    this.decoder = new FrameDecoder({
+      commands: EXEC_REQUEST_COMMANDS,
+      // Only stdin carries a body; nothing has one before authentication.
+      maxBodyBytes: (header) => (header.cmd === 'stdin' && this.authenticated ? options.maxStdinFrameBytes : 0),
+    });
+    this.authTimer = setTimeout(() => this.fail(sbError('SB_ERR_EXEC_AUTH_REQUIRED')), options.authTimeoutMs);
+    socket.on('data', (chunk: Buffer) => this.receive(chunk));
+    socket.on('drain', () => this.resumeOutput());
+    socket.once('close', () => this.onClose());
+  }
+
+  private receive(chunk: Buffer): void {
+    if (this.closed) return;
+    let events: FrameEvent[];
+    try {
+      events = this.decoder.push(chunk);
+    } catch (err) {
+      this.fail(err);
+      return;
+    }
+    for (const event of events) {
+      if (this.closed) return;
+      try {
+        if (event.type === 'header') this.onHeader(event.header);
+        else if (event.type === 'body') this.onStdinBytes(event.chunk);
+        else this.onFrameEnd();
+      } catch (err) {
+        this.fail(err);
+        return;
+      }
+    }
+  }
+
+  private onHeader(header: FrameHeader): void {
+    const request = parseExecRequest(header);
+    if (!this.authenticated) {
+      if (request.cmd !== 'auth') throw sbError('SB_ERR_EXEC_AUTH_REQUIRED');
+      if (!secretsEqual(request.secret, this.options.secret)) throw sbError('SB_ERR_EXEC_AUTH_FAILED');
+      clearTimeout(this.authTimer);
+      this.authenticated = true;
+      this.send({ cmd: 'ready', allow: this.options.allow ? [...this.options.allow] : null, pty: this.options.pty });
+      return;
+    }
+    switch (request.cmd) {
+      case 'auth':
+        throw sbError('SB_ERR_BAD_REQUEST', 'already authenticated');
+      case 'run':
+        this.refuseOr(request.id, () => this.run(request));
+        return;
+      case 'stdin': {
+        const command = this.commands.get(request.id);
+        this.stdinTarget = command ?? null;
+        this.stdinEof = Boolean(request.eof);
+        // Not fatal: stdin racing a command's exit is normal.
+        if (!command) this.send(errorEvent(sbError('SB_ERR_EXEC_NO_SUCH_JOB', request.id), request.id));
+        return;
+      }
+      case 'resize':
+        this.refuseOr(request.id, () => this.command(request.id).resize(request.cols, request.rows));
+        return;
+      case 'cancel':
+        this.refuseOr(request.id, () => this.command(request.id).terminate('cancelled', request.signal));
+        return;
+    }
+  }
+
+  private run(request: RunRequest): void {
+    const { options } = this;
+    if (this.commands.has(request.id)) throw sbError('SB_ERR_EXEC_DUPLICATE_ID', request.id);
+    if (this.commands.size >= options.maxConcurrent) throw sbError('SB_ERR_EXEC_TOO_MANY', options.maxConcurrent);
+    if (request.pty && !options.pty) throw sbError('SB_ERR_EXEC_NOT_ALLOWED', 'a pseudo-terminal', 'pty is disabled on this service');
+    const program = resolveProgram(request, options.allow, options.shell);
+    const command = RunningCommand.start(program, {
+      env: childEnvironment(Boolean(request.pty)),
+      cwd: options.cwd ?? childEnvironment(false)['HOME']!,
+      pty: request.pty ? { cols: request.cols ?? DEFAULT_COLS, rows: request.rows ?? DEFAULT_ROWS } : undefined,
+      timeoutMs: Math.min(request.timeoutMs ?? options.timeoutMs, options.timeoutMs),
+      maxOutputBytes: options.maxOutputBytes,
+      killGraceMs: options.killGraceMs,
+      lingerMs: options.killGraceMs,
+    });
+    const { id } = request;
+    this.commands.set(id, command);
+    this.track(command);
+    this.logger.info({ id, pid: command.pid, program: program.file, pty: Boolean(request.pty) }, 'exec started');
+    if (this.outputPaused) command.pause();
+    command.on('output', (stream, chunk) => this.send({ cmd: stream, id }, chunk));
+    command.on('exit', (exit: CommandExit) => {
+      this.commands.delete(id);
+      this.unblockInput(command);
+      if (this.stdinTarget === command) this.stdinTarget = null;
+      this.logger.info({ id, pid: command.pid, ...exit }, 'exec exited');
+      this.send({ cmd: 'exit', id, ...exit });
+    });
+    this.send({ cmd: 'started', id, pid: command.pid });
+  }
+
+  private onStdinBytes(chunk: Buffer): void {
+    const command = this.stdinTarget;
+    if (!command || !command.running) return;
+    // The socket's chunks are fresh buffers, so handing on the decoder's slice is safe.
+    if (!command.write(chunk)) this.blockInput(command);
+  }
+
+  private onFrameEnd(): void {
+    if (this.stdinEof && this.stdinTarget?.running) this.stdinTarget.endInput();
+    this.stdinTarget = null;
+    this.stdinEof = false;
+  }
+
+  private blockInput(command: RunningCommand): void {
+    if (this.inputBlockers.has(command)) return;
+    this.inputBlockers.add(command);
+    this.socket.pause();
+    command.once('drain', () => this.unblockInput(command));
+  }
+
+  private unblockInput(command: RunningCommand): void {
+    if (!this.inputBlockers.delete(command)) return;
+    if (this.inputBlockers.size === 0 && !this.closed) this.socket.resume();
+  }
+
+  private command(id: string): RunningCommand {
+    const command = this.commands.get(id);
+    if (!command) throw sbError('SB_ERR_EXEC_NO_SUCH_JOB', id);
+    return command;
+  }
+
+  /** Runs `action`; a refusal it throws (a SockbridgeError) is answered with the request's id, and the connection stays. */
+  private refuseOr(id: string, action: () => void): void {
+    try {
+      action();
+    } catch (err) {
+      if (!isSockbridgeError(err) || err.code === 'SB_ERR_INTERNAL') throw err;
+      this.send(errorEvent(err, id));
+    }
+  }
+
+  private send(message: ExecEvent, body?: Buffer): void {
+    if (this.closed || this.socket.destroyed) return;
+    const event = message as ExecEvent & Record<string, unknown>;
+    let ok: boolean;
+    if (body && body.length > 0) {
+      this.socket.cork();
+      this.socket.write(encodeFrameHead(event, body.length));
+      ok = this.socket.write(body);
+      this.socket.uncork();
+    } else {
+      ok = this.socket.write(encodeFrame(event));
+    }
+    if (!ok) this.pauseOutput();
+  }
+
+  private pauseOutput(): void {
+    if (this.outputPaused) return;
+    this.outputPaused = true;
+    for (const command of this.commands.values()) command.pause();
+  }
+
+  private resumeOutput(): void {
+    if (!this.outputPaused) return;
+    this.outputPaused = false;
+    for (const command of this.commands.values()) command.resume();
+  }
+
+  private fail(err: unknown): void {
+    if (this.closed) return;
+    this.closed = true;
+    clearTimeout(this.authTimer);
+    this.killAll();
+    sendErrorAndClose(this.socket, err, this.logger);
+  }
+
+  private onClose(): void {
+    this.closed = true;
+    clearTimeout(this.authTimer);
+    this.killAll();
+  }
+
+  private killAll(): void {
+    for (const command of this.commands.values()) {
+      command.resume(); // a paused child blocked on a full pipe must be able to die
+      command.terminate('disconnected');
+    }
+  }
+}
+
+function errorEvent(err: SockbridgeError, id: string): ExecEvent {
+  return { cmd: 'error', code: err.code, message: err.message, id };
+}

@@ -1,0 +1,213 @@
+// One command started by the exec service: a child in its own process group (pipes), or a
+// session leader on a pseudo-terminal (node-pty), behind one small interface, so the session
+// can stream, pause, feed, resize and kill either kind the same way.
+//
+// Killing targets the whole process group (kill(-pid)): `sh -c 'sleep 100 & wait'` leaves no
+// orphan. The exit is reported once the main process has exited **and** its output is drained,
+// so the last bytes always precede the exit event; a background process that keeps the pipes open
+// after the main process exited gets `lingerMs` before the pipes are cut.
+
+import { spawn, type ChildProcessByStdio } from 'node:child_process';
+import { EventEmitter } from 'node:events';
+import { constants } from 'node:os';
+import type { Readable, Writable } from 'node:stream';
+import * as nodePty from 'node-pty';
+import type { ExitEvent } from '../../protocol/exec-messages.js';
+import { sbError } from '../../protocol/errors.js';
+import type { Program } from './program-policy.js';
+
+export type ExitReason = NonNullable<ExitEvent['reason']>;
+export type OutputStream = 'stdout' | 'stderr';
+export type KillSignal = 'SIGINT' | 'SIGTERM' | 'SIGKILL' | 'SIGHUP';
+
+export interface CommandExit {
+  code: number | null;
+  signal: string | null;
+  reason?: ExitReason;
+}
+
+export interface RunningCommandOptions {
+  env: Record<string, string>;
+  cwd: string;
+  /** run on a pseudo-terminal of cols × rows (output all on stdout) */
+  pty?: { cols: number; rows: number } | undefined;
+  timeoutMs: number;
+  maxOutputBytes: number;
+  /** SIGTERM → SIGKILL escalation delay */
+  killGraceMs: number;
+  /** how long output may linger after the main process exited */
+  lingerMs: number;
+}
+
+export interface RunningCommand {
+  on(event: 'output', listener: (stream: OutputStream, chunk: Buffer) => void): this;
+  on(event: 'exit', listener: (exit: CommandExit) => void): this;
+  on(event: 'drain', listener: () => void): this;
+}
+
+const signalNames = new Map<number, string>(Object.entries(constants.signals).map(([name, n]) => [n, name]));
+
+export class RunningCommand extends EventEmitter {
+  readonly pid: number;
+  private readonly options: RunningCommandOptions;
+  private readonly child: ChildProcessByStdio<Writable, Readable, Readable> | undefined;
+  private readonly terminal: nodePty.IPty | undefined;
+  private outputBytes = 0;
+  private reason: ExitReason | undefined;
+  private exited = false;
+  private finished = false;
+  private readonly timers = new Set<NodeJS.Timeout>();
+
+  /** Starts the program; throws SB_ERR_EXEC_SPAWN when it cannot be started. */
+  static start(program: Program, options: RunningCommandOptions): RunningCommand {
+    return new RunningCommand(program, options);
+  }
+
+  private constructor(program: Program, options: RunningCommandOptions) {
+    super();
+    this.options = options;
+    if (options.pty) {
+      // node-pty makes the child a session leader (setsid), so its pid is also its process group.
+      try {
+        this.terminal = nodePty.spawn(program.file, program.args, {
+          name: 'xterm-256color',
+          cols: options.pty.cols,
+          rows: options.pty.rows,
+          cwd: options.cwd,
+          env: options.env,
+          encoding: null,
+        });
+      } catch (err) {
+        throw sbError('SB_ERR_EXEC_SPAWN', program.file, (err as Error).message);
+      }
+      this.pid = this.terminal.pid;
+      this.terminal.onData((data: string | Buffer) => this.output('stdout', typeof data === 'string' ? Buffer.from(data) : data));
+      this.terminal.onExit(({ exitCode, signal }) => {
+        this.exited = true;
+        this.finish({ code: signal ? null : exitCode, signal: signal ? (signalNames.get(signal) ?? String(signal)) : null });
+      });
+    } else {
+      // detached: the child leads a new process group, which cancel and timeout kill as a whole.
+      const child = spawn(program.file, program.args, { cwd: options.cwd, env: options.env, detached: true, stdio: 'pipe' });
+      if (child.pid === undefined) {
+        // libuv failed to exec (ENOENT, EACCES…); the 'error' event with the errno comes on a later tick.
+        child.once('error', () => {});
+        throw sbError('SB_ERR_EXEC_SPAWN', JSON.stringify(program.file.slice(0, 256)), 'no such program, or not executable');
+      }
+      this.child = child;
+      this.pid = child.pid;
+      child.on('error', () => {}); // only kill() failures come here once spawned; the group kill covers them
+      child.stdout.on('data', (chunk: Buffer) => this.output('stdout', chunk));
+      child.stderr.on('data', (chunk: Buffer) => this.output('stderr', chunk));
+      // EPIPE when the program exits without reading its stdin: nothing to report.
+      child.stdin.on('error', () => {});
+      child.stdin.on('drain', () => this.emit('drain'));
+      child.once('exit', () => {
+        this.exited = true;
+        this.later(options.lingerMs, () => {
+          child.stdout.destroy();
+          child.stderr.destroy();
+        });
+      });
+      child.once('close', (code, signal) => this.finish({ code, signal }));
+    }
+    this.later(options.timeoutMs, () => this.terminate('timeout'));
+  }
+
+  get running(): boolean {
+    return !this.finished;
+  }
+
+  /** Feeds stdin; false means "wait for 'drain'" (node-pty has no backpressure: always true). */
+  write(chunk: Buffer): boolean {
+    if (this.finished) return true;
+    if (this.terminal) {
+      this.terminal.write(chunk);
+      return true;
+    }
+    return this.child!.stdin.write(chunk);
+  }
+
+  /** Closes stdin; on a terminal, sends the EOF character (^D) as a keyboard would. */
+  endInput(): void {
+    if (this.finished) return;
+    if (this.terminal) this.terminal.write('\x04');
+    else this.child!.stdin.end();
+  }
+
+  resize(cols: number, rows: number): void {
+    if (this.terminal && !this.finished) this.terminal.resize(cols, rows);
+  }
+
+  pause(): void {
+    if (this.terminal) this.terminal.pause();
+    else {
+      this.child!.stdout.pause();
+      this.child!.stderr.pause();
+    }
+  }
+
+  resume(): void {
+    if (this.terminal) this.terminal.resume();
+    else {
+      this.child!.stdout.resume();
+      this.child!.stderr.resume();
+    }
+  }
+
+  /**
+   * Ends the command and its whole process group. With a signal, sends just that one;
+   * without, SIGTERM and then SIGKILL after the grace period if anything is left.
+   */
+  terminate(reason: ExitReason, signal?: KillSignal): void {
+    if (this.finished) return;
+    this.reason ??= reason;
+    if (signal) {
+      this.killGroup(signal);
+      return;
+    }
+    this.killGroup('SIGTERM');
+    this.later(this.options.killGraceMs, () => this.killGroup('SIGKILL'));
+  }
+
+  private killGroup(signal: KillSignal): void {
+    try {
+      process.kill(-this.pid, signal);
+    } catch {
+      // ESRCH: the group is already gone.
+    }
+    // The pty's own fd must be closed too, or a program ignoring the signal keeps it open.
+    if (signal === 'SIGKILL' && this.terminal && this.exited) this.terminal.kill('SIGKILL');
+  }
+
+  private output(stream: OutputStream, chunk: Buffer): void {
+    if (this.finished || this.reason === 'output-limit') return;
+    const room = this.options.maxOutputBytes - this.outputBytes;
+    if (chunk.length > room) {
+      if (room > 0) this.emit('output', stream, chunk.subarray(0, room));
+      this.outputBytes = this.options.maxOutputBytes;
+      this.terminate('output-limit', 'SIGKILL');
+      return;
+    }
+    this.outputBytes += chunk.length;
+    this.emit('output', stream, chunk);
+  }
+
+  private finish(exit: CommandExit): void {
+    if (this.finished) return;
+    this.finished = true;
+    for (const timer of this.timers) clearTimeout(timer);
+    this.timers.clear();
+    // Whatever the group left behind goes with it (a daemonised grandchild keeps its own group).
+    if (this.reason) this.killGroup('SIGKILL');
+    this.emit('exit', this.reason ? { ...exit, reason: this.reason } : exit);
+  }
+
+  private later(ms: number, fn: () => void): void {
+    const timer = setTimeout(() => {
+      this.timers.delete(timer);
+      fn();
+    }, ms);
+    this.timers.add(timer);
+  }
+}

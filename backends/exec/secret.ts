@@ -1,0 +1,37 @@
+// The exec port is a remote shell: its shared secret is compared in constant time. Both sides are
+// hashed first so timingSafeEqual sees equal lengths and the comparison leaks neither the content
+// nor the length of the secret.
+
+import { createHash, timingSafeEqual } from 'node:crypto';
+import { readFile, stat } from 'node:fs/promises';
+import { sbError } from '../../protocol/errors.js';
+
+export const MIN_SECRET_LENGTH = 16;
+
+export function secretsEqual(given: string, expected: string): boolean {
+  const a = createHash('sha256').update(given, 'utf8').digest();
+  const b = createHash('sha256').update(expected, 'utf8').digest();
+  return timingSafeEqual(a, b);
+}
+
+export interface SecretFile {
+  secret: string;
+  /** set when group or others may read the file: the caller warns */
+  worldReadable: boolean;
+}
+
+/** Reads a secret file (one line; surrounding whitespace dropped). */
+export async function readSecretFile(path: string): Promise<SecretFile> {
+  let text: string;
+  let mode: number;
+  try {
+    [text, mode] = await Promise.all([readFile(path, 'utf8'), stat(path).then((s) => s.mode)]);
+  } catch (err) {
+    throw sbError('SB_ERR_CONFIG_FILE', path, (err as NodeJS.ErrnoException).code ?? (err as Error).message);
+  }
+  const secret = text.trim();
+  if (secret.length < MIN_SECRET_LENGTH) {
+    throw sbError('SB_ERR_CONFIG_INVALID', `the secret in ${path} must be at least ${MIN_SECRET_LENGTH} characters (e.g. \`openssl rand -hex 32 > ${path}\`)`);
+  }
+  return { secret, worldReadable: (mode & 0o077) !== 0 };
+}
