@@ -1,6 +1,41 @@
-// Placeholder until this command lands; see docs/architecture.md for who builds it.
-import { sbError } from '../../../protocol/errors.js';
+// `sockbridge serve time [--host H] [--port P] [--no-text] [--stratum N] [--reference-id ID] …`:
+// the UDP time service (NTP + the seed's text request) in the foreground.
 
-export async function run(_argv: string[]): Promise<number> {
-  throw sbError('SB_ERR_USAGE', 'sockbridge serve-time: not implemented yet');
+import { pino } from 'pino';
+import { sbError } from '../../../protocol/errors.js';
+import { TimeService, timeOptionsSchema, type TimeOptions } from '../../../backends/time/time-service.js';
+import { loadConfig } from '../../config.js';
+import { parseCommandLine } from '../args.js';
+import { formatAddress, runUntilSignal } from '../run-service.js';
+
+const USAGE =
+  'sockbridge serve time [--host H] [--port P] [--no-text] [--stratum N] [--reference-id ID] ' +
+  '[--ntp-rate R] [--ntp-burst B] [--text-rate R] [--text-burst B] [--max-sources N] [--config FILE]';
+
+export async function run(argv: string[]): Promise<number> {
+  const { values, positionals, configFile } = parseCommandLine(
+    argv,
+    {
+      host: { type: 'string' },
+      port: { type: 'string' },
+      'no-text': { type: 'boolean' },
+      stratum: { type: 'string' },
+      'reference-id': { type: 'string' },
+      'ntp-rate': { type: 'string' },
+      'ntp-burst': { type: 'string' },
+      'text-rate': { type: 'string' },
+      'text-burst': { type: 'string' },
+      'max-sources': { type: 'string' },
+    },
+    USAGE,
+  );
+  if (positionals.length > 0) {
+    throw sbError('SB_ERR_USAGE', `unexpected argument "${positionals[0]}"\nusage: ${USAGE}`);
+  }
+  const { noText, ...cli } = values;
+  if (noText) cli['text'] = false;
+  const options = loadConfig<TimeOptions>(timeOptionsSchema, { cli, configFile });
+  const logger = pino({ level: process.env['LOG_LEVEL'] ?? 'info' }, pino.destination(2));
+  const service = new TimeService(options, { logger });
+  return runUntilSignal('time', service, () => [`sockbridge time listening on ${formatAddress('udp', service.address())}`]);
 }

@@ -1,0 +1,54 @@
+// Per-source token buckets with a bounded table. A UDP source address costs nothing to forge,
+// so the table must not grow with the number of sources: it is an LRU of at most `maxSources`
+// entries (a Map keeps insertion order; a touched entry is moved to the end, the oldest goes
+// first). An evicted source starts again with a full bucket, which is the price of bounded
+// memory; a flood of forged sources therefore sees at most `burst` answers per address, each no
+// larger than its request.
+
+export interface RateLimit {
+  /** tokens added per second (sustained rate) */
+  perSecond: number;
+  /** bucket size (largest burst) */
+  burst: number;
+}
+
+interface Bucket {
+  tokens: number;
+  /** ms, from `now()` */
+  updated: number;
+}
+
+export class SourceRateLimiter {
+  private readonly buckets = new Map<string, Bucket>();
+
+  constructor(
+    private readonly limit: RateLimit,
+    private readonly maxSources: number,
+    private readonly now: () => number = () => performance.now(),
+  ) {}
+
+  /** Takes one token for `source`; false when its bucket is empty (the caller drops the packet). */
+  take(source: string): boolean {
+    const now = this.now();
+    let bucket = this.buckets.get(source);
+    if (bucket) {
+      this.buckets.delete(source);
+      bucket.tokens = Math.min(this.limit.burst, bucket.tokens + ((now - bucket.updated) / 1000) * this.limit.perSecond);
+      bucket.updated = now;
+    } else {
+      bucket = { tokens: this.limit.burst, updated: now };
+      if (this.buckets.size >= this.maxSources) {
+        const oldest = this.buckets.keys().next();
+        if (!oldest.done) this.buckets.delete(oldest.value);
+      }
+    }
+    this.buckets.set(source, bucket);
+    if (bucket.tokens < 1) return false;
+    bucket.tokens -= 1;
+    return true;
+  }
+
+  get size(): number {
+    return this.buckets.size;
+  }
+}
