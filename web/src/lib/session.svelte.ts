@@ -21,6 +21,15 @@ export class Session {
     }
   }
 
+  /** Re-reads the session; when it has ended (logout elsewhere, expiry, gateway restart) the page returns to login. */
+  async check(): Promise<void> {
+    try {
+      this.me = await apiJson<Me>('/api/me');
+    } catch (err) {
+      if (err instanceof ApiRequestError && (err.status === 401 || err.status === 403)) this.me = null;
+    }
+  }
+
   async login(credentials: LoginRequest): Promise<void> {
     this.busy = true;
     this.error = null;
