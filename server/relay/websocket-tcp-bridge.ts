@@ -19,7 +19,7 @@
 //   its remaining output is read and dropped, and it is destroyed after lingerMs at the latest.
 
 import net from 'node:net';
-import type { Logger } from 'pino';
+import type { LogFn } from 'pino';
 import type { WebSocket, RawData } from 'ws';
 import { WS_CLOSE, sbError, type SockbridgeError } from '../../protocol/errors.js';
 import type { RelayLimits } from './relay-limits.js';
@@ -47,6 +47,12 @@ function closeWebSocket(ws: WebSocket, code: number, reason?: string): void {
   ws.resume();
 }
 
+/** The logging the bridge needs: pino's Logger and Fastify's request.log both fit. */
+export interface RelayLogger {
+  debug: LogFn;
+  info: LogFn;
+}
+
 export interface RelayStats {
   /** bytes from the target to the browser */
   down: number;
@@ -58,7 +64,7 @@ export interface RelayStats {
  * Relays an open WebSocket to `target` until either side ends. Resolves with the byte counts once
  * both sides are closed; never rejects (failures close the WebSocket with a code and are logged).
  */
-export function bridgeWebSocketToTcp(ws: WebSocket, target: RelayTarget, limits: RelayLimits, logger: Logger): Promise<RelayStats> {
+export function bridgeWebSocketToTcp(ws: WebSocket, target: RelayTarget, limits: RelayLimits, logger: RelayLogger): Promise<RelayStats> {
   const stats: RelayStats = { down: 0, up: 0 };
   let readBuffer = Buffer.allocUnsafe(READ_BUFFER_BYTES);
   let connected = false;

@@ -1,0 +1,105 @@
+// /ws/raw/:target through the real gateway: login, configured targets only, the relay core behind it.
+import { afterEach, describe, expect, it } from 'vitest';
+import type { WebSocket } from 'ws';
+import { removeTempDirs } from '../../helpers/tmp.js';
+import { startRawGateway, type RawGateway } from '../relay/gateway-harness.js';
+import {
+  collectUntilClose,
+  openClient,
+  patternBytes,
+  receiveBytes,
+  refusalCode,
+  sha256,
+  startEchoTarget,
+  startTarget,
+  type TestTarget,
+} from '../relay/relay-targets.js';
+
+const cleanups: (() => Promise<unknown> | void)[] = [];
+afterEach(async () => {
+  for (const c of cleanups.splice(0).reverse()) await c();
+  await removeTempDirs();
+});
+
+async function target(make: () => Promise<TestTarget>): Promise<TestTarget> {
+  const t = await make();
+  cleanups.push(() => t.close());
+  return t;
+}
+
+async function gateway(raw: Record<string, string>, limits: Record<string, number> = {}): Promise<RawGateway> {
+  const g = await startRawGateway(raw, limits);
+  cleanups.push(() => g.app.close());
+  return g;
+}
+
+async function client(g: RawGateway, path: string, protocols = ['binary']): Promise<WebSocket> {
+  const ws = await openClient(g.base + path, { headers: g.headers, protocols });
+  cleanups.push(() => ws.terminate());
+  return ws;
+}
+
+describe('/ws/raw/:target', () => {
+  it('echoes several MB byte for byte through a configured target, subprotocol binary', async () => {
+    const echo = await target(startEchoTarget);
+    const g = await gateway({ echo: `127.0.0.1:${echo.port}` });
+    const ws = await client(g, '/ws/raw/echo', ['base64', 'binary']);
+    expect(ws.protocol).toBe('binary');
+    const payload = patternBytes(4 * 1024 * 1024, 9);
+    const back = receiveBytes(ws, payload.length);
+    for (let off = 0; off < payload.length; off += 60_000) ws.send(payload.subarray(off, off + 60_000));
+    expect(sha256(await back)).toBe(sha256(payload));
+  });
+
+  it('delivers the whole tail when the target writes 1 MB and closes at once', async () => {
+    const payload = patternBytes(1024 * 1024, 4);
+    const source = await target(() => startTarget((s) => s.end(payload)));
+    const g = await gateway({ src: `127.0.0.1:${source.port}` });
+    const ws = await client(g, '/ws/raw/src');
+    const { data, code } = await collectUntilClose(ws);
+    expect(sha256(data)).toBe(sha256(payload));
+    expect(code).toBe(1000);
+  });
+
+  it('refuses an unknown name with 404 SB_ERR_RAW_TARGET_UNKNOWN and connects to nothing', async () => {
+    const echo = await target(startEchoTarget);
+    const g = await gateway({ echo: `127.0.0.1:${echo.port}` });
+    const err = await openClient(`${g.base}/ws/raw/127.0.0.1:${echo.port}`, { headers: g.headers }).catch((e: unknown) => e);
+    expect((err as { status: number }).status).toBe(404);
+    expect(refusalCode(err)).toBe('SB_ERR_RAW_TARGET_UNKNOWN');
+    expect(echo.accepted).toBe(0);
+  });
+
+  it('requires a login: 401 before any 101 or connection', async () => {
+    const echo = await target(startEchoTarget);
+    const g = await gateway({ echo: `127.0.0.1:${echo.port}` });
+    const err = await openClient(`${g.base}/ws/raw/echo`, { headers: { origin: g.origin } }).catch((e: unknown) => e);
+    expect((err as { status: number }).status).toBe(401);
+    expect(refusalCode(err)).toBe('SB_ERR_AUTH_REQUIRED');
+    expect(echo.accepted).toBe(0);
+  });
+
+  it('closes the target when the browser leaves, and the browser when the target closes', async () => {
+    let ended!: () => void;
+    const targetEnded = new Promise<void>((r) => (ended = r));
+    const sink = await target(() => startTarget((s) => s.on('end', () => ended()).resume()));
+    const g = await gateway({ sink: `127.0.0.1:${sink.port}` });
+    const ws = await client(g, '/ws/raw/sink');
+    ws.close();
+    await targetEnded;
+    const closer = await target(() => startTarget((s) => setTimeout(() => s.end(), 50)));
+    const g2 = await gateway({ closer: `127.0.0.1:${closer.port}` });
+    const ws2 = await client(g2, '/ws/raw/closer');
+    expect((await collectUntilClose(ws2)).code).toBe(1000);
+  });
+
+  it('closes 1011 SB_ERR_CONNECT when the configured target is down', async () => {
+    const gone = await startTarget();
+    await gone.close();
+    const g = await gateway({ down: `127.0.0.1:${gone.port}` });
+    const ws = await client(g, '/ws/raw/down');
+    const { code, reason } = await collectUntilClose(ws);
+    expect(code).toBe(1011);
+    expect(reason).toBe('SB_ERR_CONNECT');
+  });
+});
