@@ -2,6 +2,8 @@
 // (no bodies) and as JSON text messages on the gateway's /ws/chat, so one union, keyed on `cmd`,
 // is imported by the chat service, the gateway, the terminal client and the browser.
 
+import { sbError } from './errors.js';
+
 /** A message as stored and delivered: id and ts are assigned by the server, never by a client. */
 export interface ChatMessage {
   id: number;
@@ -52,8 +54,11 @@ export interface PresenceEvent { cmd: 'presence'; room: string; nick: string; ev
 export interface MembersEvent { cmd: 'members'; room: string; members: string[] }
 export interface RoomListEvent { cmd: 'rooms'; rooms: { room: string; members: number }[] }
 export interface PongEvent { cmd: 'pong' }
-/** A refusal. Protocol violations also close the connection; limits (rate, size) do not. */
-export interface ChatErrorEvent { cmd: 'error'; code: string; message: string; ref?: string }
+/**
+ * A refusal. Protocol violations also close the connection; limits (rate, size) do not.
+ * `ref` names the refused request; `retryAfterMs` (on SB_ERR_RATE_LIMITED) says when a retry will pass.
+ */
+export interface ChatErrorEvent { cmd: 'error'; code: string; message: string; ref?: string; retryAfterMs?: number }
 
 export type ChatEvent =
   | WelcomeEvent | JoinedEvent | LeftEvent | MessageEvent | DirectEvent | PresenceEvent | MembersEvent
@@ -66,7 +71,84 @@ export const CHAT_LIMITS = {
   nickMaxLength: 32,
   roomMaxLength: 64,
   textMaxBytes: 4096,
+  refMaxLength: 64,
+  /**
+   * Largest event the service sends (a `joined` with 100 messages of 4096 bytes, JSON-escaped):
+   * a client's frame decoder must accept headers this large.
+   */
+  eventMaxBytes: 4 * 1024 * 1024,
 } as const;
 
 export const NICK_PATTERN = /^[A-Za-z0-9_][A-Za-z0-9_.-]{0,31}$/;
 export const ROOM_PATTERN = /^[a-z0-9_][a-z0-9_.-]{0,63}$/;
+
+// ---- validation (pure; used by the chat service and by the gateway on /ws/chat) ----
+
+const str = (value: unknown, field: string, cmd: string): string => {
+  if (typeof value !== 'string') throw sbError('SB_ERR_MESSAGE_INVALID', `"${cmd}" needs a string "${field}"`);
+  return value;
+};
+const optionalStr = (value: unknown, field: string, cmd: string): string | undefined =>
+  value === undefined ? undefined : str(value, field, cmd);
+
+function ref(value: unknown, cmd: string): string | undefined {
+  const r = optionalStr(value, 'ref', cmd);
+  if (r !== undefined && r.length > CHAT_LIMITS.refMaxLength) {
+    throw sbError('SB_ERR_MESSAGE_INVALID', `"ref" is longer than ${CHAT_LIMITS.refMaxLength} characters`);
+  }
+  return r;
+}
+
+/**
+ * Checks the shape of a decoded request (types only) and returns a clean copy holding only the
+ * known fields. Throws SB_ERR_MESSAGE_INVALID (a broken client: the connection is closed).
+ * Names, rooms and text sizes are policy, checked by the service with their own codes
+ * (see validateNick, validateRoom, textBytes), so those refusals leave the connection open.
+ */
+export function parseChatRequest(value: unknown): ChatRequest {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+    throw sbError('SB_ERR_MESSAGE_INVALID', 'a chat request must be a JSON object');
+  }
+  const v = value as Record<string, unknown>;
+  const cmd = v['cmd'];
+  switch (cmd) {
+    case 'hello': {
+      const room = optionalStr(v['room'], 'room', cmd);
+      const gatewayToken = optionalStr(v['gatewayToken'], 'gatewayToken', cmd);
+      return { cmd, nick: str(v['nick'], 'nick', cmd), ...(room !== undefined && { room }), ...(gatewayToken !== undefined && { gatewayToken }) };
+    }
+    case 'join':
+    case 'leave':
+    case 'who':
+      return { cmd, room: str(v['room'], 'room', cmd) };
+    case 'say': {
+      const r = ref(v['ref'], cmd);
+      return { cmd, room: str(v['room'], 'room', cmd), text: str(v['text'], 'text', cmd), ...(r !== undefined && { ref: r }) };
+    }
+    case 'dm': {
+      const r = ref(v['ref'], cmd);
+      return { cmd, to: str(v['to'], 'to', cmd), text: str(v['text'], 'text', cmd), ...(r !== undefined && { ref: r }) };
+    }
+    case 'rooms':
+    case 'ping':
+      return { cmd };
+    default:
+      throw sbError('SB_ERR_MESSAGE_INVALID', `unknown chat cmd ${JSON.stringify(String(cmd)).slice(0, 40)}`);
+  }
+}
+
+/** Throws SB_ERR_CHAT_NICK_INVALID unless `nick` matches NICK_PATTERN. */
+export function validateNick(nick: string): string {
+  if (!NICK_PATTERN.test(nick)) {
+    throw sbError('SB_ERR_CHAT_NICK_INVALID', JSON.stringify(nick.slice(0, 40)), `1-${CHAT_LIMITS.nickMaxLength} of A-Z a-z 0-9 _ . - (not starting with . or -)`);
+  }
+  return nick;
+}
+
+/** Throws SB_ERR_CHAT_ROOM_INVALID unless `room` matches ROOM_PATTERN. */
+export function validateRoom(room: string): string {
+  if (!ROOM_PATTERN.test(room)) {
+    throw sbError('SB_ERR_CHAT_ROOM_INVALID', JSON.stringify(room.slice(0, 70)), `1-${CHAT_LIMITS.roomMaxLength} of a-z 0-9 _ . - (not starting with . or -)`);
+  }
+  return room;
+}

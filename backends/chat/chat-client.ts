@@ -1,0 +1,188 @@
+// The chat service's client, used by `sockbridge chat` and by tests (the gateway may speak raw
+// frames instead). connect() resolves after "welcome"; then every ChatEvent is emitted under its
+// `cmd` ('message', 'presence', …; errors as 'refusal') and as 'event'. say() and dm() resolve with the server's copy
+// of the message (the ack: stored in SQLite before it was sent) or reject with the refusal.
+
+import net from 'node:net';
+import { EventEmitter } from 'node:events';
+import { randomUUID } from 'node:crypto';
+import { WholeFrameDecoder, encodeFrame } from '../../protocol/frame-codec.js';
+import { sbError, isErrorCode, SockbridgeError } from '../../protocol/errors.js';
+import {
+  CHAT_LIMITS,
+  type ChatErrorEvent,
+  type ChatEvent,
+  type ChatRequest,
+  type DirectEvent,
+  type MessageEvent,
+  type WelcomeEvent,
+} from '../../protocol/chat-messages.js';
+
+export interface ChatConnectOptions {
+  nick: string;
+  room?: string;
+  gatewayToken?: string;
+  /** give up on connect + hello after this long (default 10 s) */
+  timeoutMs?: number;
+}
+
+type EventsByCmd = { [E in ChatEvent as E['cmd']]: [E] };
+/**
+ * Every event under its cmd, except that an error event is emitted as 'refusal' (an EventEmitter
+ * 'error' with no listener would throw). 'event' carries every event; 'close' the end.
+ */
+export type ChatClientEvents = Omit<EventsByCmd, 'error'> & { refusal: [ChatErrorEvent]; event: [ChatEvent]; close: [] };
+
+/** A refusal from the server, as an Error with the server's code (and retryAfterMs when rate-limited). */
+export class ChatRefusal extends SockbridgeError {
+  readonly retryAfterMs: number | undefined;
+  constructor(event: ChatErrorEvent) {
+    super(isErrorCode(event.code) ? event.code : 'SB_ERR_INTERNAL', event.message);
+    this.message = event.message;
+    this.retryAfterMs = event.retryAfterMs;
+  }
+}
+
+interface Pending {
+  resolve(event: MessageEvent | DirectEvent): void;
+  reject(err: Error): void;
+}
+
+export class ChatClient extends EventEmitter<ChatClientEvents> {
+  private readonly pending = new Map<string, Pending>();
+  private closedError: Error | undefined;
+
+  private constructor(
+    private readonly socket: net.Socket,
+    readonly welcome: WelcomeEvent,
+  ) {
+    super();
+  }
+
+  get nick(): string {
+    return this.welcome.nick;
+  }
+
+  static connect(host: string, port: number, options: ChatConnectOptions): Promise<ChatClient> {
+    return new Promise((resolve, reject) => {
+      const socket = net.connect({ host, port, noDelay: true });
+      const decoder = new WholeFrameDecoder({ maxHeaderBytes: CHAT_LIMITS.eventMaxBytes, maxBodyBytes: 0 });
+      let client: ChatClient | undefined;
+      // Events that arrive with "welcome" (the "joined" right behind it) wait until the caller,
+      // resumed by the resolved promise, has had a chance to attach its listeners.
+      let held: ChatEvent[] | undefined;
+      const timer = setTimeout(() => fail(sbError('SB_ERR_TIMEOUT', options.timeoutMs ?? 10_000, `chat hello to ${host}:${port}`)), options.timeoutMs ?? 10_000);
+      const fail = (err: Error) => {
+        clearTimeout(timer);
+        socket.destroy();
+        reject(err);
+      };
+
+      socket.once('connect', () => {
+        const hello: ChatRequest = { cmd: 'hello', nick: options.nick };
+        if (options.room !== undefined) hello.room = options.room;
+        if (options.gatewayToken !== undefined) hello.gatewayToken = options.gatewayToken;
+        socket.write(encodeRequest(hello));
+      });
+      socket.on('data', (chunk: Buffer) => {
+        let frames;
+        try {
+          frames = decoder.push(chunk);
+        } catch (err) {
+          if (client) client.shutdown(err as Error);
+          else fail(err as Error);
+          return;
+        }
+        for (const { header } of frames) {
+          const event = header as unknown as ChatEvent;
+          if (client) {
+            if (held) held.push(event);
+            else client.dispatch(event);
+          } else if (event.cmd === 'welcome') {
+            clearTimeout(timer);
+            client = new ChatClient(socket, event);
+            held = [];
+            setImmediate(() => {
+              const events = held ?? [];
+              held = undefined;
+              for (const e of events) client!.dispatch(e);
+            });
+            resolve(client);
+          } else if (event.cmd === 'error') {
+            fail(new ChatRefusal(event));
+            return;
+          }
+        }
+      });
+      socket.on('error', (err) => {
+        if (client) client.shutdown(err);
+        else fail(sbError('SB_ERR_CONNECT', `${host}:${port}`, (err as NodeJS.ErrnoException).code ?? err.message));
+      });
+      socket.on('close', () => {
+        if (client) client.shutdown(sbError('SB_ERR_CONNECT', `${host}:${port}`, 'connection closed'));
+        else fail(sbError('SB_ERR_CONNECT', `${host}:${port}`, 'closed before welcome'));
+      });
+    });
+  }
+
+  /** Sends any request as is. */
+  send(request: ChatRequest): void {
+    if (this.closedError) throw this.closedError;
+    this.socket.write(encodeRequest(request));
+  }
+
+  /** Says `text` in `room`; resolves with the stored message once the server acknowledged it. */
+  say(room: string, text: string): Promise<MessageEvent> {
+    return this.request((ref) => ({ cmd: 'say', room, text, ref })) as Promise<MessageEvent>;
+  }
+
+  /** Sends a direct message; resolves with the stored message once acknowledged. */
+  dm(to: string, text: string): Promise<DirectEvent> {
+    return this.request((ref) => ({ cmd: 'dm', to, text, ref })) as Promise<DirectEvent>;
+  }
+
+  private request(make: (ref: string) => ChatRequest): Promise<MessageEvent | DirectEvent> {
+    const ref = randomUUID();
+    return new Promise((resolve, reject) => {
+      if (this.closedError) return reject(this.closedError);
+      this.pending.set(ref, { resolve, reject });
+      this.send(make(ref));
+    });
+  }
+
+  private dispatch(event: ChatEvent): void {
+    if ((event.cmd === 'message' || event.cmd === 'direct' || event.cmd === 'error') && event.ref !== undefined) {
+      const pending = this.pending.get(event.ref);
+      if (pending) {
+        this.pending.delete(event.ref);
+        if (event.cmd === 'error') pending.reject(new ChatRefusal(event));
+        else pending.resolve(event);
+      }
+    }
+    this.emit('event', event);
+    (this.emit as (name: string, e: ChatEvent) => boolean)(event.cmd === 'error' ? 'refusal' : event.cmd, event);
+  }
+
+  private shutdown(err: Error): void {
+    if (this.closedError) return;
+    this.closedError = err;
+    for (const p of this.pending.values()) p.reject(err);
+    this.pending.clear();
+    this.socket.destroy();
+    this.emit('close');
+  }
+
+  /** Ends the connection; resolves once it is closed. */
+  close(): Promise<void> {
+    return new Promise((resolve) => {
+      if (this.socket.destroyed) return resolve();
+      this.socket.once('close', () => resolve());
+      this.socket.end();
+      setTimeout(() => this.socket.destroy(), 2000).unref();
+    });
+  }
+}
+
+function encodeRequest(request: ChatRequest): Buffer {
+  return encodeFrame(request as unknown as { cmd: string });
+}

@@ -1,0 +1,258 @@
+// The chat itself, independent of any transport: nicknames, rooms, rate limits, history.
+// The frame port (chat-connection.ts) and the line port (line-chat-server.ts) each turn their
+// wire format into calls on a ChatSession, and every event comes back through ChatPeer.deliver.
+//
+// Ordering rule: a message is committed to SQLite (ChatHistory.append) before any peer, its sender
+// included, is handed it, so an acknowledged message is never lost by a restart.
+
+import { Buffer } from 'node:buffer';
+import { sbError, type SockbridgeError } from '../../protocol/errors.js';
+import { validateNick, validateRoom, type ChatEvent, type JoinedEvent, type MembersEvent, type RoomListEvent } from '../../protocol/chat-messages.js';
+import type { ChatHistory } from './chat-history.js';
+import { ChatRooms, type ChatPeer } from './chat-room.js';
+import { TokenBucket, type RateLimit } from './token-bucket.js';
+
+export interface ChatHubLimits {
+  maxTextBytes: number;
+  /** applies to each connection and, separately, to each nickname across all its connections */
+  rateLimit: RateLimit;
+  maxConnectionsPerNick: number;
+  maxRoomsPerConnection: number;
+  historyOnJoin: number;
+}
+
+/** Where a transport wants a connection's events: it encodes and writes them. */
+export type EventSink = Pick<ChatPeer, 'deliver'>;
+
+/** A SockbridgeError that also says when a retry will pass. */
+export type RateLimitedError = SockbridgeError & { retryAfterMs: number };
+
+interface NickEntry {
+  sessions: Set<ChatSession>;
+  /** true when the nickname is held through the gateway token, and so may be shared */
+  shared: boolean;
+}
+
+export class ChatHub {
+  readonly rooms = new ChatRooms();
+  private readonly nicks = new Map<string, NickEntry>();
+  private readonly nickBuckets = new Map<string, TokenBucket>();
+
+  constructor(
+    readonly history: ChatHistory,
+    readonly limits: ChatHubLimits,
+    private readonly clock: () => number = Date.now,
+  ) {}
+
+  /**
+   * Registers a connection under `nick`. `shared` (the gateway token was presented) lets several
+   * connections hold one nickname, up to maxConnectionsPerNick; otherwise a held nickname is taken.
+   */
+  connect(sink: EventSink, nick: string, shared: boolean): ChatSession {
+    validateNick(nick);
+    this.claimNick(nick, shared);
+    const session = new ChatSession(this, sink, nick, this.clock());
+    this.nicks.get(nick)!.sessions.add(session);
+    return session;
+  }
+
+  isOnline(nick: string): boolean {
+    return this.nicks.has(nick);
+  }
+
+  sessionsOf(nick: string): ReadonlySet<ChatSession> {
+    return this.nicks.get(nick)?.sessions ?? new Set();
+  }
+
+  private claimNick(nick: string, shared: boolean): void {
+    const entry = this.nicks.get(nick);
+    if (!entry) {
+      this.nicks.set(nick, { sessions: new Set(), shared });
+      return;
+    }
+    if (!shared || !entry.shared) throw sbError('SB_ERR_CHAT_NICK_TAKEN', nick);
+    if (entry.sessions.size >= this.limits.maxConnectionsPerNick) {
+      throw sbError('SB_ERR_CHAT_TOO_MANY_CONNECTIONS', nick, entry.sessions.size);
+    }
+  }
+
+  /** @internal ChatSession's half of a rename or disconnect. */
+  releaseNick(session: ChatSession, nick: string): void {
+    const entry = this.nicks.get(nick);
+    if (!entry) return;
+    entry.sessions.delete(session);
+    if (entry.sessions.size > 0) return;
+    this.nicks.delete(nick);
+    const bucket = this.nickBuckets.get(nick);
+    // A bucket that still holds a debt is kept, so reconnecting does not reset the limit.
+    if (bucket?.isFull(this.clock())) this.nickBuckets.delete(nick);
+    if (this.nickBuckets.size > 4 * this.nicks.size + 1024) this.pruneBuckets();
+  }
+
+  /** @internal */
+  claimRename(session: ChatSession, nick: string): void {
+    validateNick(nick);
+    if (this.nicks.has(nick)) throw sbError('SB_ERR_CHAT_NICK_TAKEN', nick);
+    this.nicks.set(nick, { sessions: new Set([session]), shared: false });
+  }
+
+  /** @internal Charges one request to the connection's and the nickname's buckets. */
+  charge(connectionBucket: TokenBucket, nick: string): void {
+    const now = this.clock();
+    let nickBucket = this.nickBuckets.get(nick);
+    if (!nickBucket) {
+      nickBucket = new TokenBucket(this.limits.rateLimit, now);
+      this.nickBuckets.set(nick, nickBucket);
+    }
+    const wait = Math.max(connectionBucket.wait(now), nickBucket.wait(now));
+    if (wait > 0) {
+      const err = sbError('SB_ERR_RATE_LIMITED', `at most ${this.limits.rateLimit.capacity} messages per ${this.limits.rateLimit.intervalMs} ms`);
+      throw Object.assign(err, { retryAfterMs: wait }) as RateLimitedError;
+    }
+    connectionBucket.take(now);
+    nickBucket.take(now);
+  }
+
+  /** @internal */
+  checkText(text: string): void {
+    const bytes = Buffer.byteLength(text);
+    if (bytes > this.limits.maxTextBytes) throw sbError('SB_ERR_MESSAGE_TOO_LARGE', bytes, this.limits.maxTextBytes);
+    if (text.trim().length === 0) throw sbError('SB_ERR_BAD_REQUEST', 'empty message');
+  }
+
+  private pruneBuckets(): void {
+    const now = this.clock();
+    for (const [nick, bucket] of this.nickBuckets) {
+      if (!this.nicks.has(nick) && bucket.isFull(now)) this.nickBuckets.delete(nick);
+    }
+  }
+
+  roomList(): RoomListEvent {
+    return { cmd: 'rooms', rooms: this.rooms.list() };
+  }
+}
+
+/** One connection's view of the chat: what the transports call. Methods throw SockbridgeErrors. */
+export class ChatSession implements ChatPeer {
+  private readonly joined = new Set<string>();
+  private readonly bucket: TokenBucket;
+  private closed = false;
+
+  constructor(
+    private readonly hub: ChatHub,
+    private readonly sink: EventSink,
+    private currentNick: string,
+    now: number,
+  ) {
+    this.bucket = new TokenBucket(hub.limits.rateLimit, now);
+  }
+
+  get nick(): string {
+    return this.currentNick;
+  }
+
+  get roomNames(): string[] {
+    return [...this.joined];
+  }
+
+  deliver(event: ChatEvent): void {
+    if (!this.closed) this.sink.deliver(event);
+  }
+
+  /** Joins `room` (again: idempotent) and returns the `joined` event with the room's recent history. */
+  join(roomName: string, { charge = true } = {}): JoinedEvent {
+    validateRoom(roomName);
+    if (!this.joined.has(roomName)) {
+      if (this.joined.size >= this.hub.limits.maxRoomsPerConnection) {
+        throw sbError('SB_ERR_CHAT_TOO_MANY_ROOMS', this.hub.limits.maxRoomsPerConnection);
+      }
+      if (charge) this.hub.charge(this.bucket, this.nick);
+    }
+    const room = this.hub.rooms.getOrCreate(roomName);
+    const isNew = room.add(this);
+    this.joined.add(roomName);
+    const joined: JoinedEvent = {
+      cmd: 'joined',
+      room: roomName,
+      members: room.members(),
+      history: this.hub.history.recent(roomName, this.hub.limits.historyOnJoin),
+    };
+    this.deliver(joined);
+    if (isNew) room.presence(this.nick, 'join', this);
+    return joined;
+  }
+
+  leave(roomName: string): void {
+    validateRoom(roomName);
+    const room = this.hub.rooms.get(roomName);
+    if (!room || !this.joined.has(roomName)) throw sbError('SB_ERR_CHAT_NOT_IN_ROOM', roomName);
+    this.hub.charge(this.bucket, this.nick);
+    this.leaveRoom(roomName);
+    this.deliver({ cmd: 'left', room: roomName });
+  }
+
+  private leaveRoom(roomName: string, nick = this.nick): void {
+    const room = this.hub.rooms.get(roomName);
+    this.joined.delete(roomName);
+    if (!room) return;
+    if (room.remove(this, nick)) room.presence(nick, 'leave');
+    this.hub.rooms.release(room);
+  }
+
+  say(roomName: string, text: string, ref?: string): void {
+    validateRoom(roomName);
+    const room = this.hub.rooms.get(roomName);
+    if (!room || !this.joined.has(roomName)) throw sbError('SB_ERR_CHAT_NOT_IN_ROOM', roomName);
+    this.hub.checkText(text);
+    this.hub.charge(this.bucket, this.nick);
+    const message = this.hub.history.append(roomName, this.nick, text);
+    const event = { cmd: 'message', ...message } as const;
+    room.broadcast(event, ref === undefined ? undefined : { peer: this, event: { ...event, ref } });
+  }
+
+  dm(to: string, text: string, ref?: string): void {
+    validateNick(to);
+    if (!this.hub.isOnline(to)) throw sbError('SB_ERR_CHAT_NO_SUCH_USER', to);
+    this.hub.checkText(text);
+    this.hub.charge(this.bucket, this.nick);
+    const message = this.hub.history.appendDirect(this.nick, to, text);
+    const event = { cmd: 'direct', ...message } as const;
+    // Every connection of the recipient, and of the sender (its other tabs see what it sent).
+    const targets = new Set<ChatSession>([...this.hub.sessionsOf(to), ...this.hub.sessionsOf(this.nick)]);
+    for (const session of targets) session.deliver(session === this && ref !== undefined ? { ...event, ref } : event);
+  }
+
+  who(roomName: string): MembersEvent {
+    validateRoom(roomName);
+    return { cmd: 'members', room: roomName, members: this.hub.rooms.get(roomName)?.members() ?? [] };
+  }
+
+  rooms(): RoomListEvent {
+    return this.hub.roomList();
+  }
+
+  /** Takes another nickname (line mode's /nick): presence leave/join in every room it is in. */
+  rename(nick: string): void {
+    if (nick === this.nick) return;
+    this.hub.charge(this.bucket, this.nick);
+    this.hub.claimRename(this, nick);
+    const old = this.nick;
+    const rooms = [...this.joined];
+    for (const name of rooms) this.leaveRoom(name, old);
+    this.hub.releaseNick(this, old);
+    this.currentNick = nick;
+    for (const name of rooms) {
+      const room = this.hub.rooms.getOrCreate(name);
+      if (room.add(this)) room.presence(nick, 'join', this);
+      this.joined.add(name);
+    }
+  }
+
+  /** Leaves every room (presence "leave") and gives the nickname back. Idempotent. */
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    for (const name of [...this.joined]) this.leaveRoom(name);
+    this.hub.releaseNick(this, this.nick);
+  }
+}
