@@ -35,3 +35,19 @@ export async function readSecretFile(path: string): Promise<SecretFile> {
   }
   return { secret, worldReadable: (mode & 0o077) !== 0 };
 }
+
+export const SECRET_ENV = 'SOCKBRIDGE_EXEC_SECRET';
+
+/** The secret for `serve exec` and `exec`: from the file when given, else from SOCKBRIDGE_EXEC_SECRET. */
+export async function loadExecSecret(secretFile: string | undefined, env: NodeJS.ProcessEnv = process.env): Promise<SecretFile & { source: string }> {
+  if (secretFile) return { ...(await readSecretFile(secretFile)), source: secretFile };
+  const secret = env[SECRET_ENV]?.trim();
+  if (!secret) throw sbError('SB_ERR_USAGE', `give the exec secret with --secret-file FILE or the environment variable ${SECRET_ENV}`);
+  if (secret.length < MIN_SECRET_LENGTH) throw sbError('SB_ERR_CONFIG_INVALID', `${SECRET_ENV} must be at least ${MIN_SECRET_LENGTH} characters`);
+  return { secret, worldReadable: false, source: SECRET_ENV };
+}
+
+/** The warning a CLI prints for a secret file others can read. */
+export function secretFileWarning(loaded: SecretFile & { source: string }): string | undefined {
+  return loaded.worldReadable ? `warning: ${loaded.source} is readable by other users; run \`chmod 600 ${loaded.source}\`` : undefined;
+}

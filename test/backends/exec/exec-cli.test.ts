@@ -1,0 +1,84 @@
+// `sockbridge serve exec` and `sockbridge exec` as a user runs them (bin/sockbridge → dist/,
+// built by `npm run build:server`).
+import { chmod, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { runCli, startCli, stopAllCli } from '../../helpers/cli.js';
+import { removeTempDirs, tempDir } from '../../helpers/tmp.js';
+import { SECRET } from './exec-fixture.js';
+
+afterEach(async () => {
+  await stopAllCli();
+  await removeTempDirs();
+});
+
+async function secretFile(mode = 0o600): Promise<string> {
+  const file = join(await tempDir(), 'exec.secret');
+  await writeFile(file, `${SECRET}\n`);
+  await chmod(file, mode);
+  return file;
+}
+
+async function serve(args: string[] = []): Promise<{ address: string; secret: string; stderr: () => string }> {
+  const secret = await secretFile();
+  const proc = startCli(['serve', 'exec', '--port', '0', '--secret-file', secret, ...args]);
+  const m = await proc.waitFor(/sockbridge exec listening on tcp:\/\/(\S+)/);
+  return { address: m[1]!, secret, stderr: proc.stderr };
+}
+
+describe('sockbridge exec', () => {
+  it("streams output, forwards stdin and exits with the command's code", async () => {
+    const { address, secret } = await serve();
+    const r = await runCli(['exec', address, '--secret-file', secret, '--', 'sh', '-c', 'cat; echo oops >&2; exit 7'], { input: 'hello\n' });
+    expect(r).toMatchObject({ code: 7, stdout: 'hello\n', stderr: 'oops\n' });
+  });
+
+  it('runs a --shell string and reports a signal as 128 + its number', async () => {
+    const { address, secret } = await serve();
+    const r = await runCli(['exec', address, '--secret-file', secret, '--shell', 'kill -TERM $$']);
+    expect(r.code).toBe(143);
+  });
+
+  it('reads the secret from SOCKBRIDGE_EXEC_SECRET', async () => {
+    const { address } = await serve();
+    const r = await runCli(['exec', address, '--', 'echo', 'via env'], { env: { SOCKBRIDGE_EXEC_SECRET: SECRET } });
+    expect(r).toMatchObject({ code: 0, stdout: 'via env\n' });
+  });
+
+  it('exits 127 for a program that cannot start and 126 for one that is not allowed', async () => {
+    const { address, secret } = await serve(['--allow', 'echo,true']);
+    expect((await runCli(['exec', address, '--secret-file', secret, '--', 'ls'])).code).toBe(126);
+    const { address: open } = await serve();
+    expect((await runCli(['exec', open, '--secret-file', secret, '--', '/nonexistent'])).code).toBe(127);
+  });
+
+  it('fails with one line on a wrong secret, and with exit 2 on bad usage', async () => {
+    const { address } = await serve();
+    const wrong = await runCli(['exec', address, '--', 'true'], { env: { SOCKBRIDGE_EXEC_SECRET: 'another-secret-0123456789' } });
+    expect(wrong.code).toBe(1);
+    expect(wrong.stderr).toMatch(/^sockbridge: wrong exec secret\n$/);
+    expect((await runCli(['exec', address, '--secret-file', '/nonexistent'])).code).toBe(2);
+    expect((await runCli(['exec', address], { env: { SOCKBRIDGE_EXEC_SECRET: SECRET } })).code).toBe(2);
+  });
+});
+
+describe('sockbridge serve exec', () => {
+  it('refuses to start without a secret', async () => {
+    const r = await runCli(['serve', 'exec', '--port', '0'], { env: { SOCKBRIDGE_EXEC_SECRET: '' } });
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain('--secret-file');
+  });
+
+  it('warns about a secret file other users can read', async () => {
+    const secret = await secretFile(0o644);
+    const proc = startCli(['serve', 'exec', '--port', '0', '--secret-file', secret]);
+    await proc.waitFor(/listening on/);
+    expect(proc.stderr()).toContain('chmod 600');
+  });
+
+  it('prints its allow-list', async () => {
+    const secret = await secretFile();
+    const proc = startCli(['serve', 'exec', '--port', '0', '--secret-file', secret, '--allow', 'ls,df', '--allow', 'uptime']);
+    expect((await proc.waitFor(/allowed programs: (.*)/))[1]).toBe('ls, df, uptime');
+  });
+});
