@@ -1,4 +1,148 @@
-// Files HTTP API: replaced below once the files client lands.
-import type { FastifyInstance } from 'fastify';
+// Files over HTTP (docs/api.md): list, multipart upload (several files per request), streamed
+// download with Range/ETag, delete. Every route needs a session; names are checked by the files
+// service's own validateFileName before anything is sent upstream, so `..`, separators and NUL get a
+// 400 here and never reach the service.
 
-export async function apiFilesRoutes(_app: FastifyInstance): Promise<void> {}
+import { PassThrough, type Readable } from 'node:stream';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import fastifyMultipart from '@fastify/multipart';
+import { sbError } from '../../protocol/errors.js';
+import type { FileEntry, FileList, UploadResult } from '../../protocol/api.js';
+import { validateFileName } from '../../backends/files/file-name.js';
+import { requireSession } from '../plugins/auth.js';
+import { FilesUpstream } from '../upstream/files-upstream.js';
+import { contentDisposition, etagOf, matchesIfNoneMatch, parseRange } from './api-files-http.js';
+
+const nameParams = {
+  params: {
+    type: 'object',
+    required: ['name'],
+    properties: { name: { type: 'string', minLength: 1, maxLength: 1024 } },
+  },
+} as const;
+
+/** Stops a stream after `count` bytes (a Range that ends before the file does). */
+function take(source: Readable, count: number): Readable {
+  const out = new PassThrough();
+  let left = count;
+  source.on('data', (chunk: Buffer) => {
+    const piece = chunk.length <= left ? chunk : chunk.subarray(0, left);
+    left -= piece.length;
+    if (!out.write(piece)) source.pause();
+    if (left === 0) {
+      out.end();
+      source.destroy();
+    }
+  });
+  out.on('drain', () => source.resume());
+  source.on('end', () => out.end());
+  source.on('error', (err) => out.destroy(err));
+  out.on('close', () => source.destroy());
+  return out;
+}
+
+export async function apiFilesRoutes(app: FastifyInstance): Promise<void> {
+  const options = app.gatewayOptions;
+  const limits = options.limits;
+  const upstream = new FilesUpstream(options, app.healthRegistry);
+
+  await app.register(fastifyMultipart, {
+    limits: {
+      fileSize: limits.maxUploadBytes,
+      files: limits.maxUploadFiles,
+      // non-file fields are ignored, but counted: 1,001 empty parts stop at the limit, not at 1,001
+      fields: 16,
+      parts: limits.maxUploadFiles + 16,
+      headerPairs: 64,
+      fieldSize: 1024,
+    },
+  });
+
+  app.get('/api/files', async (request) => {
+    requireSession(request);
+    const files = await upstream.with((client) => client.list());
+    const body: FileList = { files: files.map(({ name, size, mtime, sha256 }) => ({ name, size, mtime, sha256 })) };
+    return body;
+  });
+
+  app.post('/api/files', async (request: FastifyRequest, reply: FastifyReply) => {
+    const session = requireSession(request);
+    if (!request.isMultipart()) throw sbError('SB_ERR_UPLOAD_INVALID', 'send multipart/form-data with one or more file parts');
+    const stored: FileEntry[] = [];
+    try {
+      for await (const part of request.parts()) {
+        if (part.type !== 'file') continue;
+        let name: string;
+        try {
+          name = validateFileName(part.filename);
+        } catch (err) {
+          part.file.resume();
+          throw err;
+        }
+        const entry = await upstream.upload(name, part.file, limits.maxUploadBytes);
+        if (part.file.truncated) throw sbError('SB_ERR_FILE_TOO_LARGE', `more than ${limits.maxUploadBytes}`, limits.maxUploadBytes);
+        stored.push(entry);
+        request.log.info({ user: session.username, file: name, size: entry.size }, 'file uploaded');
+      }
+    } catch (err) {
+      throw mapMultipartError(err, limits.maxUploadFiles, limits.maxUploadBytes);
+    }
+    if (stored.length === 0) throw sbError('SB_ERR_UPLOAD_INVALID', 'no file part');
+    const body: UploadResult = { files: stored };
+    return reply.code(201).send(body);
+  });
+
+  app.get<{ Params: { name: string } }>('/api/files/:name', { schema: nameParams }, async (request, reply) => {
+    requireSession(request);
+    const name = validateFileName(request.params.name);
+    const client = await upstream.connect();
+    try {
+      const info = await client.stat(name);
+      if (!info.exists) throw sbError('SB_ERR_FILE_NOT_FOUND', JSON.stringify(name));
+      const etag = etagOf(info.sha256);
+      reply.header('etag', etag).header('accept-ranges', 'bytes').header('cache-control', 'private, no-cache');
+      if (matchesIfNoneMatch(request.headers['if-none-match'], etag)) {
+        void client.close();
+        return reply.code(304).send();
+      }
+      // If-Range (RFC 9110 §13.1.5): a Range for another version of the file gets the whole file.
+      const ifRange = request.headers['if-range'];
+      const range = ifRange && ifRange !== etag ? null : parseRange(request.headers.range, info.size);
+      if (range === 'unsatisfiable') {
+        reply.header('content-range', `bytes */${info.size}`);
+        throw sbError('SB_ERR_RANGE_NOT_SATISFIABLE', JSON.stringify(request.headers.range ?? ''), info.size);
+      }
+      const start = range?.start ?? 0;
+      const length = range ? range.end - range.start + 1 : info.size;
+      const { stream } = await client.get(name, { offset: start });
+      const body = range && range.end < info.size - 1 ? take(stream, length) : stream;
+      body.once('close', () => void client.close());
+      reply
+        .code(range ? 206 : 200)
+        .header('content-type', 'application/octet-stream')
+        .header('content-disposition', contentDisposition(name))
+        .header('content-length', String(length));
+      if (range) reply.header('content-range', `bytes ${range.start}-${range.end}/${info.size}`);
+      return reply.send(body);
+    } catch (err) {
+      void client.close();
+      throw err;
+    }
+  });
+
+  app.delete<{ Params: { name: string } }>('/api/files/:name', { schema: nameParams }, async (request, reply) => {
+    const session = requireSession(request);
+    const name = validateFileName(request.params.name);
+    await upstream.with((client) => client.delete(name));
+    request.log.info({ user: session.username, file: name }, 'file deleted');
+    return reply.code(204).send();
+  });
+}
+
+function mapMultipartError(err: unknown, maxFiles: number, maxBytes: number): unknown {
+  const code = (err as { code?: string }).code;
+  if (code === 'FST_PARTS_LIMIT' || code === 'FST_FILES_LIMIT' || code === 'FST_FIELDS_LIMIT') return sbError('SB_ERR_UPLOAD_TOO_MANY_PARTS', maxFiles);
+  if (code === 'FST_REQ_FILE_TOO_LARGE') return sbError('SB_ERR_FILE_TOO_LARGE', `more than ${maxBytes}`, maxBytes);
+  if (code === 'FST_INVALID_MULTIPART_CONTENT_TYPE' || code === 'FST_PROTO_VIOLATION') return sbError('SB_ERR_UPLOAD_INVALID', code);
+  return err;
+}

@@ -6,6 +6,7 @@
 import net from 'node:net';
 import type { FastifyBaseLogger } from 'fastify';
 import type { ServiceName } from '../../protocol/api.js';
+import { queryNtp } from '../../backends/time/ntp-client.js';
 import type { GatewayOptions } from '../gateway-options.js';
 import { parseBackendUrl, type BackendAddress } from './backend-url.js';
 import type { HealthRegistry } from './health-registry.js';
@@ -42,11 +43,7 @@ export const tcpProbe: Probe = (address, timeoutMs, signal) =>
 
 /** Resolves once the time service answers one NTP query. */
 export const ntpProbe: Probe = async (address, timeoutMs) => {
-  // Loaded lazily (and by a computed path until the time client is in the tree) so a gateway without
-  // the time backend still builds.
-  const modulePath = '../../backends/time/ntp-client.js';
-  const { queryNtp } = (await import(modulePath)) as { queryNtp: (o: { host: string; port: number; timeoutMs: number }) => Promise<unknown> };
-  await queryNtp({ host: address.host, port: address.port, timeoutMs });
+  await queryNtp(address.host, address.port, { timeoutMs });
 };
 
 /** errno-style code or a short message: never an address with credentials, never a secret. */

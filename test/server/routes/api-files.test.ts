@@ -1,0 +1,88 @@
+import { createHash, randomBytes } from 'node:crypto';
+import { readdir } from 'node:fs/promises';
+import { afterEach, describe, expect, it } from 'vitest';
+import { removeTempDirs } from '../../helpers/tmp.js';
+import { closeAll, login, multipart, ORIGIN, testGateway } from '../app-fixture.js';
+
+afterEach(async () => {
+  await closeAll();
+  await removeTempDirs();
+});
+
+const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
+
+describe('files API against a real files service', () => {
+  it('uploads several files, lists them with sha256, downloads byte-identical, resumes with Range, deletes', async () => {
+    const { app, data } = await testGateway({ files: true });
+    const cookie = await login(app);
+    const a = randomBytes(300_000);
+    const b = Buffer.from('hello, files\n');
+    const up = await app.inject({ method: 'POST', url: '/api/files', cookies: { sb_session: cookie }, ...multipart([{ filename: 'a.bin', data: a }, { filename: 'é b.txt', data: b }]) });
+    expect(up.statusCode).toBe(201);
+    expect(up.json().files.map((f: { name: string }) => f.name)).toEqual(['a.bin', 'é b.txt']);
+    // the spool is always emptied
+    expect(await readdir(`${data}/tmp`)).toEqual([]);
+
+    const list = await app.inject({ method: 'GET', url: '/api/files', cookies: { sb_session: cookie } });
+    const entries = list.json().files as Array<{ name: string; size: number; sha256: string }>;
+    expect(entries.find((f) => f.name === 'a.bin')).toMatchObject({ size: a.length, sha256: sha(a) });
+
+    const whole = await app.inject({ method: 'GET', url: '/api/files/a.bin', cookies: { sb_session: cookie } });
+    expect(whole.statusCode).toBe(200);
+    expect(whole.rawPayload.equals(a)).toBe(true);
+    expect(whole.headers['content-length']).toBe(String(a.length));
+    expect(whole.headers['etag']).toBe(`"${sha(a)}"`);
+
+    const named = await app.inject({ method: 'GET', url: `/api/files/${encodeURIComponent('é b.txt')}`, cookies: { sb_session: cookie } });
+    expect(named.headers['content-disposition']).toBe(`attachment; filename="_ b.txt"; filename*=UTF-8''%C3%A9%20b.txt`);
+
+    const tail = await app.inject({ method: 'GET', url: '/api/files/a.bin', headers: { range: 'bytes=100000-' }, cookies: { sb_session: cookie } });
+    expect(tail.statusCode).toBe(206);
+    expect(tail.headers['content-range']).toBe(`bytes 100000-${a.length - 1}/${a.length}`);
+    expect(tail.rawPayload.equals(a.subarray(100_000))).toBe(true);
+
+    const mid = await app.inject({ method: 'GET', url: '/api/files/a.bin', headers: { range: 'bytes=10-19' }, cookies: { sb_session: cookie } });
+    expect(mid.statusCode).toBe(206);
+    expect(mid.rawPayload.equals(a.subarray(10, 20))).toBe(true);
+
+    const beyond = await app.inject({ method: 'GET', url: '/api/files/a.bin', headers: { range: `bytes=${a.length}-` }, cookies: { sb_session: cookie } });
+    expect(beyond.statusCode).toBe(416);
+    expect(beyond.headers['content-range']).toBe(`bytes */${a.length}`);
+    expect(beyond.json().error.code).toBe('SB_ERR_RANGE_NOT_SATISFIABLE');
+
+    const cached = await app.inject({ method: 'GET', url: '/api/files/a.bin', headers: { 'if-none-match': `"${sha(a)}"` }, cookies: { sb_session: cookie } });
+    expect(cached.statusCode).toBe(304);
+
+    const del = await app.inject({ method: 'DELETE', url: '/api/files/a.bin', headers: { origin: ORIGIN }, cookies: { sb_session: cookie } });
+    expect(del.statusCode).toBe(204);
+    const gone = await app.inject({ method: 'GET', url: '/api/files/a.bin', cookies: { sb_session: cookie } });
+    expect(gone.statusCode).toBe(404);
+    expect(gone.json().error.code).toBe('SB_ERR_FILE_NOT_FOUND');
+  });
+
+  it('needs a session', async () => {
+    const { app } = await testGateway({ files: true });
+    const res = await app.inject({ method: 'GET', url: '/api/files' });
+    expect(res.statusCode).toBe(401);
+    expect(res.json().error.code).toBe('SB_ERR_AUTH_REQUIRED');
+  });
+
+  it('refuses a file over maxUploadBytes and keeps nothing of it', async () => {
+    const { app, filesRoot, data } = await testGateway({ files: true, extra: { limits: { maxUploadBytes: 1000 } } });
+    const cookie = await login(app);
+    const res = await app.inject({ method: 'POST', url: '/api/files', cookies: { sb_session: cookie }, ...multipart([{ filename: 'big.bin', data: randomBytes(5000) }]) });
+    expect(res.statusCode).toBe(413);
+    expect(res.json().error.code).toBe('SB_ERR_FILE_TOO_LARGE');
+    expect((await readdir(filesRoot!)).filter((n) => !n.startsWith('.'))).toEqual([]);
+    expect(await readdir(`${data}/tmp`)).toEqual([]);
+  });
+
+  it('reports the files service down when it is unreachable', async () => {
+    const { app } = await testGateway({ extra: { files: 'tcp://127.0.0.1:1' } });
+    const cookie = await login(app);
+    const res = await app.inject({ method: 'GET', url: '/api/files', cookies: { sb_session: cookie } });
+    expect(res.statusCode).toBe(503);
+    expect(res.json().error.code).toBe('SB_ERR_BACKEND_DOWN');
+    expect(app.healthRegistry.get('files')).toMatchObject({ status: 'down', reason: 'connection failed' });
+  });
+});
