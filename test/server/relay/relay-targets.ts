@@ -1,6 +1,7 @@
 // TCP targets for relay tests: real servers on 127.0.0.1:0 that echo, send-and-close, or just count.
 import net, { type AddressInfo } from 'node:net';
-import { createHash } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
+import http from 'node:http';
 import { once } from 'node:events';
 import { WebSocket } from 'ws';
 
@@ -115,4 +116,39 @@ export async function settled(read: () => number, times = 4, everyMs = 50): Prom
     last = now;
   }
   return last;
+}
+
+/**
+ * Sends a WebSocket upgrade request with the path exactly as given (no URL normalization, unlike a
+ * WebSocket client, which turns `%2e%2e/` into `../` and resolves it) and returns the HTTP answer.
+ */
+export function rawUpgrade(base: string, path: string, headers: Record<string, string>, protocol = 'binary'): Promise<{ status: number; code: string | undefined }> {
+  const url = new URL(base.replace(/^ws/, 'http'));
+  return new Promise((resolve, reject) => {
+    const req = http.request({
+      host: url.hostname,
+      port: url.port,
+      path,
+      agent: false,
+      headers: {
+        connection: 'Upgrade',
+        upgrade: 'websocket',
+        'sec-websocket-version': '13',
+        'sec-websocket-key': randomBytes(16).toString('base64'),
+        'sec-websocket-protocol': protocol,
+        ...headers,
+      },
+    });
+    req.on('upgrade', (res, socket) => {
+      socket.destroy();
+      resolve({ status: res.statusCode ?? 0, code: undefined });
+    });
+    req.on('response', (res) => {
+      let body = '';
+      res.setEncoding('utf8').on('data', (d: string) => (body += d));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, code: refusalCode({ body }) }));
+    });
+    req.on('error', reject);
+    req.end();
+  });
 }
