@@ -1,6 +1,180 @@
-// Placeholder until this command lands; see docs/architecture.md for who builds it.
-import { sbError } from '../../../protocol/errors.js';
+// `sockbridge chat HOST:PORT --nick N [--room R]`: chat in a terminal.
+// On a TTY: an interactive prompt (/join R, /leave [R], /msg NICK TEXT, /who [R], /rooms, /quit).
+// Piped: each stdin line is said in the room (slowed down, never dropped, when rate-limited), and
+// the command exits once stdin has ended and the server has acknowledged the last line.
+// Incoming text is stripped of control characters before it reaches the terminal.
 
-export async function run(_argv: string[]): Promise<number> {
-  throw sbError('SB_ERR_USAGE', 'sockbridge chat: not implemented yet');
+import readline from 'node:readline';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { ChatClient, ChatRefusal } from '../../../backends/chat/chat-client.js';
+import { sanitizeForTerminal as clean } from '../../../backends/chat/terminal-text.js';
+import { DEFAULT_ROOM, type ChatEvent } from '../../../protocol/chat-messages.js';
+import { sbError } from '../../../protocol/errors.js';
+import { parseCommandLine, parseHostPort } from '../args.js';
+
+const USAGE = 'sockbridge chat HOST:PORT --nick N [--room R]';
+const HELP = '/join ROOM, /leave [ROOM], /msg NICK TEXT, /who [ROOM], /rooms, /quit; anything else is said in the current room';
+/** A piped line refused for its rate is retried this many times before it counts as failed. */
+const MAX_RETRIES = 20;
+
+const hhmm = (ts: number) => {
+  const d = new Date(ts);
+  return `${String(d.getHours()).padStart(2, '0')}:${String(d.getMinutes()).padStart(2, '0')}`;
+};
+
+export async function run(argv: string[]): Promise<number> {
+  const { values, positionals } = parseCommandLine(argv, { nick: { type: 'string' }, room: { type: 'string' } }, USAGE);
+  const { host, port } = parseHostPort(positionals[0], USAGE);
+  const nick = values['nick'];
+  if (typeof nick !== 'string') throw sbError('SB_ERR_USAGE', `--nick is required\nusage: ${USAGE}`);
+  const room = typeof values['room'] === 'string' ? values['room'] : DEFAULT_ROOM;
+  const interactive = Boolean(process.stdin.isTTY && process.stdout.isTTY);
+
+  const client = await ChatClient.connect(host, port, { nick, room });
+  const session = new TerminalChat(client, room, interactive);
+  return session.run();
+}
+
+class TerminalChat {
+  private current: string;
+  private failures = 0;
+  private ended = false;
+  private readonly rl: readline.Interface;
+
+  constructor(
+    private readonly client: ChatClient,
+    room: string,
+    private readonly interactive: boolean,
+  ) {
+    this.current = room;
+    this.rl = readline.createInterface({ input: process.stdin, output: interactive ? process.stdout : undefined, terminal: interactive });
+    this.rl.setPrompt(`${client.nick}> `);
+    client.on('event', (event) => this.show(event));
+  }
+
+  async run(): Promise<number> {
+    const closed = new Promise<number>((resolve) =>
+      this.client.once('close', () => {
+        if (!this.ended) this.print('! connection to the chat service closed');
+        resolve(this.ended ? 0 : 1);
+      }),
+    );
+    const input = (async () => {
+      if (this.interactive) this.rl.prompt();
+      for await (const line of this.rl) {
+        const ok = await this.onLine(line);
+        if (!ok) break;
+        if (this.interactive) this.rl.prompt();
+      }
+      this.ended = true;
+      this.rl.close();
+      await this.client.close();
+      return this.failures > 0 ? 1 : 0;
+    })();
+    return Promise.race([input, closed]);
+  }
+
+  /** Handles one line of input; false means /quit. */
+  private async onLine(raw: string): Promise<boolean> {
+    const line = raw.trim();
+    if (!line) return true;
+    try {
+      if (!line.startsWith('/')) {
+        await this.say(line);
+        return true;
+      }
+      const [command = '', arg1, ...more] = line.split(/\s+/);
+      switch (command) {
+        case '/quit':
+          return false;
+        case '/help':
+          this.print(`* ${HELP}`);
+          return true;
+        case '/join':
+          if (!arg1) throw new Error('usage: /join ROOM');
+          this.client.send({ cmd: 'join', room: arg1 }); // "joined" makes it the current room
+          return true;
+        case '/leave':
+          this.client.send({ cmd: 'leave', room: arg1 ?? this.current });
+          return true;
+        case '/msg':
+          if (!arg1 || more.length === 0) throw new Error('usage: /msg NICK TEXT');
+          await this.client.dm(arg1, line.replace(/^\/msg\s+\S+\s+/, ''));
+          return true;
+        case '/who':
+          this.client.send({ cmd: 'who', room: arg1 ?? this.current });
+          return true;
+        case '/rooms':
+          this.client.send({ cmd: 'rooms' });
+          return true;
+        default:
+          throw new Error(`unknown command ${command}; ${HELP}`);
+      }
+    } catch (err) {
+      this.failures++;
+      this.print(`! ${clean((err as Error).message)}`);
+      return true;
+    }
+  }
+
+  /** Says a line in the current room, waiting out rate limits rather than dropping it. */
+  private async say(text: string): Promise<void> {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        await this.client.say(this.current, text);
+        return;
+      } catch (err) {
+        if (!(err instanceof ChatRefusal) || err.code !== 'SB_ERR_RATE_LIMITED' || attempt >= MAX_RETRIES) throw err;
+        await sleep(err.retryAfterMs ?? 1000);
+      }
+    }
+  }
+
+  private show(event: ChatEvent): void {
+    switch (event.cmd) {
+      case 'message': {
+        const where = event.room === this.current ? '' : `#${event.room} `;
+        this.print(`[${hhmm(event.ts)}] ${where}${event.from}: ${clean(event.text)}`);
+        return;
+      }
+      case 'direct':
+        this.print(event.from === this.client.nick ? `[${hhmm(event.ts)}] -> *${event.to}* ${clean(event.text)}` : `[${hhmm(event.ts)}] *${event.from}* ${clean(event.text)}`);
+        return;
+      case 'presence':
+        this.print(`[${hhmm(Date.now())}] * ${event.nick} ${event.event === 'join' ? 'joined' : 'left'} #${event.room}`);
+        return;
+      case 'joined':
+        this.current = event.room;
+        for (const m of event.history) this.print(`[${hhmm(m.ts)}] ${m.room === this.current ? '' : `#${m.room} `}${m.from}: ${clean(m.text)}`);
+        this.print(`* joined #${event.room}: ${event.members.join(', ')}`);
+        return;
+      case 'left':
+        this.print(`* left #${event.room}`);
+        return;
+      case 'members':
+        this.print(`* in #${event.room}: ${event.members.join(', ') || '(nobody)'}`);
+        return;
+      case 'rooms':
+        this.print(`* rooms: ${event.rooms.map((r) => `#${r.room} (${r.members})`).join(', ') || '(none)'}`);
+        return;
+      case 'error':
+        // Refusals of say/dm are reported by the awaiting call; the rest are shown here.
+        if (event.ref === undefined) this.print(`! ${clean(event.message)}`);
+        return;
+      default:
+        return;
+    }
+  }
+
+  /** Prints above the prompt without mangling what the user is typing. */
+  private print(line: string): void {
+    if (!this.interactive) {
+      process.stdout.write(`${line}\n`);
+      return;
+    }
+    readline.clearLine(process.stdout, 0);
+    readline.cursorTo(process.stdout, 0);
+    process.stdout.write(`${line}\n`);
+    this.rl.prompt(true);
+  }
 }

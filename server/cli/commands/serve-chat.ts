@@ -1,6 +1,58 @@
-// Placeholder until this command lands; see docs/architecture.md for who builds it.
+// `sockbridge serve chat --data DIR [--host H] [--port P] [--line-port P|off] [--gateway-token-file F] [--config F]`
+import { pino } from 'pino';
+import { ChatService, chatOptionsSchema, type ChatOptions } from '../../../backends/chat/chat-service.js';
+import { readFileSync } from 'node:fs';
 import { sbError } from '../../../protocol/errors.js';
+import { loadConfig } from '../../config.js';
+import { parseCommandLine } from '../args.js';
+import { formatAddress, runUntilSignal } from '../run-service.js';
 
-export async function run(_argv: string[]): Promise<number> {
-  throw sbError('SB_ERR_USAGE', 'sockbridge serve-chat: not implemented yet');
+const USAGE =
+  'sockbridge serve chat --data DIR [--host H] [--port P] [--line-host H] [--line-port P|off] [--gateway-token-file F] ' +
+  '[--max-connections N] [--max-connections-per-nick N] [--rate-capacity N] [--rate-interval-ms MS] [--config FILE]';
+
+export async function run(argv: string[]): Promise<number> {
+  const { values, configFile } = parseCommandLine(
+    argv,
+    {
+      host: { type: 'string' },
+      port: { type: 'string' },
+      'line-host': { type: 'string' },
+      'line-port': { type: 'string' },
+      data: { type: 'string' },
+      'data-dir': { type: 'string' },
+      'gateway-token-file': { type: 'string' },
+      'max-connections': { type: 'string' },
+      'max-connections-per-nick': { type: 'string' },
+      'rate-capacity': { type: 'string' },
+      'rate-interval-ms': { type: 'string' },
+      'hello-timeout-ms': { type: 'string' },
+    },
+    USAGE,
+  );
+  const { data, gatewayTokenFile, ...cli } = values;
+  if (data !== undefined) cli['dataDir'] = data;
+  if (cli['linePort'] === 'off' || cli['linePort'] === 'none') cli['linePort'] = null;
+  if (typeof gatewayTokenFile === 'string') cli['gatewayToken'] = readToken(gatewayTokenFile);
+  const options = loadConfig<ChatOptions>(chatOptionsSchema, { cli, configFile });
+  const logger = pino({ level: process.env['LOG_LEVEL'] ?? 'warn' }, pino.destination(2));
+  const service = new ChatService(options, { logger });
+  return runUntilSignal('chat', service, () => {
+    const line = service.lineAddress();
+    return [
+      `sockbridge chat listening on ${formatAddress('tcp', service.address())}`,
+      line ? `sockbridge chat line mode on ${formatAddress('tcp', line)} (nc, telnet)` : 'sockbridge chat line mode off',
+    ];
+  });
+}
+
+function readToken(path: string): string {
+  let token: string;
+  try {
+    token = readFileSync(path, 'utf8').trim();
+  } catch (err) {
+    throw sbError('SB_ERR_CONFIG_FILE', path, (err as NodeJS.ErrnoException).code ?? (err as Error).message);
+  }
+  if (token.length < 16) throw sbError('SB_ERR_CONFIG_FILE', path, 'the gateway token must be at least 16 characters');
+  return token;
 }
