@@ -1,0 +1,163 @@
+// /ws/chat against a real ChatService: browser tabs and a raw TCP frame client in one room, direct
+// messages to every tab of an account, refusals, and a chat service that is down, then back.
+import net from 'node:net';
+import { afterEach, describe, expect, it } from 'vitest';
+import { ChatService } from '../../../backends/chat/chat-service.js';
+import { encodeFrame, WholeFrameDecoder, type FrameHeader } from '../../../protocol/frame-codec.js';
+import { removeTempDirs, tempDir } from '../../helpers/tmp.js';
+import { CHAT_TOKEN, closeAll, startGateway, track, waitFor, type TestSocket } from './ws-kit.js';
+
+afterEach(async () => {
+  await closeAll();
+  await removeTempDirs();
+});
+
+async function startChat(port = 0): Promise<{ service: ChatService; url: string; port: number }> {
+  const service = track(new ChatService({ port, linePort: null, dataDir: await tempDir(), gatewayToken: CHAT_TOKEN }));
+  const address = await service.start();
+  return { service, url: `tcp://127.0.0.1:${address.port}`, port: address.port };
+}
+
+/** A terminal client speaking frames to the chat service directly, as `sockbridge chat` does. */
+async function rawChatClient(port: number, nick: string) {
+  const socket = net.connect({ host: '127.0.0.1', port });
+  await new Promise((resolve) => socket.once('connect', resolve));
+  const decoder = new WholeFrameDecoder();
+  const frames: FrameHeader[] = [];
+  socket.on('data', (chunk) => frames.push(...decoder.push(chunk).map((f) => f.header)));
+  track({ close: async () => void socket.destroy() });
+  const next = async (match: (h: FrameHeader) => boolean) => {
+    let found: FrameHeader | undefined;
+    await waitFor(() => {
+      const i = frames.findIndex(match);
+      if (i >= 0) found = frames.splice(i, 1)[0];
+      return found !== undefined;
+    }, 5000, 'chat frame');
+    return found!;
+  };
+  socket.write(encodeFrame({ cmd: 'hello', nick }));
+  await next((h) => h.cmd === 'welcome');
+  return { send: (h: { cmd: string; [k: string]: unknown }) => socket.write(encodeFrame(h)), next };
+}
+
+const isMessage = (text: string) => (m: Record<string, unknown>) => m['cmd'] === 'message' && m['text'] === text;
+
+async function welcomed(socket: TestSocket, nick: string) {
+  const welcome = await socket.json((m) => m['cmd'] === 'welcome');
+  expect(welcome['nick']).toBe(nick);
+  return socket;
+}
+
+describe('/ws/chat', () => {
+  it('two browser tabs and one raw TCP client in one room see each other', async () => {
+    const chat = await startChat();
+    const gw = await startGateway({ chat: chat.url });
+    const alice = await welcomed(await gw.open('/ws/chat', await gw.login('alice', 'alice-password')), 'alice');
+    const bob = await welcomed(await gw.open('/ws/chat', await gw.login('bob', 'bob-password')), 'bob');
+    const carol = await rawChatClient(chat.port, 'carol');
+
+    for (const s of [alice, bob]) {
+      s.send({ cmd: 'join', room: 'ops' });
+      await s.json((m) => m['cmd'] === 'joined' && m['room'] === 'ops');
+    }
+    carol.send({ cmd: 'join', room: 'ops' });
+    await carol.next((h) => h.cmd === 'joined');
+
+    alice.send({ cmd: 'say', room: 'ops', text: 'hi from alice', ref: 'a1' });
+    const ack = await alice.json(isMessage('hi from alice'));
+    expect(ack).toMatchObject({ from: 'alice', room: 'ops', ref: 'a1' });
+    expect(await bob.json(isMessage('hi from alice'))).toMatchObject({ from: 'alice' });
+    expect(await carol.next((h) => h.cmd === 'message' && h['text'] === 'hi from alice')).toMatchObject({ from: 'alice' });
+
+    carol.send({ cmd: 'say', room: 'ops', text: 'hi from the terminal' });
+    expect(await alice.json(isMessage('hi from the terminal'))).toMatchObject({ from: 'carol' });
+    expect(await bob.json(isMessage('hi from the terminal'))).toMatchObject({ from: 'carol' });
+    expect(gw.app.healthRegistry.get('chat').status).toBe('up');
+  });
+
+  it('a user gets direct messages in every open tab', async () => {
+    const chat = await startChat();
+    const gw = await startGateway({ chat: chat.url });
+    const aliceCookie = await gw.login('alice', 'alice-password');
+    const tab1 = await welcomed(await gw.open('/ws/chat', aliceCookie), 'alice');
+    const tab2 = await welcomed(await gw.open('/ws/chat', aliceCookie), 'alice');
+    const bob = await welcomed(await gw.open('/ws/chat', await gw.login('bob', 'bob-password')), 'bob');
+
+    bob.send({ cmd: 'dm', to: 'alice', text: 'psst' });
+    for (const tab of [tab1, tab2]) {
+      expect(await tab.json((m) => m['cmd'] === 'direct')).toMatchObject({ from: 'bob', to: 'alice', text: 'psst' });
+    }
+  });
+
+  it('answers a bad field with an error and keeps the socket; a browser hello closes it with 1008', async () => {
+    const chat = await startChat();
+    const gw = await startGateway({ chat: chat.url });
+    const alice = await welcomed(await gw.open('/ws/chat', await gw.login('alice', 'alice-password')), 'alice');
+
+    alice.send({ cmd: 'join', room: '../etc' });
+    expect(await alice.json((m) => m['cmd'] === 'error')).toMatchObject({ code: 'SB_ERR_CHAT_ROOM_INVALID' });
+    alice.send({ cmd: 'ping' });
+    await alice.json((m) => m['cmd'] === 'pong');
+
+    // the nick is the account's: a browser may not choose one
+    alice.send({ cmd: 'hello', nick: 'root' });
+    expect(await alice.json((m) => m['cmd'] === 'error')).toMatchObject({ code: 'SB_ERR_WS_CMD_RESERVED' });
+    expect((await alice.closed).code).toBe(1008);
+  });
+
+  it('refuses binary messages with 1003', async () => {
+    const chat = await startChat();
+    const gw = await startGateway({ chat: chat.url });
+    const alice = await welcomed(await gw.open('/ws/chat', await gw.login('alice', 'alice-password')), 'alice');
+    alice.ws.send(Buffer.from('{"cmd":"ping"}'), { binary: true });
+    expect((await alice.closed).code).toBe(1003);
+  });
+
+  it('a chat service that is down closes the socket with 1011 and shows down; back on its port, a new socket works', async () => {
+    const first = await startChat();
+    await first.service.close();
+    const gw = await startGateway({ chat: first.url });
+    const cookie = await gw.login('alice', 'alice-password');
+
+    const refused = await gw.open('/ws/chat', cookie);
+    expect(await refused.json((m) => m['cmd'] === 'error')).toMatchObject({ code: 'SB_ERR_BACKEND_DOWN' });
+    expect((await refused.closed).code).toBe(1011);
+    expect(gw.app.healthRegistry.get('chat').status).toBe('down');
+
+    await startChat(first.port);
+    const again = await welcomed(await gw.open('/ws/chat', cookie), 'alice');
+    again.send({ cmd: 'ping' });
+    await again.json((m) => m['cmd'] === 'pong');
+    expect(gw.app.healthRegistry.get('chat').status).toBe('up');
+  });
+
+  it('a chat service that stops mid-session closes the socket with 1011; the gateway lives on', async () => {
+    const chat = await startChat();
+    const gw = await startGateway({ chat: chat.url });
+    const alice = await welcomed(await gw.open('/ws/chat', await gw.login('alice', 'alice-password')), 'alice');
+    await chat.service.close();
+    expect((await alice.closed).code).toBe(1011);
+    expect(gw.app.healthRegistry.get('chat').status).toBe('down');
+    const health = await gw.app.inject({ method: 'GET', url: '/api/health' });
+    expect(health.statusCode).toBe(200);
+  });
+
+  it('a backend answering garbage closes the socket with 1011 and shows down', async () => {
+    // resume(): a socket nobody reads never sees the peer's FIN, and server.close() would wait on it
+    const garbage = net.createServer((s) => s.end(Buffer.from('HTTP/1.1 400 Bad Request\r\n\r\n')).resume());
+    await new Promise<void>((resolve) => garbage.listen(0, '127.0.0.1', resolve));
+    track({ close: () => new Promise<void>((resolve) => garbage.close(() => resolve())) });
+    const port = (garbage.address() as net.AddressInfo).port;
+    const gw = await startGateway({ chat: `tcp://127.0.0.1:${port}` });
+    const alice = await gw.open('/ws/chat', await gw.login('alice', 'alice-password'));
+    expect(await alice.json((m) => m['cmd'] === 'error')).toMatchObject({ code: 'SB_ERR_BACKEND_DOWN' });
+    expect((await alice.closed).code).toBe(1011);
+    expect(gw.app.healthRegistry.get('chat').status).toBe('down');
+  });
+
+  it('refuses an upgrade without a session with 401', async () => {
+    const chat = await startChat();
+    const gw = await startGateway({ chat: chat.url });
+    await expect(gw.open('/ws/chat', 'not-a-session')).rejects.toMatchObject({ status: 401 });
+  });
+});
