@@ -87,6 +87,8 @@ export type TimeDropReason = 'short' | 'version' | 'mode' | 'controlMode' | 'tex
 
 export interface TimeStats {
   ntpReplies: number;
+  /** source addresses tracked by the rate limiters (bounded by maxSources each) */
+  sources: number;
   textReplies: number;
   dropped: Record<TimeDropReason, number>;
 }
@@ -106,6 +108,7 @@ export class TimeService {
   private socket: dgram.Socket | undefined;
   private readonly counters: TimeStats = {
     ntpReplies: 0,
+    sources: 0,
     textReplies: 0,
     dropped: { short: 0, version: 0, mode: 0, controlMode: 0, textDisabled: 0, rateLimited: 0, backpressure: 0, error: 0 },
   };
@@ -140,7 +143,7 @@ export class TimeService {
 
   /** Counters of replies and dropped datagrams, by reason (a snapshot). */
   get stats(): TimeStats {
-    return structuredClone(this.counters);
+    return { ...structuredClone(this.counters), sources: Math.max(this.ntpLimiter.size, this.textLimiter.size) };
   }
 
   async close(): Promise<void> {
