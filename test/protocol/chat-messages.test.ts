@@ -1,0 +1,45 @@
+import { describe, expect, it } from 'vitest';
+import { parseChatRequest, validateNick, validateRoom } from '../../protocol/chat-messages.js';
+
+const codeOf = (fn: () => unknown) => {
+  try {
+    fn();
+  } catch (err) {
+    return (err as { code?: string }).code;
+  }
+  return undefined;
+};
+
+describe('parseChatRequest', () => {
+  it('returns a clean copy holding only the known fields', () => {
+    expect(parseChatRequest({ cmd: 'say', room: 'lobby', text: 'hi', ref: 'r', extra: 1 })).toEqual({ cmd: 'say', room: 'lobby', text: 'hi', ref: 'r' });
+    expect(parseChatRequest({ cmd: 'hello', nick: 'a' })).toEqual({ cmd: 'hello', nick: 'a' });
+    expect(parseChatRequest({ cmd: 'dm', to: 'b', text: 't' })).toEqual({ cmd: 'dm', to: 'b', text: 't' });
+    expect(parseChatRequest({ cmd: 'ping', junk: true })).toEqual({ cmd: 'ping' });
+  });
+
+  it.each([
+    [null],
+    [[1]],
+    ['say'],
+    [{ cmd: 'shout' }],
+    [{ cmd: 'say', room: 'lobby' }],
+    [{ cmd: 'say', room: 'lobby', text: 5 }],
+    [{ cmd: 'dm', to: 1, text: 'x' }],
+    [{ cmd: 'hello' }],
+    [{ cmd: 'hello', nick: 'a', gatewayToken: 5 }],
+    [{ cmd: 'say', room: 'lobby', text: 'x', ref: 'r'.repeat(65) }],
+    [{ cmd: 'join' }],
+  ])('refuses %j with SB_ERR_MESSAGE_INVALID', (value) => {
+    expect(codeOf(() => parseChatRequest(value))).toBe('SB_ERR_MESSAGE_INVALID');
+  });
+});
+
+describe('validateNick / validateRoom', () => {
+  it('accepts names in the patterns and refuses the rest with their codes', () => {
+    expect(validateNick('alice_1.x-y')).toBe('alice_1.x-y');
+    for (const bad of ['', ' a', '.a', 'a'.repeat(33), 'a/b', 'é']) expect(codeOf(() => validateNick(bad))).toBe('SB_ERR_CHAT_NICK_INVALID');
+    expect(validateRoom('dev-2')).toBe('dev-2');
+    for (const bad of ['', 'Dev', '../x', 'a'.repeat(65), '#x']) expect(codeOf(() => validateRoom(bad))).toBe('SB_ERR_CHAT_ROOM_INVALID');
+  });
+});
