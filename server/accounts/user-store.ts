@@ -3,7 +3,7 @@
 // work at once.
 
 import { randomBytes } from 'node:crypto';
-import { mkdirSync } from 'node:fs';
+import { chmodSync, mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
 import { sbError } from '../../protocol/errors.js';
@@ -50,6 +50,8 @@ export class UserStore {
   constructor(readonly path: string) {
     mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
     this.db = new Database(path);
+    // password hashes: readable by the owner only (SQLite gives its -wal/-shm files the same mode)
+    chmodSync(path, 0o600);
     this.db.pragma('journal_mode = WAL');
     this.db.pragma('busy_timeout = 5000');
     this.db.exec(`CREATE TABLE IF NOT EXISTS users (

@@ -1,6 +1,102 @@
-// Placeholder until this command lands; see docs/architecture.md for who builds it.
-import { sbError } from '../../../protocol/errors.js';
+// `sockbridge gateway --port 8080 --chat tcp://… --exec tcp://… --files tcp://… --time udp://…
+//  [--raw name=host:port]… [--origin URL]… [--data DIR] [--config FILE]`: the gateway alone.
+// The first start creates the `admin` account (password from SOCKBRIDGE_ADMIN_PASSWORD, else random
+// and printed once) and prints `sockbridge: open http://HOST:PORT/`, a line scripts and tests parse.
 
-export async function run(_argv: string[]): Promise<number> {
-  throw sbError('SB_ERR_USAGE', 'sockbridge gateway: not implemented yet');
+import { join } from 'node:path';
+import type { AddressInfo } from 'node:net';
+import type { FastifyInstance } from 'fastify';
+import { sbError } from '../../../protocol/errors.js';
+import { buildApp } from '../../app.js';
+import { loadConfig } from '../../config.js';
+import { gatewayOptionsSchema, type GatewayOptions } from '../../gateway-options.js';
+import { UserStore } from '../../accounts/user-store.js';
+import { parseCommandLine, type OptionSpecs } from '../args.js';
+
+const USAGE =
+  'sockbridge gateway [--host H] [--port P] [--chat tcp://H:P] [--exec tcp://H:P] [--files tcp://H:P] [--time udp://H:P] ' +
+  '[--raw NAME=HOST:PORT]… [--origin URL]… [--data DIR] [--web-root DIR] [--trust-proxy] [--secure-cookies] [--config FILE]';
+
+export const GATEWAY_FLAGS: OptionSpecs = {
+  host: { type: 'string' },
+  port: { type: 'string' },
+  data: { type: 'string' },
+  chat: { type: 'string' },
+  exec: { type: 'string' },
+  files: { type: 'string' },
+  time: { type: 'string' },
+  raw: { type: 'string', multiple: true },
+  origin: { type: 'string', multiple: true },
+  'web-root': { type: 'string' },
+  'trust-proxy': { type: 'boolean' },
+  'secure-cookies': { type: 'boolean' },
+};
+
+/** `--raw a=h:1 --raw b=h:2` → {a: 'h:1', b: 'h:2'} */
+export function parseRawTargets(values: unknown): Record<string, string> | undefined {
+  if (values === undefined) return undefined;
+  const targets: Record<string, string> = {};
+  for (const item of values as string[]) {
+    const eq = item.indexOf('=');
+    if (eq <= 0) throw sbError('SB_ERR_USAGE', `--raw ${item}: write NAME=HOST:PORT (e.g. --raw vnc=127.0.0.1:5900)`);
+    targets[item.slice(0, eq)] = item.slice(eq + 1);
+  }
+  return targets;
+}
+
+/** Command-line values → gateway option keys (still unvalidated). */
+export function gatewayCliValues(values: Record<string, unknown>): Record<string, unknown> {
+  const { raw, origin, ...rest } = values;
+  const cli: Record<string, unknown> = { ...rest };
+  if (raw !== undefined) cli['raw'] = parseRawTargets(raw);
+  if (origin !== undefined) cli['origins'] = origin;
+  return cli;
+}
+
+/** Creates `admin` on first start; prints a generated password once. */
+export async function ensureAdminAccount(data: string): Promise<void> {
+  const store = new UserStore(join(data, 'users.sqlite'));
+  try {
+    const { created, generatedPassword } = await store.ensureAdmin(process.env['SOCKBRIDGE_ADMIN_PASSWORD'] || undefined);
+    if (generatedPassword) process.stdout.write(`sockbridge: created account admin with password ${generatedPassword}\n`);
+    else if (created) process.stdout.write('sockbridge: created account admin with the password from SOCKBRIDGE_ADMIN_PASSWORD\n');
+  } finally {
+    store.close();
+  }
+}
+
+export function httpUrl(address: AddressInfo): string {
+  const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
+  return `http://${host}:${address.port}/`;
+}
+
+/** Builds, listens and prints the URL line. */
+export async function startGateway(options: GatewayOptions): Promise<FastifyInstance> {
+  await ensureAdminAccount(options.data);
+  const app = await buildApp(options);
+  await app.listen({ host: options.host, port: options.port });
+  process.stdout.write(`sockbridge: open ${httpUrl(app.server.address() as AddressInfo)}\n`);
+  return app;
+}
+
+export function waitForSignal(): Promise<void> {
+  return new Promise((resolve) => {
+    const stop = () => {
+      process.off('SIGINT', stop);
+      process.off('SIGTERM', stop);
+      resolve();
+    };
+    process.on('SIGINT', stop);
+    process.on('SIGTERM', stop);
+  });
+}
+
+export async function run(argv: string[]): Promise<number> {
+  const { values, positionals, configFile } = parseCommandLine(argv, GATEWAY_FLAGS, USAGE);
+  if (positionals.length > 0) throw sbError('SB_ERR_USAGE', `unexpected argument "${positionals[0]}"\nusage: ${USAGE}`);
+  const options = loadConfig<GatewayOptions>(gatewayOptionsSchema, { cli: gatewayCliValues(values), configFile });
+  const app = await startGateway(options);
+  await waitForSignal();
+  await app.close();
+  return 0;
 }

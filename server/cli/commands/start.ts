@@ -1,6 +1,130 @@
-// Placeholder until this command lands; see docs/architecture.md for who builds it.
-import { sbError } from '../../../protocol/errors.js';
+// `sockbridge start`: the four backends and the gateway in one process, with embedded defaults:
+// data in ./data, everything on loopback (the gateway on --host), the exec secret and the chat
+// gateway token generated into DATA/*.secret (0600) on first start, the admin account created on
+// first start. Prints `sockbridge: open http://127.0.0.1:PORT/` once everything listens.
+//
+// --config FILE is JSON with optional sections {gateway, chat, exec, files, time}, each holding that
+// component's own options (the same keys as its `serve`/`gateway` command's config file).
 
-export async function run(_argv: string[]): Promise<number> {
-  throw sbError('SB_ERR_USAGE', 'sockbridge start: not implemented yet');
+import { join, resolve } from 'node:path';
+import type { AddressInfo } from 'node:net';
+import { pino, type Logger } from 'pino';
+import { sbError } from '../../../protocol/errors.js';
+import { ChatService } from '../../../backends/chat/chat-service.js';
+import { ExecService } from '../../../backends/exec/exec-service.js';
+import { FilesService } from '../../../backends/files/files-service.js';
+import { TimeService } from '../../../backends/time/time-service.js';
+import { loadConfig, readConfigFile } from '../../config.js';
+import { gatewayOptionsSchema, type GatewayOptions } from '../../gateway-options.js';
+import { ensureSecretFile } from '../../accounts/secret-files.js';
+import { parseCommandLine } from '../args.js';
+import { startGateway, waitForSignal } from './gateway.js';
+
+const USAGE =
+  'sockbridge start [--data DIR] [--host H] [--port P] [--chat-port P] [--chat-line-port P] [--exec-port P] ' +
+  '[--files-port P] [--time-port P] [--config FILE]   (port 0 = any free port)';
+
+const LOOPBACK = '127.0.0.1';
+
+interface Stoppable {
+  close(): Promise<void>;
+}
+
+function port(value: unknown, fallback: number, flag: string): number {
+  if (value === undefined) return fallback;
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 0 || n > 65535) throw sbError('SB_ERR_USAGE', `--${flag} ${String(value)}: use a port 0..65535\nusage: ${USAGE}`);
+  return n;
+}
+
+function section(config: Record<string, unknown>, key: string): Record<string, unknown> {
+  const value = config[key];
+  if (value === undefined) return {};
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) throw sbError('SB_ERR_CONFIG_INVALID', `"${key}" must be an object`);
+  return value as Record<string, unknown>;
+}
+
+export async function run(argv: string[]): Promise<number> {
+  const { values, positionals, configFile } = parseCommandLine(
+    argv,
+    {
+      data: { type: 'string' },
+      host: { type: 'string' },
+      port: { type: 'string' },
+      'chat-port': { type: 'string' },
+      'chat-line-port': { type: 'string' },
+      'exec-port': { type: 'string' },
+      'files-port': { type: 'string' },
+      'time-port': { type: 'string' },
+    },
+    USAGE,
+  );
+  if (positionals.length > 0) throw sbError('SB_ERR_USAGE', `unexpected argument "${positionals[0]}"\nusage: ${USAGE}`);
+  const config = configFile ? readConfigFile(configFile) : {};
+  const data = resolve(String(values['data'] ?? section(config, 'gateway')['data'] ?? './data'));
+  const logger: Logger = pino({ level: process.env['SOCKBRIDGE_LOG_LEVEL'] ?? 'info' }, pino.destination(2));
+
+  const execSecret = await ensureSecretFile(join(data, 'exec.secret'));
+  const chatToken = await ensureSecretFile(join(data, 'chat-gateway.secret'));
+
+  const started: Stoppable[] = [];
+  const stopAll = async () => {
+    for (const service of started.splice(0).reverse()) await service.close().catch(() => undefined);
+  };
+  try {
+    const chat = new ChatService(
+      {
+        ...section(config, 'chat'),
+        host: LOOPBACK,
+        port: port(values['chatPort'], 7001, 'chat-port'),
+        linePort: port(values['chatLinePort'], 7005, 'chat-line-port'),
+        dataDir: data,
+        gatewayToken: chatToken,
+      },
+      { logger: logger.child({ service: 'chat' }) },
+    );
+    const chatAddress = await chat.start();
+    started.push(chat);
+    const exec = new ExecService(
+      { ...section(config, 'exec'), host: LOOPBACK, port: port(values['execPort'], 7002, 'exec-port'), secret: execSecret },
+      { logger: logger.child({ service: 'exec' }) },
+    );
+    const execAddress = await exec.start();
+    started.push(exec);
+    const files = new FilesService(
+      { ...section(config, 'files'), host: LOOPBACK, port: port(values['filesPort'], 7003, 'files-port'), root: join(data, 'files') },
+      { logger: logger.child({ service: 'files' }) },
+    );
+    const filesAddress = await files.start();
+    started.push(files);
+    const time = new TimeService(
+      { ...section(config, 'time'), host: LOOPBACK, port: port(values['timePort'], 7004, 'time-port') },
+      { logger: logger.child({ service: 'time' }) },
+    );
+    const timeAddress = await time.start();
+    started.push(time);
+
+    const url = (scheme: string, a: AddressInfo) => `${scheme}://${LOOPBACK}:${a.port}`;
+    const options = loadConfig<GatewayOptions>(gatewayOptionsSchema, {
+      base: {
+        ...section(config, 'gateway'),
+        data,
+        chat: url('tcp', chatAddress),
+        exec: url('tcp', execAddress),
+        files: url('tcp', filesAddress),
+        time: url('udp', timeAddress),
+        execSecretFile: join(data, 'exec.secret'),
+        chatGatewayTokenFile: join(data, 'chat-gateway.secret'),
+      },
+      cli: { host: values['host'], port: values['port'] === undefined ? undefined : port(values['port'], 8080, 'port') },
+    });
+    const app = await startGateway(options);
+    started.push(app);
+  } catch (err) {
+    await stopAll();
+    throw err;
+  }
+  await waitForSignal();
+  await stopAll();
+  return 0;
 }

@@ -1,6 +1,107 @@
-// Placeholder until this command lands; see docs/architecture.md for who builds it.
-import { sbError } from '../../../protocol/errors.js';
+// `sockbridge user add|remove|passwd NAME [--role admin|user] [--password-stdin] [--data DIR]`:
+// manages DATA/users.sqlite. The password is read from stdin with --password-stdin (scripts, tests),
+// else prompted twice on the terminal without echo. It is never taken from a flag: command lines
+// show up in `ps` and shell history.
 
-export async function run(_argv: string[]): Promise<number> {
-  throw sbError('SB_ERR_USAGE', 'sockbridge user: not implemented yet');
+import { join } from 'node:path';
+import { sbError } from '../../../protocol/errors.js';
+import type { Role } from '../../../protocol/api.js';
+import { UserStore } from '../../accounts/user-store.js';
+import { parseCommandLine } from '../args.js';
+
+const USAGE = 'sockbridge user add|remove|passwd|role|list [NAME] [--role admin|user] [--password-stdin] [--data DIR]';
+
+async function readStdin(): Promise<string> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
+  // one line: a trailing newline (echo, here-strings) is not part of the password
+  return Buffer.concat(chunks).toString('utf8').replace(/\r?\n$/, '');
+}
+
+/** Reads a line from the terminal without echoing it. */
+function promptHidden(question: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const stdin = process.stdin;
+    if (!stdin.isTTY) return reject(sbError('SB_ERR_USAGE', 'no terminal to prompt on; pass the password with --password-stdin'));
+    process.stderr.write(question);
+    stdin.setRawMode(true);
+    stdin.resume();
+    stdin.setEncoding('utf8');
+    let text = '';
+    const onData = (data: string) => {
+      for (const ch of data) {
+        if (ch === '\r' || ch === '\n' || ch === '\u0004') {
+          stdin.setRawMode(false);
+          stdin.pause();
+          stdin.off('data', onData);
+          process.stderr.write('\n');
+          return resolve(text);
+        }
+        if (ch === '\u0003') {
+          stdin.setRawMode(false);
+          process.stderr.write('\n');
+          return reject(sbError('SB_ERR_USAGE', 'cancelled'));
+        }
+        if (ch === '\u007f' || ch === '\b') text = text.slice(0, -1);
+        else text += ch;
+      }
+    };
+    stdin.on('data', onData);
+  });
+}
+
+async function readPassword(fromStdin: boolean): Promise<string> {
+  if (fromStdin) return readStdin();
+  const first = await promptHidden('password: ');
+  const second = await promptHidden('again: ');
+  if (first !== second) throw sbError('SB_ERR_USAGE', 'the two passwords differ');
+  return first;
+}
+
+export async function run(argv: string[]): Promise<number> {
+  const { values, positionals } = parseCommandLine(
+    argv,
+    { role: { type: 'string' }, 'password-stdin': { type: 'boolean' }, data: { type: 'string' } },
+    USAGE,
+  );
+  const [action, name] = positionals;
+  const data = typeof values['data'] === 'string' ? values['data'] : './data';
+  const role = values['role'] as Role | undefined;
+  const store = new UserStore(join(data, 'users.sqlite'));
+  try {
+    switch (action) {
+      case 'add': {
+        if (!name) throw sbError('SB_ERR_USAGE', `missing NAME\nusage: ${USAGE}`);
+        const password = await readPassword(values['passwordStdin'] === true);
+        await store.add(name, password, role ?? 'user');
+        process.stdout.write(`sockbridge: added ${role ?? 'user'} ${name}\n`);
+        return 0;
+      }
+      case 'remove':
+        if (!name) throw sbError('SB_ERR_USAGE', `missing NAME\nusage: ${USAGE}`);
+        store.remove(name);
+        process.stdout.write(`sockbridge: removed ${name} (a running gateway ends its sessions when they expire)\n`);
+        return 0;
+      case 'passwd': {
+        if (!name) throw sbError('SB_ERR_USAGE', `missing NAME\nusage: ${USAGE}`);
+        if (!store.get(name)) throw sbError('SB_ERR_USER_NOT_FOUND', name);
+        await store.passwd(name, await readPassword(values['passwordStdin'] === true));
+        if (role) store.setRole(name, role);
+        process.stdout.write(`sockbridge: changed the password of ${name}\n`);
+        return 0;
+      }
+      case 'role':
+        if (!name || !role) throw sbError('SB_ERR_USAGE', `usage: sockbridge user role NAME --role admin|user`);
+        store.setRole(name, role);
+        process.stdout.write(`sockbridge: ${name} is now ${role}\n`);
+        return 0;
+      case 'list':
+        for (const account of store.list()) process.stdout.write(`${account.username}\t${account.role}\n`);
+        return 0;
+      default:
+        throw sbError('SB_ERR_USAGE', `usage: ${USAGE}`);
+    }
+  } finally {
+    store.close();
+  }
 }

@@ -1,0 +1,74 @@
+// `sockbridge chat` and `sockbridge serve chat` as a user runs them (bin/sockbridge → dist/).
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { runCli, startCli, stopAllCli } from '../../../helpers/cli.js';
+import { removeTempDirs, tempDir } from '../../../helpers/tmp.js';
+import { LineClient, RawChat, closeAll, startChat } from '../../../backends/chat/chat-kit.js';
+
+afterEach(async () => {
+  await stopAllCli();
+  await closeAll();
+  await removeTempDirs();
+});
+
+describe('sockbridge chat', () => {
+  it('says each piped stdin line, waits out the rate limit, and exits 0 once the last one is acknowledged', async () => {
+    const { port } = await startChat({ rateCapacity: 3, rateIntervalMs: 300 });
+    const bob = await RawChat.hello(port, 'bob');
+    const lines = Array.from({ length: 6 }, (_, i) => `line ${i}`);
+    const { code, stdout, stderr } = await runCli(['chat', `127.0.0.1:${port}`, '--nick', 'alice'], { input: `${lines.join('\n')}\n` });
+    expect(stderr).toBe('');
+    expect(code).toBe(0);
+    for (const text of lines) {
+      await bob.next('message', (e) => e.from === 'alice' && e.text === text);
+      expect(stdout).toMatch(new RegExp(`^\\[\\d\\d:\\d\\d\\] alice: ${text}$`, 'm'));
+    }
+  });
+
+  it('joins --room and prints other people as [HH:MM] nick: text', async () => {
+    const { port } = await startChat();
+    const bob = await RawChat.hello(port, 'bob', { room: 'dev' });
+    bob.send({ cmd: 'say', room: 'dev', text: 'before you came', ref: 'b' });
+    await bob.next('message', (e) => e.ref === 'b');
+    const { code, stdout } = await runCli(['chat', `127.0.0.1:${port}`, '--nick', 'alice', '--room', 'dev'], { input: 'hi\n/who\n' });
+    expect(code).toBe(0);
+    expect(stdout).toMatch(/^\[\d\d:\d\d\] bob: before you came$/m);
+    expect(stdout).toMatch(/^\* joined #dev: alice, bob$/m);
+    expect((await bob.next('message', (e) => e.from === 'alice')).room).toBe('dev');
+  });
+
+  it('reports a taken nickname in one line and exits 1; bad usage exits 2', async () => {
+    const { port } = await startChat();
+    await RawChat.hello(port, 'alice');
+    const taken = await runCli(['chat', `127.0.0.1:${port}`, '--nick', 'alice'], { input: '' });
+    expect(taken.code).toBe(1);
+    expect(taken.stderr).toMatch(/^sockbridge: nickname alice is already in use\n$/);
+    const usage = await runCli(['chat', `127.0.0.1:${port}`]);
+    expect(usage.code).toBe(2);
+  });
+});
+
+describe('sockbridge serve chat', () => {
+  it('prints both addresses, serves frames and lines, and shares a nick with the gateway token file', async () => {
+    const dir = await tempDir();
+    const tokenFile = join(dir, 'chat-gateway.secret');
+    await writeFile(tokenFile, 'a-gateway-token-of-enough-length\n');
+    const proc = startCli(['serve', 'chat', '--port', '0', '--line-port', '0', '--data', dir, '--gateway-token-file', tokenFile]);
+    const [, framePort] = await proc.waitFor(/sockbridge chat listening on tcp:\/\/127\.0\.0\.1:(\d+)/);
+    const [, linePort] = await proc.waitFor(/sockbridge chat line mode on tcp:\/\/127\.0\.0\.1:(\d+)/);
+    await proc.waitFor(/ready/);
+    const tab1 = await RawChat.hello(Number(framePort), 'alice', { gatewayToken: 'a-gateway-token-of-enough-length' });
+    await RawChat.hello(Number(framePort), 'alice', { gatewayToken: 'a-gateway-token-of-enough-length' });
+    const guest = await LineClient.open(Number(linePort));
+    guest.write('hello\n');
+    await tab1.next('message', (e) => e.text === 'hello');
+    expect(await proc.stop('SIGTERM')).toBe(0);
+  });
+
+  it('exits 2 with one line when --data is missing', async () => {
+    const { code, stderr } = await runCli(['serve', 'chat', '--port', '0']);
+    expect(code).toBe(2);
+    expect(stderr).toMatch(/dataDir/);
+  });
+});

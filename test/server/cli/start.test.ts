@@ -1,0 +1,48 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import { startCli, stopAllCli } from '../../helpers/cli.js';
+import { removeTempDirs, tempDir } from '../../helpers/tmp.js';
+
+afterEach(async () => {
+  await stopAllCli();
+  await removeTempDirs();
+});
+
+const FREE_PORTS = ['--port', '0', '--chat-port', '0', '--chat-line-port', '0', '--exec-port', '0', '--files-port', '0', '--time-port', '0'];
+
+async function waitHealthy(url: string): Promise<Record<string, { status: string }>> {
+  for (let i = 0; i < 50; i++) {
+    const health = (await (await fetch(`${url}api/health`)).json()) as { services: Record<string, { status: string }> };
+    if (Object.values(health.services).every((s) => s.status === 'up')) return health.services;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error('backends never came up');
+}
+
+describe('sockbridge start', () => {
+  it('prints the URL and the generated admin password once; health reports the four backends up; the admin logs in', async () => {
+    const data = await tempDir();
+    const proc = startCli(['start', '--data', data, ...FREE_PORTS], { env: { SOCKBRIDGE_ADMIN_PASSWORD: '' } });
+    const [, password] = await proc.waitFor(/sockbridge: created account admin with password (\S+)/);
+    const [, url] = await proc.waitFor(/sockbridge: open (http:\/\/127\.0\.0\.1:\d+\/)/);
+    const services = await waitHealthy(url!);
+    expect(Object.keys(services).sort()).toEqual(['chat', 'exec', 'files', 'time']);
+    const login = await fetch(`${url}api/login`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ username: 'admin', password }) });
+    expect(login.status).toBe(200);
+    expect(await login.json()).toEqual({ username: 'admin', role: 'admin' });
+    await proc.stop();
+
+    // second start: the account exists, no new password is printed
+    const again = startCli(['start', '--data', data, ...FREE_PORTS]);
+    await again.waitFor(/sockbridge: open http/);
+    expect(again.stdout()).not.toContain('created account');
+  });
+
+  it('takes the first admin password from SOCKBRIDGE_ADMIN_PASSWORD', async () => {
+    const data = await tempDir();
+    const proc = startCli(['start', '--data', data, ...FREE_PORTS], { env: { SOCKBRIDGE_ADMIN_PASSWORD: 'from-the-env-123' } });
+    const [, url] = await proc.waitFor(/sockbridge: open (http:\/\/127\.0\.0\.1:\d+\/)/);
+    expect(proc.stdout()).not.toContain('from-the-env-123');
+    const login = await fetch(`${url}api/login`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ username: 'admin', password: 'from-the-env-123' }) });
+    expect(login.status).toBe(200);
+  });
+});

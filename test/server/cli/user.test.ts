@@ -1,0 +1,53 @@
+import { stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { UserStore } from '../../../server/accounts/user-store.js';
+import { runCli } from '../../helpers/cli.js';
+import { removeTempDirs, tempDir } from '../../helpers/tmp.js';
+
+afterEach(removeTempDirs);
+
+describe('sockbridge user', () => {
+  it('adds an account from --password-stdin that can then log in, changes and removes it', async () => {
+    const data = await tempDir();
+    const add = await runCli(['user', 'add', 'carol', '--role', 'admin', '--password-stdin', '--data', data], { input: 'carol-secret-1\n' });
+    expect(add.code).toBe(0);
+    expect(add.stdout + add.stderr).not.toContain('carol-secret-1');
+    const store = new UserStore(join(data, 'users.sqlite'));
+    try {
+      expect(await store.verify('carol', 'carol-secret-1')).toEqual({ username: 'carol', role: 'admin' });
+      expect((await stat(join(data, 'users.sqlite'))).mode & 0o777).toBe(0o600);
+
+      const again = await runCli(['user', 'add', 'carol', '--password-stdin', '--data', data], { input: 'another-pass\n' });
+      expect(again.code).toBe(1);
+
+      const passwd = await runCli(['user', 'passwd', 'carol', '--password-stdin', '--data', data], { input: 'carol-secret-2\n' });
+      expect(passwd.code).toBe(0);
+      expect(await store.verify('carol', 'carol-secret-1')).toBeNull();
+      expect(await store.verify('carol', 'carol-secret-2')).not.toBeNull();
+
+      const remove = await runCli(['user', 'remove', 'carol', '--data', data]);
+      expect(remove.code).toBe(0);
+      expect(store.get('carol')).toBeNull();
+    } finally {
+      store.close();
+    }
+  });
+
+  it('refuses a short password and a bad role with exit 1 and no account', async () => {
+    const data = await tempDir();
+    const short = await runCli(['user', 'add', 'dave', '--password-stdin', '--data', data], { input: 'short\n' });
+    expect(short.code).toBe(1);
+    const role = await runCli(['user', 'add', 'dave', '--role', 'root', '--password-stdin', '--data', data], { input: 'long-enough-pw\n' });
+    expect(role.code).toBe(1);
+    const list = await runCli(['user', 'list', '--data', data]);
+    expect(list.stdout).toBe('');
+  });
+
+  it('without --password-stdin and without a terminal, says how to pass the password', async () => {
+    const data = await tempDir();
+    const res = await runCli(['user', 'add', 'erin', '--data', data]);
+    expect(res.code).toBe(2);
+    expect(res.stderr).toContain('--password-stdin');
+  });
+});
