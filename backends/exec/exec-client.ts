@@ -159,8 +159,8 @@ export class ExecClient {
       for (const event of this.decoder.push(chunk)) {
         if (event.type === 'header') this.onHeader(event.header);
         else if (event.type === 'body') {
-          // Copied: the listener may keep it, and it is a slice of the socket's chunk.
-          if (this.bodyTarget) this.bodyTarget.job.emit(this.bodyTarget.stream, Buffer.from(event.chunk));
+          // Not copied: it is a slice of the chunk this socket read, which node never reuses.
+          if (this.bodyTarget) this.bodyTarget.job.emit(this.bodyTarget.stream, event.chunk);
         } else this.bodyTarget = undefined;
       }
     } catch (err) {

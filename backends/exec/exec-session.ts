@@ -16,6 +16,14 @@ import { RunningCommand, type CommandExit } from './running-command.js';
 import { secretsEqual } from './secret.js';
 import type { ExecOptions } from './exec-service.js';
 
+/**
+ * Output waits in the socket's buffer up to this much before the commands are paused. write()
+ * turns false past the socket's 16 KiB high-water mark, i.e. after every 64 KiB pipe read, and
+ * pausing there would stop reading the pipes once per chunk; 1 MiB keeps them flowing while the
+ * memory per connection stays bounded.
+ */
+const OUTPUT_HIGH_WATER_BYTES = 1024 * 1024;
+
 /** Default terminal size when a pty run gives none. */
 const DEFAULT_COLS = 80;
 const DEFAULT_ROWS = 24;
@@ -190,7 +198,8 @@ export class ExecSession {
     } else {
       ok = this.socket.write(encodeFrame(event));
     }
-    if (!ok) this.pauseOutput();
+    // Past the threshold write() has returned false, so 'drain' is sure to follow.
+    if (!ok && this.socket.writableLength > OUTPUT_HIGH_WATER_BYTES) this.pauseOutput();
   }
 
   private pauseOutput(): void {
