@@ -34,6 +34,9 @@ export async function run(argv: string[]): Promise<number> {
   if (data !== undefined) cli['dataDir'] = data;
   if (cli['linePort'] === 'off' || cli['linePort'] === 'none') cli['linePort'] = null;
   if (typeof gatewayTokenFile === 'string') cli['gatewayToken'] = readToken(gatewayTokenFile);
+  if (cli['dataDir'] === undefined && configFile === undefined) {
+    throw sbError('SB_ERR_USAGE', `--data DIR is required (where chat.sqlite is kept)\nusage: ${USAGE}`);
+  }
   const options = loadConfig<ChatOptions>(chatOptionsSchema, { cli, configFile });
   const logger = pino({ level: process.env['LOG_LEVEL'] ?? 'warn' }, pino.destination(2));
   const service = new ChatService(options, { logger });

@@ -69,6 +69,6 @@ describe('sockbridge serve chat', () => {
   it('exits 2 with one line when --data is missing', async () => {
     const { code, stderr } = await runCli(['serve', 'chat', '--port', '0']);
     expect(code).toBe(2);
-    expect(stderr).toMatch(/dataDir/);
+    expect(stderr).toMatch(/^sockbridge: --data DIR is required/);
   });
 });
