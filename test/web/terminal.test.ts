@@ -1,0 +1,54 @@
+// Browser e2e: the terminal is for admins only; an admin runs commands, sees output, exit code, Ctrl-C.
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { ADMIN, BOB, logIn, openPanel, pageErrors, screenshot, startStack, waitForText, type Stack } from './stack.js';
+
+describe('terminal (browser e2e)', () => {
+  let stack: Stack;
+  beforeEach(async () => {
+    pageErrors.length = 0;
+    stack = await startStack();
+  });
+  afterEach(async () => {
+    await stack?.close();
+    expect(pageErrors).toEqual([]);
+  });
+
+  it('a user account sees "admins only" and never opens /ws/exec', async () => {
+    const page = await stack.newPage();
+    const sockets: string[] = [];
+    page.on('websocket', (ws) => sockets.push(new URL(ws.url()).pathname));
+    await logIn(page, stack.url, BOB);
+    await openPanel(page, 'terminal');
+    await waitForText(page.getByTestId('admins-only'), (t) => t.includes('Admins only'));
+    expect(await page.locator('.xterm').count()).toBe(0);
+    // the chat and time sockets did open, so the listener works; exec was never asked for
+    await expect.poll(() => sockets.includes('/ws/chat')).toBe(true);
+    expect(sockets).not.toContain('/ws/exec');
+    await screenshot(page, 'terminal-user');
+  });
+
+  it('an admin runs a command and sees its output and exit code, and Ctrl-C cancels a long one', async () => {
+    const page = await stack.newPage();
+    await logIn(page, stack.url, ADMIN);
+    await openPanel(page, 'terminal');
+    const screen = page.locator('.xterm-rows');
+    const status = page.getByTestId('exec-status');
+
+    await waitForText(status, (t) => t.includes('ready'));
+    await page.getByLabel('Command').fill('echo "out-$((6*7))"; echo err-line >&2; exit 3');
+    await page.getByRole('button', { name: 'Run' }).click();
+    await waitForText(screen, (t) => t.includes('out-42') && t.includes('err-line'));
+    await waitForText(status, (t) => t.includes('exited with code'));
+    expect(await status.locator('[data-exit-code]').getAttribute('data-exit-code')).toBe('3');
+    await screenshot(page, 'terminal');
+
+    await page.getByLabel('Command').fill('echo started; sleep 30; echo "finished-$((1+1))"');
+    await page.getByRole('button', { name: 'Run' }).click();
+    await waitForText(screen, (t) => t.includes('started'));
+    await page.locator('.xterm').click();
+    await page.keyboard.press('Control+C');
+    await waitForText(status, (t) => t.includes('ended by') || t.includes('exited with code'));
+    expect(await screen.textContent()).not.toContain('finished-2');
+    expect(await status.textContent()).toContain('SIGINT');
+  });
+});
