@@ -57,6 +57,8 @@ export async function buildApp(options: GatewayOptions, deps: AppDeps = {}): Pro
         handler,
       ),
     bodyLimit: 64 * 1024,
+    // Strict input: an unknown key or a wrong type is a 400, never silently dropped or coerced.
+    ajv: { customOptions: { removeAdditional: false, coerceTypes: false, allErrors: false } },
   });
 
   app.decorate('gatewayOptions', options);

@@ -1,39 +1,32 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import type { FastifyInstance } from 'fastify';
-import { pino } from 'pino';
-import { buildApp } from '../../server/app.js';
-import { loadConfig } from '../../server/config.js';
-import { gatewayOptionsSchema, type GatewayOptions } from '../../server/gateway-options.js';
-import { removeTempDirs, tempDir } from '../helpers/tmp.js';
+import { removeTempDirs } from '../helpers/tmp.js';
+import { closeAll, login, ORIGIN, testGateway } from './app-fixture.js';
 
-const apps: FastifyInstance[] = [];
 afterEach(async () => {
-  await Promise.all(apps.splice(0).map((a) => a.close()));
+  await closeAll();
   await removeTempDirs();
 });
 
-export async function testApp(extra: Record<string, unknown> = {}) {
-  const data = await tempDir();
-  const options = loadConfig<GatewayOptions>(gatewayOptionsSchema, { base: { data, webRoot: `${data}/no-web`, ...extra } });
-  const app = await buildApp(options, { logger: pino({ level: 'silent' }), probeHealth: false });
-  apps.push(app);
-  await app.users.add('alice', 'alice-password', 'user');
-  await app.users.add('root', 'root-password', 'admin');
-  return app;
-}
+const json = (username: string, password: string) => ({ username, password });
 
-describe('buildApp', () => {
-  it('logs in, reports me, logs out', async () => {
-    const app = await testApp();
-    const bad = await app.inject({ method: 'POST', url: '/api/login', payload: { username: 'alice', password: 'nope-nope' } });
+describe('buildApp: accounts and sessions', () => {
+  it('logs in with a hardened cookie, reports me, logs out', async () => {
+    const { app } = await testGateway();
+    const bad = await app.inject({ method: 'POST', url: '/api/login', payload: json('alice', 'nope-nope') });
     expect(bad.statusCode).toBe(401);
     expect(bad.json().error.code).toBe('SB_ERR_AUTH_FAILED');
-    const res = await app.inject({ method: 'POST', url: '/api/login', payload: { username: 'alice', password: 'alice-password' } });
+    const unknown = await app.inject({ method: 'POST', url: '/api/login', payload: json('nobody', 'nope-nope') });
+    expect(unknown.json().error.code).toBe('SB_ERR_AUTH_FAILED');
+
+    const res = await app.inject({ method: 'POST', url: '/api/login', payload: json('alice', 'alice-password') });
     expect(res.statusCode).toBe(200);
     const cookie = res.cookies.find((c) => c.name === 'sb_session')!;
     expect(cookie.httpOnly).toBe(true);
     expect(cookie.sameSite).toBe('Strict');
     expect(cookie.path).toBe('/');
+    expect(cookie.secure).toBeFalsy();
+    expect(Buffer.from(cookie.value, 'base64url')).toHaveLength(32);
+
     const me = await app.inject({ method: 'GET', url: '/api/me', cookies: { sb_session: cookie.value } });
     expect(me.json()).toEqual({ username: 'alice', role: 'user' });
     const out = await app.inject({ method: 'POST', url: '/api/logout', cookies: { sb_session: cookie.value } });
@@ -41,5 +34,105 @@ describe('buildApp', () => {
     const after = await app.inject({ method: 'GET', url: '/api/me', cookies: { sb_session: cookie.value } });
     expect(after.statusCode).toBe(401);
     expect(after.json().error.code).toBe('SB_ERR_AUTH_REQUIRED');
+  });
+
+  it('marks the cookie Secure when secureCookies is set', async () => {
+    const { app } = await testGateway({ extra: { secureCookies: true } });
+    const res = await app.inject({ method: 'POST', url: '/api/login', payload: json('alice', 'alice-password') });
+    expect(res.cookies.find((c) => c.name === 'sb_session')!.secure).toBe(true);
+  });
+
+  it('rate-limits logins per client address and ignores X-Forwarded-For without trustProxy', async () => {
+    const { app } = await testGateway({ extra: { limits: { loginAttemptsPerMinute: 3 } } });
+    for (let i = 0; i < 3; i++) {
+      const res = await app.inject({ method: 'POST', url: '/api/login', payload: json('alice', 'wrong-pass'), headers: { 'x-forwarded-for': `10.0.0.${i}` } });
+      expect(res.statusCode).toBe(401);
+    }
+    const limited = await app.inject({ method: 'POST', url: '/api/login', payload: json('alice', 'alice-password'), headers: { 'x-forwarded-for': '10.9.9.9' } });
+    expect(limited.statusCode).toBe(429);
+    expect(limited.json().error.code).toBe('SB_ERR_RATE_LIMITED');
+    expect(Number(limited.headers['retry-after'])).toBeGreaterThan(0);
+    // another client address has its own budget
+    const other = await app.inject({ method: 'POST', url: '/api/login', payload: json('alice', 'alice-password'), remoteAddress: '127.0.0.2' });
+    expect(other.statusCode).toBe(200);
+  });
+
+  it('with trustProxy, keys the limit on the forwarded client address', async () => {
+    const { app } = await testGateway({ extra: { trustProxy: true, limits: { loginAttemptsPerMinute: 1 } } });
+    const first = await app.inject({ method: 'POST', url: '/api/login', payload: json('alice', 'wrong-pass'), headers: { 'x-forwarded-for': '10.0.0.1' } });
+    expect(first.statusCode).toBe(401);
+    const sameClient = await app.inject({ method: 'POST', url: '/api/login', payload: json('alice', 'wrong-pass'), headers: { 'x-forwarded-for': '10.0.0.1' } });
+    expect(sameClient.statusCode).toBe(429);
+    const otherClient = await app.inject({ method: 'POST', url: '/api/login', payload: json('alice', 'alice-password'), headers: { 'x-forwarded-for': '10.0.0.2' } });
+    expect(otherClient.statusCode).toBe(200);
+  });
+
+  it('answers schema violations with 400 SB_ERR_BAD_REQUEST', async () => {
+    const { app } = await testGateway();
+    for (const payload of [{ username: 'alice' }, { username: 'alice', password: 'x', extra: 1 }, { username: 5, password: {} }]) {
+      const res = await app.inject({ method: 'POST', url: '/api/login', payload });
+      expect(res.statusCode).toBe(400);
+      expect(res.json().error.code).toBe('SB_ERR_BAD_REQUEST');
+    }
+    const notJson = await app.inject({ method: 'POST', url: '/api/login', payload: '{"username":', headers: { 'content-type': 'application/json' } });
+    expect(notJson.statusCode).toBe(400);
+    expect(notJson.json().error.code).toBe('SB_ERR_BAD_REQUEST');
+  });
+
+  it('sends security headers and JSON 404s for unknown API routes', async () => {
+    const { app } = await testGateway();
+    const res = await app.inject({ method: 'GET', url: '/api/nope' });
+    expect(res.statusCode).toBe(404);
+    expect(res.json().error.code).toBe('SB_ERR_ROUTE_NOT_FOUND');
+    expect(res.headers['content-security-policy']).toContain("default-src 'self'");
+    expect(res.headers['content-security-policy']).toContain("frame-ancestors 'none'");
+    expect(res.headers['x-content-type-options']).toBe('nosniff');
+    expect(res.headers['referrer-policy']).toBe('no-referrer');
+  });
+
+  it('without a built web client, / says to run npm run build', async () => {
+    const { app } = await testGateway();
+    const res = await app.inject({ method: 'GET', url: '/' });
+    expect(res.statusCode).toBe(200);
+    expect(res.body).toContain('npm run build');
+  });
+
+  it('serves the web client with an SPA fallback to index.html', async () => {
+    const { mkdir, writeFile } = await import('node:fs/promises');
+    const { tempDir } = await import('../helpers/tmp.js');
+    const web = await tempDir();
+    await mkdir(`${web}/assets`);
+    await writeFile(`${web}/index.html`, '<!doctype html><title>sb</title>');
+    await writeFile(`${web}/assets/app.js`, 'console.log(1)');
+    const { app } = await testGateway({ extra: { webRoot: web } });
+    expect((await app.inject({ method: 'GET', url: '/' })).body).toContain('<title>sb</title>');
+    expect((await app.inject({ method: 'GET', url: '/assets/app.js' })).body).toBe('console.log(1)');
+    const deep = await app.inject({ method: 'GET', url: '/files/some/view', headers: { accept: 'text/html' } });
+    expect(deep.statusCode).toBe(200);
+    expect(deep.body).toContain('<title>sb</title>');
+    const api = await app.inject({ method: 'GET', url: '/api/unknown', headers: { accept: 'text/html' } });
+    expect(api.statusCode).toBe(404);
+  });
+
+  it('reports health without a login', async () => {
+    const { app } = await testGateway();
+    app.health.markUp('chat');
+    app.health.markDown('exec', 'ECONNREFUSED');
+    const res = await app.inject({ method: 'GET', url: '/api/health' });
+    const body = res.json();
+    expect(body.services.chat.status).toBe('up');
+    expect(body.services.exec).toMatchObject({ status: 'down', reason: 'ECONNREFUSED' });
+    expect(Object.keys(body.services).sort()).toEqual(['chat', 'exec', 'files', 'time']);
+  });
+
+  it('logs out with a matching Origin and refuses a cross-site one (CSRF)', async () => {
+    const { app } = await testGateway();
+    const cookie = await login(app);
+    const evil = await app.inject({ method: 'POST', url: '/api/logout', headers: { origin: 'http://evil.example' }, cookies: { sb_session: cookie } });
+    expect(evil.statusCode).toBe(403);
+    expect(evil.json().error.code).toBe('SB_ERR_ORIGIN_REJECTED');
+    expect((await app.inject({ method: 'GET', url: '/api/me', cookies: { sb_session: cookie } })).statusCode).toBe(200);
+    const ok = await app.inject({ method: 'POST', url: '/api/logout', headers: { origin: ORIGIN }, cookies: { sb_session: cookie } });
+    expect(ok.statusCode).toBe(204);
   });
 });
