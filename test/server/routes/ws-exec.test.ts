@@ -1,0 +1,173 @@
+// /ws/exec against a real ExecService: output streamed as produced, exit codes, stdin, cancel and
+// Ctrl-C, a closed tab killing its commands, admin-only access, and backpressure both ways.
+import { afterEach, describe, expect, it } from 'vitest';
+import { ExecService } from '../../../backends/exec/exec-service.js';
+import { encodeExecData, decodeExecData } from '../../../protocol/exec-messages.js';
+import { removeTempDirs } from '../../helpers/tmp.js';
+import { EXEC_SECRET, closeAll, startGateway, track, waitFor, type TestSocket } from './ws-kit.js';
+
+afterEach(async () => {
+  await closeAll();
+  await removeTempDirs();
+});
+
+async function setup(limits: Record<string, number> = {}) {
+  const service = track(new ExecService({ port: 0, secret: EXEC_SECRET }));
+  const { port } = await service.start();
+  const gw = await startGateway({ exec: `tcp://127.0.0.1:${port}` }, limits);
+  const root = await gw.open('/ws/exec', await gw.login('root', 'root-password'));
+  expect(await root.json((m) => m['cmd'] === 'ready')).toMatchObject({ cmd: 'ready' });
+  return { gw, root, service };
+}
+
+/** stdout (or stderr) bytes of command `id` until its exit event; returns the text and the exit. */
+async function outputUntilExit(socket: TestSocket, id: string, stream: 'stdout' | 'stderr' = 'stdout') {
+  const exit = await socket.json((m) => m['cmd'] === 'exit' && m['id'] === id, 10_000);
+  let text = '';
+  for (const m of socket.messages.filter((x) => x.binary)) {
+    const data = decodeExecData(m.data);
+    if (data && data.id === id && data.stream === stream) text += Buffer.from(data.payload).toString('utf8');
+  }
+  return { text, exit };
+}
+
+const processAlive = (pid: number): boolean => {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+};
+
+describe('/ws/exec', () => {
+  it('runs echo: started with a pid, stdout as binary, exit code 0; a failing command reports its code', async () => {
+    const { root } = await setup();
+    root.send({ cmd: 'run', id: 'e1', argv: ['echo', 'hello'] });
+    const started = await root.json((m) => m['cmd'] === 'started');
+    expect(started).toMatchObject({ id: 'e1', pid: expect.any(Number) });
+    const { text, exit } = await outputUntilExit(root, 'e1');
+    expect(text).toBe('hello\n');
+    expect(exit).toMatchObject({ code: 0 });
+
+    root.send({ cmd: 'run', id: 'e2', command: 'echo oops >&2; exit 3' });
+    const failed = await outputUntilExit(root, 'e2', 'stderr');
+    expect(failed.text).toBe('oops\n');
+    expect(failed.exit).toMatchObject({ code: 3 });
+  });
+
+  it('streams output as it is produced, before the command ends', async () => {
+    const { root } = await setup();
+    root.send({ cmd: 'run', id: 's', command: 'echo one; read wait; echo two' });
+    const first = decodeExecData(await root.binary())!;
+    expect(Buffer.from(first.payload).toString()).toBe('one\n');
+    // the command is blocked on stdin: "one" arrived while it was still running
+    expect(root.messages.some((m) => !m.binary && m.data.toString().includes('"exit"'))).toBe(false);
+    root.send(encodeExecData('stdin', 's', Buffer.from('go\n')));
+    const { text, exit } = await outputUntilExit(root, 's');
+    expect(text).toBe('two\n');
+    expect(exit).toMatchObject({ code: 0 });
+  });
+
+  it('feeds stdin to cat and closes it with eof', async () => {
+    const { root } = await setup();
+    root.send({ cmd: 'run', id: 'c', argv: ['cat'] });
+    await root.json((m) => m['cmd'] === 'started');
+    root.send(encodeExecData('stdin', 'c', Buffer.from('abc\n')));
+    expect(Buffer.from(decodeExecData(await root.binary())!.payload).toString()).toBe('abc\n');
+    root.send(encodeExecData('stdin', 'c', Buffer.from('déf')));
+    root.send({ cmd: 'stdin', id: 'c', eof: true });
+    const { text, exit } = await outputUntilExit(root, 'c');
+    expect(text).toBe('déf');
+    expect(exit).toMatchObject({ code: 0 });
+  });
+
+  it('cancel ends a running command', async () => {
+    const { root } = await setup();
+    root.send({ cmd: 'run', id: 'z', argv: ['sleep', '30'] });
+    const { pid } = await root.json<{ pid: number }>((m) => m['cmd'] === 'started');
+    root.send({ cmd: 'cancel', id: 'z' });
+    const exit = await root.json((m) => m['cmd'] === 'exit' && m['id'] === 'z');
+    expect(exit['code'] === 0).toBe(false);
+    await waitFor(() => !processAlive(pid), 5000, 'sleep to be gone');
+  });
+
+  it('Ctrl-C as stdin byte 0x03 interrupts a command in a pty', async () => {
+    const { root } = await setup();
+    root.send({ cmd: 'run', id: 'p', command: 'echo ready; sleep 30', pty: true, cols: 80, rows: 24 });
+    const { pid } = await root.json<{ pid: number }>((m) => m['cmd'] === 'started');
+    await root.binary((d) => Buffer.from(decodeExecData(d)!.payload).toString().includes('ready'));
+    root.send(encodeExecData('stdin', 'p', Buffer.from([0x03])));
+    const exit = await root.json((m) => m['cmd'] === 'exit' && m['id'] === 'p', 10_000);
+    // SIGINT from the terminal's line discipline: the shell dies of it or exits 130
+    expect(exit['signal'] === 'SIGINT' || exit['code'] === 130).toBe(true);
+    await waitFor(() => !processAlive(pid), 5000, 'shell to be gone');
+  });
+
+  it('closing the browser socket kills its commands', async () => {
+    const { root, gw } = await setup();
+    root.send({ cmd: 'run', id: 'k', command: 'sleep 30 & echo $!; wait' });
+    const { pid: shellPid } = await root.json<{ pid: number }>((m) => m['cmd'] === 'started');
+    const sleepPid = Number(Buffer.from(decodeExecData(await root.binary())!.payload).toString().trim());
+    expect(processAlive(sleepPid)).toBe(true);
+    await root.close();
+    await waitFor(() => !processAlive(sleepPid) && !processAlive(shellPid), 8000, 'sleep to be killed');
+    // and the gateway still serves the next tab
+    const next = await gw.open('/ws/exec', await gw.login('root', 'root-password'));
+    await next.json((m) => m['cmd'] === 'ready');
+  });
+
+  it('a user account is refused with 403 before any upgrade', async () => {
+    const { gw } = await setup();
+    await expect(gw.open('/ws/exec', await gw.login('alice', 'alice-password'))).rejects.toMatchObject({ status: 403 });
+  });
+
+  it('a browser-sent auth or a stdout message closes the socket', async () => {
+    const { root, gw } = await setup();
+    root.send({ cmd: 'auth', secret: 'guess-guess-guess' });
+    expect(await root.json((m) => m['cmd'] === 'error')).toMatchObject({ code: 'SB_ERR_WS_CMD_RESERVED' });
+    expect((await root.closed).code).toBe(1008);
+    const again = await gw.open('/ws/exec', await gw.login('root', 'root-password'));
+    await again.json((m) => m['cmd'] === 'ready');
+    again.send(encodeExecData('stdout', 'x', Buffer.from('spoof')));
+    expect(await again.json((m) => m['cmd'] === 'error')).toMatchObject({ code: 'SB_ERR_WS_BINARY_INVALID' });
+    expect((await again.closed).code).toBe(1003);
+  });
+
+  it('a browser that stops reading pauses the command output: the gateway buffers about highWater, not everything', async () => {
+    const highWater = 64 * 1024;
+    const total = 16 * 1024 * 1024;
+    const { root, gw } = await setup({ wsHighWaterBytes: highWater });
+    root.ws.pause();
+    root.send({ cmd: 'run', id: 'big', command: `head -c ${total} /dev/zero` });
+    const [serverSide] = [...gw.app.websocketServer.clients];
+    // let the output run into the paused browser
+    await new Promise((r) => setTimeout(r, 700));
+    // one relayed chunk may overshoot the mark; without backpressure this is megabytes
+    expect(serverSide!.bufferedAmount).toBeLessThan(highWater + 512 * 1024);
+    root.ws.resume();
+    let received = 0;
+    await waitFor(() => {
+      for (const m of root.messages.splice(0)) {
+        if (m.binary) received += decodeExecData(m.data)!.payload.length;
+        else if (m.data.toString().includes('"exit"')) return true;
+      }
+      return false;
+    }, 15_000, 'exit');
+    for (const m of root.messages.splice(0)) if (m.binary) received += decodeExecData(m.data)!.payload.length;
+    expect(received).toBe(total);
+  });
+
+  it('a command that does not read stdin stops the gateway reading the browser', async () => {
+    const { root } = await setup();
+    // short: a service connection paused on stdin backpressure does not see its peer leave until then
+    root.send({ cmd: 'run', id: 'nr', argv: ['sleep', '3'] });
+    await root.json((m) => m['cmd'] === 'started');
+    const chunk = Buffer.alloc(60 * 1024, 0x61);
+    for (let i = 0; i < 400; i++) root.send(encodeExecData('stdin', 'nr', chunk));
+    // 24 MB sent; kernel buffers and the service take some, the rest must wait in the browser
+    await waitFor(() => root.ws.bufferedAmount < 24 * 1024 * 1024, 5000, 'some of it to be taken');
+    await new Promise((r) => setTimeout(r, 500));
+    expect(root.ws.bufferedAmount).toBeGreaterThan(4 * 1024 * 1024);
+  });
+});
