@@ -1,5 +1,8 @@
+import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { parseChatRequest, validateNick, validateRoom } from '../../protocol/chat-messages.js';
+import { encodeFrame } from '../../protocol/frame-codec.js';
+import { hexdump } from '../helpers/fc.js';
 
 const codeOf = (fn: () => unknown) => {
   try {
@@ -41,5 +44,15 @@ describe('validateNick / validateRoom', () => {
     for (const bad of ['', ' a', '.a', 'a'.repeat(33), 'a/b', 'é']) expect(codeOf(() => validateNick(bad))).toBe('SB_ERR_CHAT_NICK_INVALID');
     expect(validateRoom('dev-2')).toBe('dev-2');
     for (const bad of ['', 'Dev', '../x', 'a'.repeat(65), '#x']) expect(codeOf(() => validateRoom(bad))).toBe('SB_ERR_CHAT_ROOM_INVALID');
+  });
+});
+
+describe('docs/protocol.md', () => {
+  it('shows the real bytes of the example say frame', () => {
+    const doc = readFileSync(new URL('../../docs/protocol.md', import.meta.url), 'utf8');
+    const chat = doc.slice(doc.indexOf('## chat'));
+    const frame = encodeFrame({ cmd: 'say', room: 'lobby', text: 'hi', ref: '1' });
+    expect(parseChatRequest(JSON.parse(frame.subarray(4).toString()))).toEqual({ cmd: 'say', room: 'lobby', text: 'hi', ref: '1' });
+    expect(chat).toContain(hexdump(frame));
   });
 });
