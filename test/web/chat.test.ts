@@ -1,7 +1,7 @@
 // Browser e2e: two browser contexts and one terminal client (raw TCP on the chat line port) in one room.
 import net from 'node:net';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { ADMIN, BOB, logIn, openPanel, pageErrors, screenshot, startStack, waitForText, type Stack } from './stack.js';
+import { afterEach, describe, expect, it } from 'vitest';
+import { ADMIN, BOB, logIn, openPanel, screenshot, useStack, waitForText } from './stack.js';
 
 const XSS = '<img src=x onerror=alert(1)>';
 
@@ -20,25 +20,19 @@ async function lineClient(port: number, nick: string) {
 }
 
 describe('chat (browser e2e)', () => {
-  let stack: Stack;
+  const stack = useStack();
   let sockets: net.Socket[] = [];
-  beforeEach(async () => {
-    pageErrors.length = 0;
-    stack = await startStack();
-  });
-  afterEach(async () => {
+  afterEach(() => {
     for (const s of sockets) s.destroy();
     sockets = [];
-    await stack?.close();
-    expect(pageErrors).toEqual([]);
   });
 
   it('two browsers and a terminal client each see the others, and markup is shown as text', async () => {
-    const alice = await stack.newPage();
-    const bob = await stack.newPage();
-    await logIn(alice, stack.url, ADMIN);
-    await logIn(bob, stack.url, BOB);
-    const carol = await lineClient(stack.chatLinePort, 'carol');
+    const alice = await stack().newPage();
+    const bob = await stack().newPage();
+    await logIn(alice, stack().url, ADMIN);
+    await logIn(bob, stack().url, BOB);
+    const carol = await lineClient(stack().chatLinePort, 'carol');
     sockets.push(carol.socket);
 
     const aliceTimeline = alice.getByTestId('timeline');
@@ -61,17 +55,17 @@ describe('chat (browser e2e)', () => {
     await waitForText(bobTimeline, (t) => t.includes('hi from the terminal'));
     expect(await aliceTimeline.locator('.message', { hasText: 'hi from the terminal' }).locator('.nick').textContent()).toBe('carol');
 
-    // the payload stayed text: no element was made from it, and no alert fired (pageErrors, checked in afterEach)
+    // the payload stayed text: no element was made from it, and no alert fired (checked in afterEach)
     expect(await aliceTimeline.locator('img').count()).toBe(0);
     expect(await aliceTimeline.locator('.message .text', { hasText: XSS }).count()).toBe(1);
     await screenshot(alice, 'chat');
   });
 
   it('counts unread messages per room and per panel, and clears them when read', async () => {
-    const alice = await stack.newPage();
-    const bob = await stack.newPage();
-    await logIn(alice, stack.url, ADMIN);
-    await logIn(bob, stack.url, BOB);
+    const alice = await stack().newPage();
+    const bob = await stack().newPage();
+    await logIn(alice, stack().url, ADMIN);
+    await logIn(bob, stack().url, BOB);
     await waitForText(bob.getByRole('complementary', { name: 'Members' }), (t) => t.includes(ADMIN.username));
     await openPanel(bob, 'files');
 
@@ -88,10 +82,10 @@ describe('chat (browser e2e)', () => {
   });
 
   it('joins a second room and sends a direct message', async () => {
-    const alice = await stack.newPage();
-    const bob = await stack.newPage();
-    await logIn(alice, stack.url, ADMIN);
-    await logIn(bob, stack.url, BOB);
+    const alice = await stack().newPage();
+    const bob = await stack().newPage();
+    await logIn(alice, stack().url, ADMIN);
+    await logIn(bob, stack().url, BOB);
 
     await alice.getByLabel('Room to join').fill('ops');
     await alice.getByRole('button', { name: 'Join' }).click();

@@ -1,25 +1,17 @@
 // Browser e2e: upload through the form, see the listing, download byte-identical, delete.
 import { createHash, randomBytes } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { BOB, logIn, openPanel, pageErrors, screenshot, startStack, waitForText, type Stack } from './stack.js';
+import { describe, expect, it } from 'vitest';
+import { BOB, logIn, openPanel, screenshot, useStack, waitForText } from './stack.js';
 
 const sha256 = (data: Uint8Array) => createHash('sha256').update(data).digest('hex');
 
 describe('files (browser e2e)', () => {
-  let stack: Stack;
-  beforeEach(async () => {
-    pageErrors.length = 0;
-    stack = await startStack();
-  });
-  afterEach(async () => {
-    await stack?.close();
-    expect(pageErrors).toEqual([]);
-  });
+  const stack = useStack();
 
   it('uploads several files through the form and downloads one back byte-identical', async () => {
-    const page = await stack.newPage();
-    await logIn(page, stack.url, BOB);
+    const page = await stack().newPage();
+    await logIn(page, stack().url, BOB);
     await openPanel(page, 'files');
 
     const big = randomBytes(3 * 1024 * 1024 + 17);
@@ -51,8 +43,8 @@ describe('files (browser e2e)', () => {
   });
 
   it('shows a file name made of markup as text, and deletes it', async () => {
-    const page = await stack.newPage();
-    await logIn(page, stack.url, BOB);
+    const page = await stack().newPage();
+    await logIn(page, stack().url, BOB);
     await openPanel(page, 'files');
     const name = '<img src=x onerror=alert(1)>.txt';
     await page.locator('input[type=file]').setInputFiles([{ name, mimeType: 'text/plain', buffer: Buffer.from('x') }]);

@@ -1,21 +1,13 @@
 // Browser e2e: the login form, its error display, logout, and the page at phone width.
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { ADMIN, logIn, pageErrors, screenshot, startStack, waitForText, type Stack } from './stack.js';
+import { describe, expect, it } from 'vitest';
+import { ADMIN, logIn, screenshot, useStack, waitForText } from './stack.js';
 
 describe('login (browser e2e)', () => {
-  let stack: Stack;
-  beforeEach(async () => {
-    pageErrors.length = 0;
-    stack = await startStack();
-  });
-  afterEach(async () => {
-    await stack?.close();
-    expect(pageErrors).toEqual([]);
-  });
+  const stack = useStack();
 
   it('shows the gateway error code for a wrong password, logs in with the right one, and logs out', async () => {
-    const page = await stack.newPage();
-    await page.goto(stack.url);
+    const page = await stack().newPage();
+    await page.goto(stack().url);
     await page.getByLabel('Username').fill(ADMIN.username);
     await page.getByLabel('Password').fill('not-the-password');
     await page.getByRole('button', { name: 'Log in' }).click();
@@ -24,7 +16,7 @@ describe('login (browser e2e)', () => {
     expect(await alert.getAttribute('data-code')).toBe('SB_ERR_AUTH_FAILED');
     await screenshot(page, 'login-error');
 
-    await logIn(page, stack.url, ADMIN);
+    await logIn(page, stack().url, ADMIN);
     await page.getByRole('button', { name: 'Log out' }).click();
     await page.getByLabel('Password').waitFor();
     // the cookie is gone for real, not just hidden: a reload stays on the login form
@@ -34,8 +26,8 @@ describe('login (browser e2e)', () => {
   });
 
   it('fits a 390×844 phone screen without sideways scrolling', async () => {
-    const page = await stack.newPage({ width: 390, height: 844 });
-    await logIn(page, stack.url, ADMIN);
+    const page = await stack().newPage({ width: 390, height: 844 });
+    await logIn(page, stack().url, ADMIN);
     for (const panel of ['chat', 'files', 'terminal', 'time'] as const) {
       await page.locator(`nav button[data-panel="${panel}"]`).click();
       await page.waitForTimeout(200);

@@ -5,7 +5,7 @@ import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Browser, BrowserContext, Locator, Page } from 'playwright-core';
-import { expect } from 'vitest';
+import { afterEach, beforeEach, expect } from 'vitest';
 import { launchBrowser, type LaunchedBrowser } from '../helpers/browser.js';
 import { runCli, startCli, stopAllCli, type CliProcess } from '../helpers/cli.js';
 import { removeTempDirs, tempDir } from '../helpers/tmp.js';
@@ -89,6 +89,27 @@ export async function startStack(): Promise<Stack> {
     await close();
     throw err;
   }
+}
+
+/**
+ * Registers beforeEach/afterEach that start a fresh stack for every test and close all of it after,
+ * failing the test if a page threw or raised an unexpected dialog. Returns the current stack.
+ */
+export function useStack(): () => Stack {
+  let stack: Stack | undefined;
+  beforeEach(async () => {
+    pageErrors.length = 0;
+    stack = await startStack();
+  });
+  afterEach(async () => {
+    await stack?.close();
+    stack = undefined;
+    expect(pageErrors).toEqual([]);
+  });
+  return () => {
+    if (!stack) throw new Error('useStack(): no stack outside a test');
+    return stack;
+  };
 }
 
 /** Script errors and unexpected alert() dialogs seen by any page (an XSS payload would land here). */

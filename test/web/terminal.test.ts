@@ -1,23 +1,15 @@
 // Browser e2e: the terminal is for admins only; an admin runs commands, sees output, exit code, Ctrl-C.
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { ADMIN, BOB, logIn, openPanel, pageErrors, screenshot, startStack, waitForText, type Stack } from './stack.js';
+import { describe, expect, it } from 'vitest';
+import { ADMIN, BOB, logIn, openPanel, screenshot, useStack, waitForText } from './stack.js';
 
 describe('terminal (browser e2e)', () => {
-  let stack: Stack;
-  beforeEach(async () => {
-    pageErrors.length = 0;
-    stack = await startStack();
-  });
-  afterEach(async () => {
-    await stack?.close();
-    expect(pageErrors).toEqual([]);
-  });
+  const stack = useStack();
 
   it('a user account sees "admins only" and never opens /ws/exec', async () => {
-    const page = await stack.newPage();
+    const page = await stack().newPage();
     const sockets: string[] = [];
     page.on('websocket', (ws) => sockets.push(new URL(ws.url()).pathname));
-    await logIn(page, stack.url, BOB);
+    await logIn(page, stack().url, BOB);
     await openPanel(page, 'terminal');
     await waitForText(page.getByTestId('admins-only'), (t) => t.includes('Admins only'));
     expect(await page.locator('.xterm').count()).toBe(0);
@@ -28,8 +20,8 @@ describe('terminal (browser e2e)', () => {
   });
 
   it('an admin runs a command and sees its output and exit code, and Ctrl-C cancels a long one', async () => {
-    const page = await stack.newPage();
-    await logIn(page, stack.url, ADMIN);
+    const page = await stack().newPage();
+    await logIn(page, stack().url, ADMIN);
     await openPanel(page, 'terminal');
     const screen = page.locator('.xterm-rows');
     const status = page.getByTestId('exec-status');

@@ -1,21 +1,13 @@
 // Browser e2e: the time panel measures this browser's offset over /ws/time and charts the samples.
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { BOB, logIn, openPanel, pageErrors, screenshot, startStack, waitForText, type Stack } from './stack.js';
+import { describe, expect, it } from 'vitest';
+import { BOB, logIn, openPanel, screenshot, useStack, waitForText } from './stack.js';
 
 describe('time (browser e2e)', () => {
-  let stack: Stack;
-  beforeEach(async () => {
-    pageErrors.length = 0;
-    stack = await startStack();
-  });
-  afterEach(async () => {
-    await stack?.close();
-    expect(pageErrors).toEqual([]);
-  });
+  const stack = useStack();
 
   it('shows a live server clock, the browser offset ± half the round trip, the gateway offset and a chart', async () => {
-    const page = await stack.newPage();
-    await logIn(page, stack.url, BOB);
+    const page = await stack().newPage();
+    await logIn(page, stack().url, BOB);
     await openPanel(page, 'time');
 
     const offset = await waitForText(page.getByTestId('browser-offset'), (t) => /[+−]\d+\.\d ms ± \d+\.\d ms/.test(t));
