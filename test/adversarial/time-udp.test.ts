@@ -1,18 +1,22 @@
 // Attacks on the UDP time service (issue 5): amplification (NTP's monlist was 556×), control and
 // private modes, floods from one source, forged sources growing memory, malformed datagrams.
 // Every case also checks that a well-behaved client is still answered afterwards.
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
 import fc from 'fast-check';
 import { afterEach, describe, expect, it } from 'vitest';
 import { TimeService, type TimeOptions } from '../../backends/time/time-service.js';
 import { decodeNtpPacket, NtpMode } from '../../protocol/ntp-packet.js';
 import { isTimeTextRequest } from '../../protocol/time-text.js';
 import { fcOptions } from '../helpers/fc.js';
+import { removeTempDirs, tempDir } from '../helpers/tmp.js';
 import { clientRequest, closeAllPeers, udpPeer, type UdpPeer } from '../backends/time/time-kit.js';
 
 const services: TimeService[] = [];
 afterEach(async () => {
   await closeAllPeers();
   await Promise.all(services.splice(0).map((s) => s.close()));
+  await removeTempDirs();
 });
 
 async function startTime(options: Partial<TimeOptions> = {}) {
@@ -135,6 +139,16 @@ describe('time service under attack (UDP)', () => {
       await peer.close();
     }
     expect(service.stats.sources).toBe(8);
+  });
+
+  it('never runs what a datagram says (the seed passed it to a shell)', async () => {
+    const { port } = await startTime();
+    const peer = await udpPeer(port);
+    const marker = join(await tempDir(), 'pwned');
+    for (const command of [`touch ${marker}`, `time; touch ${marker}`, `touch ${marker}`.padEnd(64, ' ')]) {
+      expect(await repliesTo(peer, Buffer.from(command))).toEqual([]);
+    }
+    expect(existsSync(marker)).toBe(false);
   });
 
   it('malformed datagrams are dropped and counted; the service keeps answering', async () => {

@@ -37,6 +37,27 @@ describe('TimeService: the seed text request', () => {
     expect(Math.abs(new Date(reply!.toString('ascii').replace(' ', 'T')).getTime() - Date.now())).toBeLessThan(2000);
   });
 
+  it("answers the seed's own Python client (the course's UDP client, port filled in)", async () => {
+    const { port } = await startTime();
+    // The seed client's loop body, once: input → strip → sendto → recvfrom → print.
+    const script = [
+      'import socket, sys',
+      'client = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)',
+      'client.settimeout(5)',
+      "msg = sys.stdin.readline().strip()",
+      `client.sendto(msg.encode('utf-8'), ('127.0.0.1', ${port}))`,
+      'data, server_addr = client.recvfrom(1024)',
+      "print(data.decode('utf-8'))",
+    ].join('\n');
+    const child = spawn('python3', ['-c', script], { stdio: ['pipe', 'pipe', 'pipe'] });
+    child.stdin.end('time\n');
+    let out = '';
+    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    const code = await new Promise<number | null>((resolve) => child.once('exit', resolve));
+    expect(code).toBe(0);
+    expect(out).toMatch(/^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\n$/);
+  });
+
   it('also answers `time\\n` as sent by `nc -u`', async () => {
     const { port } = await startTime();
     const peer = await udpPeer(port);
