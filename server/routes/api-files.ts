@@ -9,6 +9,7 @@ import fastifyMultipart from '@fastify/multipart';
 import { sbError } from '../../protocol/errors.js';
 import type { FileEntry, FileList, UploadResult } from '../../protocol/api.js';
 import { validateFileName } from '../../backends/files/file-name.js';
+import type { FilesClient } from '../../backends/files/files-client.js';
 import { requireSession } from '../plugins/auth.js';
 import { FilesUpstream } from '../upstream/files-upstream.js';
 import { contentDisposition, etagOf, matchesIfNoneMatch, parseRange } from './api-files-http.js';
@@ -48,7 +49,9 @@ export async function apiFilesRoutes(app: FastifyInstance): Promise<void> {
 
   await app.register(fastifyMultipart, {
     limits: {
-      fileSize: limits.maxUploadBytes,
+      // one byte over the limit, so the spool's own check sees the excess and refuses the file
+      // (at exactly the limit busboy would silently truncate and the rest would look complete)
+      fileSize: limits.maxUploadBytes + 1,
       files: limits.maxUploadFiles,
       // non-file fields are ignored, but counted: 1,001 empty parts stop at the limit, not at 1,001
       fields: 16,
@@ -85,6 +88,8 @@ export async function apiFilesRoutes(app: FastifyInstance): Promise<void> {
         request.log.info({ user: session.username, file: name, size: entry.size }, 'file uploaded');
       }
     } catch (err) {
+      // All or nothing: a request that fails part-way (limit, bad name, aborted) keeps none of its files.
+      await Promise.all(stored.map((entry) => upstream.with((client) => client.delete(entry.name)).catch(() => undefined)));
       throw mapMultipartError(err, limits.maxUploadFiles, limits.maxUploadBytes);
     }
     if (stored.length === 0) throw sbError('SB_ERR_UPLOAD_INVALID', 'no file part');
@@ -97,8 +102,7 @@ export async function apiFilesRoutes(app: FastifyInstance): Promise<void> {
     const name = validateFileName(request.params.name);
     const client = await upstream.connect();
     try {
-      const info = await client.stat(name);
-      if (!info.exists) throw sbError('SB_ERR_FILE_NOT_FOUND', JSON.stringify(name));
+      const info = await fileInfo(client, name);
       const etag = etagOf(info.sha256);
       reply.header('etag', etag).header('accept-ranges', 'bytes').header('cache-control', 'private, no-cache');
       if (matchesIfNoneMatch(request.headers['if-none-match'], etag)) {
@@ -137,6 +141,19 @@ export async function apiFilesRoutes(app: FastifyInstance): Promise<void> {
     request.log.info({ user: session.username, file: name }, 'file deleted');
     return reply.code(204).send();
   });
+}
+
+/**
+ * Size and hash of a stored file. The stat reply's `size` can be lost in transit (in frames, `size`
+ * is also the body length), so a stat without a numeric size falls back to the listing.
+ */
+async function fileInfo(client: FilesClient, name: string): Promise<FileEntry> {
+  const info = await client.stat(name);
+  if (!info.exists) throw sbError('SB_ERR_FILE_NOT_FOUND', JSON.stringify(name));
+  if (typeof info.size === 'number' && Number.isSafeInteger(info.size)) return info;
+  const entry = (await client.list()).find((f) => f.name === name);
+  if (!entry) throw sbError('SB_ERR_FILE_NOT_FOUND', JSON.stringify(name));
+  return entry;
 }
 
 function mapMultipartError(err: unknown, maxFiles: number, maxBytes: number): unknown {

@@ -68,7 +68,9 @@ export class FilesUpstream {
       });
       await pipeline(source, limit, createWriteStream(spool, { flags: 'wx', mode: 0o600 }));
       const { size } = await stat(spool);
-      return await this.with((client) => client.put(name, createReadStream(spool), size, { resumable: false }));
+      const entry = await this.with((client) => client.put(name, createReadStream(spool), size, { resumable: false }));
+      // the reply's size shares its key with the frame body length: the spooled size is the truth
+      return { ...entry, size };
     } finally {
       await unlink(spool).catch(() => undefined);
     }

@@ -1,0 +1,80 @@
+// Slow and oversized HTTP input: a slowloris client is cut off by headersTimeout while the gateway
+// keeps answering; oversized headers get 431; a flood of empty multipart parts stops at the limit.
+import { readdir } from 'node:fs/promises';
+import net, { type AddressInfo } from 'node:net';
+import { afterEach, describe, expect, it } from 'vitest';
+import { removeTempDirs } from '../helpers/tmp.js';
+import { closeAll, login, multipart, testGateway } from '../server/app-fixture.js';
+
+afterEach(async () => {
+  await closeAll();
+  await removeTempDirs();
+});
+
+describe('slow and oversized HTTP requests', () => {
+  it('closes a slowloris connection (headers byte by byte) after headersTimeout while /api/health answers', async () => {
+    const { app } = await testGateway({ extra: { limits: { headersTimeoutMs: 1000 } } });
+    await app.listen({ host: '127.0.0.1', port: 0 });
+    const { port } = app.server.address() as AddressInfo;
+    const socket = net.connect({ host: '127.0.0.1', port });
+    const request = 'GET /api/health HTTP/1.1\r\nHost: x\r\nX-Slow: ' + 'a'.repeat(10_000);
+    let i = 0;
+    const drip = setInterval(() => {
+      if (!socket.destroyed) socket.write(request[i++ % request.length]!);
+    }, 50);
+    let answered = '';
+    socket.on('data', (d) => (answered += d.toString()));
+    const closed = new Promise<void>((resolve) => socket.once('close', () => resolve()));
+    socket.on('error', () => undefined);
+    try {
+      const health = await fetch(`http://127.0.0.1:${port}/api/health`);
+      expect(health.status).toBe(200);
+      await closed; // the test's own timeout fails this if the server never closes it
+      expect(answered).toMatch(/^$|^HTTP\/1\.1 408/);
+    } finally {
+      clearInterval(drip);
+      socket.destroy();
+    }
+  }, 15_000);
+
+  it('answers 431 to oversized headers', async () => {
+    const { app } = await testGateway({ extra: { limits: { maxHeaderBytes: 4096 } } });
+    await app.listen({ host: '127.0.0.1', port: 0 });
+    const { port } = app.server.address() as AddressInfo;
+    const status = await new Promise<string>((resolve) => {
+      const socket = net.connect({ host: '127.0.0.1', port }, () => {
+        socket.write(`GET /api/health HTTP/1.1\r\nHost: x\r\nX-Big: ${'b'.repeat(8000)}\r\n\r\n`);
+      });
+      let text = '';
+      socket.on('data', (d) => (text += d.toString()));
+      socket.on('close', () => resolve(text.split('\r\n')[0]!));
+      socket.on('error', () => resolve(text.split('\r\n')[0]!));
+    });
+    expect(status).toBe('HTTP/1.1 431 Request Header Fields Too Large');
+  });
+
+  it('stops 1,001 empty multipart parts with a 4xx', async () => {
+    const { app, filesRoot } = await testGateway({ files: true });
+    const cookie = await login(app);
+    const fields = Array.from({ length: 1001 }, () => ({ name: 'x', data: '' }));
+    const res = await app.inject({ method: 'POST', url: '/api/files', cookies: { sb_session: cookie }, ...multipart(fields) });
+    expect(res.statusCode).toBe(413);
+    expect(res.json().error.code).toBe('SB_ERR_UPLOAD_TOO_MANY_PARTS');
+    // empty file parts: stopped at maxUploadFiles, and the ones before the limit are rolled back
+    const empty = Array.from({ length: 1001 }, (_, i) => ({ filename: `f${i}`, data: '' }));
+    const files = await app.inject({ method: 'POST', url: '/api/files', cookies: { sb_session: cookie }, ...multipart(empty) });
+    expect(files.statusCode).toBe(413);
+    expect(files.json().error.code).toBe('SB_ERR_UPLOAD_TOO_MANY_PARTS');
+    expect((await readdir(filesRoot!)).filter((n) => !n.startsWith('.'))).toEqual([]);
+  }, 20_000);
+
+  it('refuses an upload without an Origin header (form-type CSRF)', async () => {
+    const { app } = await testGateway({ files: true });
+    const cookie = await login(app);
+    const body = multipart([{ filename: 'a.txt', data: 'x' }]);
+    const { origin: _origin, ...headers } = body.headers;
+    const res = await app.inject({ method: 'POST', url: '/api/files', cookies: { sb_session: cookie }, payload: body.payload, headers });
+    expect(res.statusCode).toBe(403);
+    expect(res.json().error.code).toBe('SB_ERR_ORIGIN_REJECTED');
+  });
+});
