@@ -5,9 +5,9 @@
 // What it guarantees, and how:
 // - Speed: the target is read with `onread` into 256 KiB buffers (big reads, big frames, few
 //   syscalls). ws sends a buffer by reference (server frames are unmasked, so no copy) and keeps
-//   it queued until the kernel takes it, so a buffer handed to ws is never reused: large reads
-//   are handed on as they are and a fresh buffer is taken; small reads are copied out so a 10-byte
-//   read does not pin 256 KiB while queued. Nagle is off; perMessageDeflate is off (set by the
+//   it queued until the kernel takes it, so a buffer handed to ws is reused only after ws's send
+//   callback says it was written; small reads are copied out so a 10-byte read does not pin a
+//   256 KiB buffer while queued. Nagle is off; perMessageDeflate is off (set by the
 //   WebSocket server); ws corks each frame's header and payload into one write; bufferutil masks.
 // - Backpressure both ways: ws.bufferedAmount over highWaterBytes pauses reading from the target
 //   until the frames queued so far have been written; a target write() returning false pauses
@@ -31,8 +31,10 @@ export interface RelayTarget {
 
 /** Reads from the target land in buffers this big. */
 const READ_BUFFER_BYTES = 256 * 1024;
-/** Reads smaller than this are copied out, and the read buffer is reused. */
+/** Reads smaller than this are copied out, and the read buffer is reused at once. */
 const COPY_BELOW_BYTES = 16 * 1024;
+/** Spare read buffers kept per relay. */
+const MAX_FREE_BUFFERS = 4;
 
 /** Closes with a reason carrying the stable error code (a close reason is at most 123 bytes, §5.5). */
 function closeWithError(ws: WebSocket, err: SockbridgeError): void {
@@ -66,10 +68,19 @@ export interface RelayStats {
  */
 export function bridgeWebSocketToTcp(ws: WebSocket, target: RelayTarget, limits: RelayLimits, logger: RelayLogger): Promise<RelayStats> {
   const stats: RelayStats = { down: 0, up: 0 };
-  let readBuffer = Buffer.allocUnsafe(READ_BUFFER_BYTES);
+  // Read buffers go back to this free list once ws has handed their bytes to the kernel (the send
+  // callback), so a steady transfer reuses a few buffers instead of allocating (and page-faulting)
+  // a fresh 256 KiB per read. At most highWaterBytes / READ_BUFFER_BYTES + 2 are ever in flight.
+  const freeBuffers: Buffer[] = [];
+  let readBuffer: Buffer = Buffer.allocUnsafe(READ_BUFFER_BYTES);
   let connected = false;
   let browserGone = false;
   let targetPausedForBrowser = false;
+
+  const resumeTarget = () => {
+    targetPausedForBrowser = false;
+    if (!browserGone) tcp.resume();
+  };
 
   // Nothing the browser sends may be lost while the target is still connecting: stop reading it.
   ws.pause();
@@ -82,26 +93,27 @@ export function bridgeWebSocketToTcp(ws: WebSocket, target: RelayTarget, limits:
       buffer: () => readBuffer,
       callback: (nread: number, buf: Uint8Array): boolean => {
         if (browserGone || ws.readyState !== ws.OPEN) return true; // draining a target nobody reads
-        let chunk: Buffer;
-        if (nread >= COPY_BELOW_BYTES) {
-          chunk = Buffer.from(buf.buffer, buf.byteOffset, nread);
-          readBuffer = Buffer.allocUnsafe(READ_BUFFER_BYTES); // the old one now belongs to ws
-        } else {
-          chunk = Buffer.allocUnsafe(nread);
-          chunk.set(buf.subarray(0, nread));
-        }
         stats.down += nread;
-        if (ws.bufferedAmount + nread <= limits.highWaterBytes) {
-          ws.send(chunk, { binary: true });
-          return true;
+        const overHighWater = ws.bufferedAmount + nread > limits.highWaterBytes;
+        if (nread < COPY_BELOW_BYTES) {
+          // A small read is copied out and the read buffer kept: 10 bytes never pin 256 KiB.
+          const copy = Buffer.allocUnsafe(nread);
+          copy.set(buf.subarray(0, nread));
+          ws.send(copy, { binary: true }, overHighWater ? resumeTarget : undefined);
+        } else {
+          // A large read is sent as it lies (ws frames it by reference: no copy) and its buffer
+          // is only reused after ws has written it; the next read goes to another buffer.
+          const full = buf as Buffer; // the buffer this read landed in (readBuffer, handed out by `buffer`)
+          readBuffer = freeBuffers.pop() ?? Buffer.allocUnsafe(READ_BUFFER_BYTES);
+          ws.send(full.subarray(0, nread), { binary: true }, () => {
+            if (freeBuffers.length < MAX_FREE_BUFFERS) freeBuffers.push(full);
+            if (overHighWater) resumeTarget();
+          });
         }
+        if (!overHighWater) return true;
         // Over the high-water mark: stop reading the target until everything queued so far has
-        // been written to the browser's socket (ws calls back in order, after the kernel took it).
+        // been written to the browser's socket (ws calls back in order, once the kernel took it).
         targetPausedForBrowser = true;
-        ws.send(chunk, { binary: true }, () => {
-          targetPausedForBrowser = false;
-          if (!browserGone) tcp.resume();
-        });
         return false; // pauses the socket
       },
     },

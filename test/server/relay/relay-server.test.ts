@@ -128,7 +128,9 @@ describe('RelayServer', () => {
     const stalledAt = await settled(() => written);
     // Only kernel socket buffers and the relay's high-water mark may hold data: far less than the total.
     expect(stalledAt).toBeLessThan(total / 2);
-    expect(relay.bufferedAmounts().every((n) => n <= 256 * 1024 + 256 * 1024)).toBe(true);
+    // What the relay itself holds: the high-water mark, plus the one read that crossed it, plus frame headers.
+    expect(relay.bufferedAmounts()).toHaveLength(1);
+    expect(relay.bufferedAmounts()[0]).toBeLessThanOrEqual(256 * 1024 + 256 * 1024 + 64);
     let have = 0;
     let ok = true;
     ws.on('message', (d: Buffer) => {
