@@ -162,12 +162,11 @@ export class ChatSession implements ChatPeer {
   /** Joins `room` (again: idempotent) and returns the `joined` event with the room's recent history. */
   join(roomName: string, { charge = true } = {}): JoinedEvent {
     validateRoom(roomName);
-    if (!this.joined.has(roomName)) {
-      if (this.joined.size >= this.hub.limits.maxRoomsPerConnection) {
-        throw sbError('SB_ERR_CHAT_TOO_MANY_ROOMS', this.hub.limits.maxRoomsPerConnection);
-      }
-      if (charge) this.hub.charge(this.bucket, this.nick);
+    if (!this.joined.has(roomName) && this.joined.size >= this.hub.limits.maxRoomsPerConnection) {
+      throw sbError('SB_ERR_CHAT_TOO_MANY_ROOMS', this.hub.limits.maxRoomsPerConnection);
     }
+    // Charged even when already in the room: a join answers with up to 100 messages of history.
+    if (charge) this.hub.charge(this.bucket, this.nick);
     const room = this.hub.rooms.getOrCreate(roomName);
     const isNew = room.add(this);
     this.joined.add(roomName);

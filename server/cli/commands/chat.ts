@@ -49,6 +49,8 @@ class TerminalChat {
     this.current = room;
     this.rl = readline.createInterface({ input: process.stdin, output: interactive ? process.stdout : undefined, terminal: interactive });
     this.rl.setPrompt(`${client.nick}> `);
+    // Ctrl-C ends the chat (with no listener, readline would only pause).
+    this.rl.on('SIGINT', () => this.rl.close());
     client.on('event', (event) => this.show(event));
   }
 
@@ -56,7 +58,8 @@ class TerminalChat {
     const closed = new Promise<number>((resolve) =>
       this.client.once('close', () => {
         if (!this.ended) this.print('! connection to the chat service closed');
-        resolve(this.ended ? 0 : 1);
+        this.rl.close(); // stop reading stdin, so the process can exit
+        resolve(this.exitCode());
       }),
     );
     const input = (async () => {
@@ -69,9 +72,14 @@ class TerminalChat {
       this.ended = true;
       this.rl.close();
       await this.client.close();
-      return this.failures > 0 ? 1 : 0;
+      return this.exitCode();
     })();
     return Promise.race([input, closed]);
+  }
+
+  /** 0 when input ended (or /quit) with every line accepted; 1 after a refusal or a lost connection. */
+  private exitCode(): number {
+    return this.ended && this.failures === 0 ? 0 : 1;
   }
 
   /** Handles one line of input; false means /quit. */
@@ -169,7 +177,7 @@ class TerminalChat {
   /** Prints above the prompt without mangling what the user is typing. */
   private print(line: string): void {
     if (!this.interactive) {
-      process.stdout.write(`${line}\n`);
+      (line.startsWith('!') ? process.stderr : process.stdout).write(`${line}\n`);
       return;
     }
     readline.clearLine(process.stdout, 0);

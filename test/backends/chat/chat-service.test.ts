@@ -234,6 +234,15 @@ describe('ChatService: limits keep the connection open', () => {
     expect(await again.next('error', (e) => e.ref === '4')).toMatchObject({ code: 'SB_ERR_RATE_LIMITED' });
   });
 
+  it('charges joins, even of a room already joined (each answers with up to 100 messages)', async () => {
+    const { port } = await startChat({ rateCapacity: 2, rateIntervalMs: 60_000 });
+    const a = await RawChat.hello(port, 'alice');
+    for (let i = 0; i < 3; i++) a.send({ cmd: 'join', room: 'lobby' });
+    expect((await a.next('error')).code).toBe('SB_ERR_RATE_LIMITED');
+    await a.sync();
+    expect(a.events.filter((e) => e.cmd === 'joined')).toHaveLength(3); // the hello's own + 2
+  });
+
   it('caps the rooms one connection may be in', async () => {
     const { port } = await startChat({ maxRoomsPerConnection: 2 });
     const a = await RawChat.hello(port, 'alice');

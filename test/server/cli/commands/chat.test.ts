@@ -47,6 +47,24 @@ describe('sockbridge chat', () => {
     const usage = await runCli(['chat', `127.0.0.1:${port}`]);
     expect(usage.code).toBe(2);
   });
+
+  it('exits 1 with one line on stderr when the service goes away', async () => {
+    const { port, service } = await startChat();
+    const proc = startCli(['chat', `127.0.0.1:${port}`, '--nick', 'alice']);
+    await proc.waitFor(/^\* joined #lobby: alice$/m);
+    await service.close();
+    expect(await proc.exited).toBe(1);
+    expect(proc.stderr()).toBe('! connection to the chat service closed\n');
+  });
+
+  it('reports a refused line on stderr, keeps going, and exits 1', async () => {
+    const { port } = await startChat();
+    const bob = await RawChat.hello(port, 'bob');
+    const { code, stderr } = await runCli(['chat', `127.0.0.1:${port}`, '--nick', 'alice'], { input: `${'x'.repeat(5000)}\nafter\n` });
+    expect(code).toBe(1);
+    expect(stderr).toMatch(/^! message of 5000 bytes exceeds the limit of 4096 bytes$/m);
+    await bob.next('message', (e) => e.from === 'alice' && e.text === 'after');
+  });
 });
 
 describe('sockbridge serve chat', () => {
