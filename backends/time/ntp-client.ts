@@ -88,7 +88,11 @@ function exchange<T>(
       if (done) return;
       done = true;
       clearTimeout(timer);
-      socket.close();
+      try {
+        socket.close();
+      } catch {
+        // already closed by a failed connect
+      }
       if (err) reject(err);
       else resolve(value as T);
     };
@@ -101,13 +105,17 @@ function exchange<T>(
         finish(err);
       }
     });
-    socket.on('error', (err: NodeJS.ErrnoException) => {
-      finish(sbError('SB_ERR_CONNECT', `udp://${host}:${port}`, err.code === 'ECONNREFUSED' ? 'nothing is listening on that port' : (err.code ?? err.message)));
-    });
-    socket.connect(port, host, () => {
+    const fail = (err: NodeJS.ErrnoException) => {
+      const reason = err.code === 'ECONNREFUSED' ? 'nothing is listening on that port' : err.code === 'ENOTFOUND' ? 'no such host' : (err.code ?? err.message);
+      finish(sbError('SB_ERR_CONNECT', `udp://${host}:${port}`, reason));
+    };
+    socket.on('error', fail);
+    // connect() resolves the name; its callback receives a lookup failure instead of an 'error' event.
+    socket.connect(port, host, (err?: Error) => {
+      if (err) return fail(err);
       beforeSend();
-      socket.send(request, (err) => {
-        if (err) socket.emit('error', err);
+      socket.send(request, (sendErr) => {
+        if (sendErr) fail(sendErr);
       });
     });
   });

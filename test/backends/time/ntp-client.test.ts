@@ -96,6 +96,10 @@ describe('queryNtp', () => {
     await closers.pop()!(); // close it: nothing listens there now
     await expectCode(queryNtp('127.0.0.1', port, { timeoutMs: 5000 }), 'SB_ERR_CONNECT');
   });
+
+  it('an unknown host fails with SB_ERR_CONNECT, not an uncaught exception', async () => {
+    await expectCode(queryNtp('no-such-host.invalid', 123, { timeoutMs: 5000 }), 'SB_ERR_CONNECT');
+  });
 });
 
 describe('sampleNtp', () => {
