@@ -75,7 +75,8 @@ export class ExecClient {
   private bodyTarget: { job: ExecJob; stream: 'stdout' | 'stderr' } | undefined;
   private nextId = 1;
   private closedWith: Error | undefined;
-  private readonly closed: Promise<void>;
+  /** Resolves when the connection is gone, for whatever reason (the gateway marks the service down). */
+  readonly closed: Promise<void>;
 
   private constructor(private readonly socket: net.Socket) {
     this.closed = new Promise((resolve) => socket.once('close', () => resolve()));
@@ -133,6 +134,11 @@ export class ExecClient {
 
   resume(): void {
     this.socket.resume();
+  }
+
+  /** Drops the connection at once (the service kills whatever still runs); pending jobs fail with SB_ERR_CONNECT. */
+  destroy(): void {
+    this.socket.destroy();
   }
 
   /** Closes the connection: the service kills whatever still runs. */

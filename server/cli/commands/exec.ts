@@ -81,7 +81,10 @@ async function attach(client: ExecClient, job: ExecJob, tty: boolean): Promise<E
   stdin.once('end', onEnd);
   stdin.on('error', () => job.end());
   // Signals: on a pty the terminal sends ^C as a byte; otherwise they are passed to the command.
-  const forward = (signal: 'SIGINT' | 'SIGTERM' | 'SIGHUP') => () => job.cancel(signal);
+  // A second one drops the connection, which kills the command even when the cancel frame is
+  // stuck behind stdin the command does not read.
+  let signalled = 0;
+  const forward = (signal: 'SIGINT' | 'SIGTERM' | 'SIGHUP') => () => (++signalled > 1 ? client.destroy() : job.cancel(signal));
   const handlers = (['SIGINT', 'SIGTERM', 'SIGHUP'] as const).map((s) => [s, forward(s)] as const);
   for (const [signal, handler] of handlers) process.on(signal, handler);
   const onResize = () => job.resize(stdout.columns || 80, stdout.rows || 24);

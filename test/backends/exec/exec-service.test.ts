@@ -281,6 +281,29 @@ describe('backpressure', () => {
     expect(out.stdout.length).toBe(33_554_432);
     expect(existsSync(marker)).toBe(true);
   });
+
+  it('stops reading the connection while a command does not read its stdin', async () => {
+    const { service, port } = await startExec();
+    const client = await connect(port);
+    const job = client.run({ command: 'sleep 30' });
+    const chunk = Buffer.alloc(512 * 1024);
+    // Write up to 64 MB, waiting for 'drain' whenever the socket is full: with the service paused
+    // on the full pipe, the kernel's buffers fill and a drain stops coming. Without the pause the
+    // service would read everything into memory and every drain would come at once.
+    let stalled = false;
+    for (let i = 0; i < 128 && !stalled; i++) {
+      if (job.write(chunk)) continue;
+      stalled = !(await Promise.race([
+        new Promise<boolean>((resolve) => job.once('drain', () => resolve(true))),
+        new Promise<boolean>((resolve) => setTimeout(() => resolve(false), 1000)),
+      ]));
+    }
+    expect(stalled).toBe(true);
+    expect(service.runningCount).toBe(1);
+    // Control frames now wait behind the unread stdin (docs/protocol.md § exec): the client's way out is to drop the connection.
+    client.destroy();
+    await expect(job.done).rejects.toMatchObject({ code: 'SB_ERR_CONNECT' });
+  });
 });
 
 describe('pseudo-terminal', () => {
