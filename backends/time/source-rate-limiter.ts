@@ -52,3 +52,20 @@ export class SourceRateLimiter {
     return this.buckets.size;
   }
 }
+
+/**
+ * The rate-limit key of a source address: an IPv4 address itself (an IPv4-mapped IPv6 address
+ * counts as its IPv4 address), an IPv6 address its /64 prefix, since one host is routinely given
+ * a whole /64 and could otherwise rotate through 2^64 addresses to escape its bucket.
+ */
+export function sourceKey(address: string): string {
+  const lower = address.toLowerCase();
+  const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/.exec(lower);
+  if (mapped) return mapped[1]!;
+  if (!lower.includes(':')) return lower;
+  const [head = '', tail = ''] = lower.replace(/%.*$/, '').split('::');
+  const left = head ? head.split(':') : [];
+  const right = lower.includes('::') ? (tail ? tail.split(':') : []) : [];
+  const groups = lower.includes('::') ? [...left, ...Array<string>(Math.max(0, 8 - left.length - right.length)).fill('0'), ...right] : left;
+  return `${groups.slice(0, 4).map((g) => g.replace(/^0+(?=.)/, '')).join(':')}::/64`;
+}

@@ -8,7 +8,8 @@
 //   than client get no answer at all.
 // - The seed's 4-byte `time` is the one reply larger than its request (19 bytes), so it has its
 //   own stricter per-source limit and can be switched off (`text: false`, `--no-text`).
-// - Per-source token buckets in a bounded LRU: forged source addresses cannot grow memory.
+// - Per-source token buckets (IPv4 address, IPv6 /64) in a bounded LRU: forged source
+//   addresses cannot grow memory.
 // - Malformed datagrams are dropped silently (counted, logged at debug): UDP has no connection
 //   to close and an error reply would itself be a reflection vector.
 // - A datagram's bytes are never executed or interpreted beyond the fields above (the seed ran
@@ -34,7 +35,7 @@ import { encodeTimeTextReply, isTimeTextRequest } from '../../protocol/time-text
 import { hostSchema, loadConfig, portSchema } from '../../server/config.js';
 import { silentLogger } from '../lib/tcp-service.js';
 import { measurePrecision, WallClock } from './clock.js';
-import { SourceRateLimiter } from './source-rate-limiter.js';
+import { sourceKey, SourceRateLimiter } from './source-rate-limiter.js';
 
 export interface TimeOptions {
   readonly host: string;
@@ -175,7 +176,7 @@ export class TimeService {
   private handle(msg: Buffer, rinfo: RemoteInfo, receivedNs: bigint): void {
     if (isTimeTextRequest(msg)) {
       if (!this.options.text) return this.drop('textDisabled', rinfo, msg.length);
-      if (!this.textLimiter.take(rinfo.address)) return this.drop('rateLimited', rinfo, msg.length);
+      if (!this.textLimiter.take(sourceKey(rinfo.address))) return this.drop('rateLimited', rinfo, msg.length);
       this.send(encodeTimeTextReply(new Date(Number(receivedNs / 1_000_000n))), rinfo, () => this.counters.textReplies++);
       return;
     }
@@ -188,7 +189,7 @@ export class TimeService {
     // 48-byte v1 mode-0 packet as a client request. Never reply with mode 0.
     const isClient = mode === NtpMode.CLIENT || (version === 1 && mode === NtpMode.RESERVED && msg.length === NTP_PACKET_BYTES);
     if (!isClient) return this.drop(mode === NtpMode.CONTROL || mode === NtpMode.PRIVATE ? 'controlMode' : 'mode', rinfo, msg.length);
-    if (!this.ntpLimiter.take(rinfo.address)) return this.drop('rateLimited', rinfo, msg.length);
+    if (!this.ntpLimiter.take(sourceKey(rinfo.address))) return this.drop('rateLimited', rinfo, msg.length);
 
     const request = decodeNtpPacket(msg);
     const receive = ntpTimestampFromUnixNs(receivedNs);

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { SourceRateLimiter } from '../../../backends/time/source-rate-limiter.js';
+import { sourceKey, SourceRateLimiter } from '../../../backends/time/source-rate-limiter.js';
 
 describe('SourceRateLimiter', () => {
   it('allows a burst, then refills at the sustained rate', () => {
@@ -35,5 +35,18 @@ describe('SourceRateLimiter', () => {
     limiter.take('new'); // evicts "idle"
     expect(limiter.take('busy')).toBe(false); // still remembered, still empty
     expect(limiter.take('idle')).toBe(true); // forgotten: a fresh bucket
+  });
+});
+
+describe('sourceKey', () => {
+  it('keys IPv4 by address and IPv6 by its /64, so one host cannot rotate addresses to escape its bucket', () => {
+    expect(sourceKey('192.0.2.7')).toBe('192.0.2.7');
+    expect(sourceKey('::ffff:192.0.2.7')).toBe('192.0.2.7');
+    expect(sourceKey('2001:db8:1:2:aaaa:bbbb:cccc:dddd')).toBe('2001:db8:1:2::/64');
+    expect(sourceKey('2001:db8:1:2::1')).toBe(sourceKey('2001:0DB8:0001:0002:ffff::9'));
+    expect(sourceKey('2001:db8::1')).toBe('2001:db8:0:0::/64');
+    expect(sourceKey('::1')).toBe('0:0:0:0::/64');
+    expect(sourceKey('fe80::1%eth0')).toBe('fe80:0:0:0::/64');
+    expect(sourceKey('2001:db8:1:3::1')).not.toBe(sourceKey('2001:db8:1:2::1'));
   });
 });
