@@ -42,16 +42,24 @@ describe('files (browser e2e)', () => {
     expect(sha256(await readFile(path))).toBe(sha256(big));
   });
 
-  it('shows a file name made of markup as text, and deletes it', async () => {
+  it('takes a file dropped on the form, shows a name made of markup as text, and deletes it', async () => {
     const page = await stack().newPage();
     await logIn(page, stack().url, BOB);
     await openPanel(page, 'files');
     const name = '<img src=x onerror=alert(1)>.txt';
-    await page.locator('input[type=file]').setInputFiles([{ name, mimeType: 'text/plain', buffer: Buffer.from('x') }]);
-    await page.getByRole('button', { name: 'Upload' }).click();
+    // drag and drop as the browser delivers it: a drop event whose DataTransfer holds the file
+    const dataTransfer = await page.evaluateHandle((fileName) => {
+      const dt = new DataTransfer();
+      dt.items.add(new File(['dropped'], fileName, { type: 'text/plain' }));
+      return dt;
+    }, name);
+    const dropZone = page.getByRole('form', { name: 'Upload files' });
+    await dropZone.dispatchEvent('dragover', { dataTransfer });
+    await dropZone.dispatchEvent('drop', { dataTransfer });
 
     const table = page.locator('table');
     await waitForText(table, (t) => t.includes(name));
+    expect(await page.locator(`tr[data-file="${name}"] td.hash`).getAttribute('data-sha256')).toBe(sha256(Buffer.from('dropped')));
     expect(await table.locator('img').count()).toBe(0);
 
     await page.getByRole('button', { name: `Delete ${name}` }).click();
