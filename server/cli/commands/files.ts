@@ -1,9 +1,167 @@
-// Placeholder until the files commands land; see docs/architecture.md.
-import { sbError } from '../../../protocol/errors.js';
+// `sockbridge put HOST:PORT FILE [NAME]`, `get HOST:PORT NAME [FILE]`, `ls HOST:PORT`.
+// put hashes the local file first (so the service verifies every byte) and resumes on its own when
+// the service keeps a partial upload whose prefix hash matches the local file. get writes to a temp
+// file beside the target and renames it only once the sha256 matches. Progress goes to stderr, and
+// only when stderr is a terminal; stdout carries one result line (or the ls table) for scripts.
 
-const todo = async (_argv: string[]): Promise<number> => {
-  throw sbError('SB_ERR_USAGE', 'not implemented yet');
-};
-export const put = todo;
-export const get = todo;
-export const ls = todo;
+import { createHash } from 'node:crypto';
+import { createReadStream, createWriteStream } from 'node:fs';
+import { open, rename, rm, stat } from 'node:fs/promises';
+import { basename, dirname, join } from 'node:path';
+import { Transform } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { isSockbridgeError, sbError } from '../../../protocol/errors.js';
+import type { FileEntry } from '../../../protocol/files-messages.js';
+import { FilesClient } from '../../../backends/files/files-client.js';
+import { validateFileName } from '../../../backends/files/file-name.js';
+import { parseCommandLine, parseHostPort } from '../args.js';
+
+const PUT_USAGE = 'sockbridge put HOST:PORT FILE [NAME]';
+const GET_USAGE = 'sockbridge get HOST:PORT NAME [FILE]';
+const LS_USAGE = 'sockbridge ls HOST:PORT';
+
+export async function put(argv: string[]): Promise<number> {
+  const { positionals } = parseCommandLine(argv, {}, PUT_USAGE);
+  const [target, file, nameArg, ...extra] = positionals;
+  if (!file || extra.length > 0) throw sbError('SB_ERR_USAGE', `expected HOST:PORT FILE [NAME]\nusage: ${PUT_USAGE}`);
+  const { host, port } = parseHostPort(target, PUT_USAGE);
+  const name = nameArg ?? basename(file);
+  validateFileName(name);
+  const st = await stat(file).catch((err: NodeJS.ErrnoException) => {
+    throw sbError('SB_ERR_USAGE', `cannot read ${file}: ${err.code ?? err.message}`);
+  });
+  if (!st.isFile()) throw sbError('SB_ERR_USAGE', `${file} is not a regular file`);
+
+  const client = await FilesClient.connect(host, port);
+  try {
+    const remote = await client.stat(name).catch((err: unknown) => {
+      if (isSockbridgeError(err, 'SB_ERR_FILE_NOT_FOUND')) return undefined;
+      throw err;
+    });
+    const partial = remote?.partial;
+    // One pass over the local file: the whole-file hash, and the prefix hash at the partial's size.
+    const { sha256, prefixSha256 } = await hashFile(file, partial && partial.size <= st.size ? partial.size : undefined);
+    const offset = partial && prefixSha256 === partial.sha256 ? partial.size : 0;
+    if (offset > 0) process.stderr.write(`resuming ${name} at byte ${offset}\n`);
+    const progress = progressBar(`put ${name}`, st.size - offset);
+    const entry = await client.put(name, createReadStream(file, { start: offset }), st.size - offset, {
+      sha256,
+      offset,
+      onProgress: progress.update,
+    });
+    progress.done();
+    process.stdout.write(`${entry.name}\t${entry.size}\t${entry.sha256}\n`);
+    return 0;
+  } finally {
+    await client.close();
+  }
+}
+
+export async function get(argv: string[]): Promise<number> {
+  const { positionals } = parseCommandLine(argv, {}, GET_USAGE);
+  const [target, name, fileArg, ...extra] = positionals;
+  if (!name || extra.length > 0) throw sbError('SB_ERR_USAGE', `expected HOST:PORT NAME [FILE]\nusage: ${GET_USAGE}`);
+  const { host, port } = parseHostPort(target, GET_USAGE);
+  validateFileName(name);
+  const file = fileArg ?? name;
+  const temp = join(dirname(file), `.${basename(file)}.${process.pid}.sockbridge-part`);
+
+  const client = await FilesClient.connect(host, port);
+  try {
+    const { entry, stream } = await client.get(name);
+    const progress = progressBar(`get ${name}`, entry.size);
+    const hash = createHash('sha256');
+    let received = 0;
+    const tap = new Transform({
+      transform(chunk: Buffer, _enc, cb) {
+        hash.update(chunk);
+        received += chunk.length;
+        progress.update(received);
+        cb(null, chunk);
+      },
+    });
+    // 'wx': never overwrite something already at the temp name (e.g. a planted symlink).
+    const out = await open(temp, 'wx', 0o644);
+    try {
+      await pipeline(stream, tap, createWriteStream(temp, { fd: out }));
+      const sha256 = hash.digest('hex');
+      if (sha256 !== entry.sha256) throw sbError('SB_ERR_FILE_CHECKSUM', JSON.stringify(name), entry.sha256, sha256);
+      await rename(temp, file);
+    } catch (err) {
+      await rm(temp, { force: true });
+      throw err;
+    }
+    progress.done();
+    process.stdout.write(`${entry.name}\t${entry.size}\t${entry.sha256}\n`);
+    return 0;
+  } finally {
+    await client.close();
+  }
+}
+
+export async function ls(argv: string[]): Promise<number> {
+  const { positionals } = parseCommandLine(argv, {}, LS_USAGE);
+  const [target, ...extra] = positionals;
+  if (extra.length > 0) throw sbError('SB_ERR_USAGE', `expected HOST:PORT\nusage: ${LS_USAGE}`);
+  const { host, port } = parseHostPort(target, LS_USAGE);
+  const client = await FilesClient.connect(host, port);
+  try {
+    process.stdout.write(formatTable(await client.list()));
+    return 0;
+  } finally {
+    await client.close();
+  }
+}
+
+/** `SIZE  MTIME  SHA256  NAME`, sizes right-aligned; names are JSON-quoted only if they need it. */
+export function formatTable(files: readonly FileEntry[]): string {
+  const rows = files.map((f) => [String(f.size), new Date(f.mtime).toISOString().replace(/\.\d+Z$/, 'Z'), f.sha256, displayName(f.name)] as const);
+  const width = Math.max(4, ...rows.map((r) => r[0].length));
+  const lines = [`${'SIZE'.padStart(width)}  ${'MTIME'.padEnd(20)}  ${'SHA256'.padEnd(64)}  NAME`];
+  for (const [size, mtime, sha, name] of rows) lines.push(`${size.padStart(width)}  ${mtime.padEnd(20)}  ${sha}  ${name}`);
+  return `${lines.join('\n')}\n`;
+}
+
+const displayName = (name: string) => (/^[\x21-\x7e\u00a0-\uffff]+$/.test(name) && !name.includes('"') ? name : JSON.stringify(name));
+
+async function hashFile(file: string, prefixBytes: number | undefined): Promise<{ sha256: string; prefixSha256?: string }> {
+  const hash = createHash('sha256');
+  let seen = 0;
+  let prefixSha256 = prefixBytes === 0 ? hash.copy().digest('hex') : undefined;
+  for await (const chunk of createReadStream(file, { highWaterMark: 1024 * 1024 })) {
+    const buf = chunk as Buffer;
+    if (prefixBytes !== undefined && prefixSha256 === undefined && seen + buf.length >= prefixBytes) {
+      const cut = prefixBytes - seen;
+      hash.update(buf.subarray(0, cut));
+      prefixSha256 = hash.copy().digest('hex');
+      hash.update(buf.subarray(cut));
+    } else {
+      hash.update(buf);
+    }
+    seen += buf.length;
+  }
+  return { sha256: hash.digest('hex'), ...(prefixSha256 !== undefined ? { prefixSha256 } : {}) };
+}
+
+function progressBar(label: string, total: number): { update: (n: number) => void; done: () => void } {
+  if (!process.stderr.isTTY) return { update: () => undefined, done: () => undefined };
+  let last = 0;
+  const draw = (n: number) => {
+    const cols = Math.max(10, Math.min(40, (process.stderr.columns ?? 80) - label.length - 30));
+    const ratio = total > 0 ? n / total : 1;
+    const filled = Math.round(ratio * cols);
+    process.stderr.write(`\r${label} [${'#'.repeat(filled)}${' '.repeat(cols - filled)}] ${(ratio * 100).toFixed(0).padStart(3)}% ${n}/${total}`);
+  };
+  return {
+    update: (n) => {
+      const now = Date.now();
+      if (now - last < 100 && n < total) return;
+      last = now;
+      draw(n);
+    },
+    done: () => {
+      draw(total);
+      process.stderr.write('\n');
+    },
+  };
+}

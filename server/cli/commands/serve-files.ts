@@ -1,6 +1,29 @@
-// Placeholder until this command lands; see docs/architecture.md for who builds it.
-import { sbError } from '../../../protocol/errors.js';
+// `sockbridge serve files --root DIR [--host H] [--port P] [--max-file-size N] [--quota-bytes N] [--config F]`
+import { pino } from 'pino';
+import { FilesService, filesOptionsSchema, type FilesOptions } from '../../../backends/files/files-service.js';
+import { loadConfig } from '../../config.js';
+import { parseCommandLine } from '../args.js';
+import { formatAddress, runUntilSignal } from '../run-service.js';
 
-export async function run(_argv: string[]): Promise<number> {
-  throw sbError('SB_ERR_USAGE', 'sockbridge serve-files: not implemented yet');
+const USAGE =
+  'sockbridge serve files --root DIR [--host H] [--port P] [--max-file-size BYTES] [--quota-bytes BYTES] [--partial-ttl-ms MS] [--config FILE]';
+
+export async function run(argv: string[]): Promise<number> {
+  const { values, configFile } = parseCommandLine(
+    argv,
+    {
+      host: { type: 'string' },
+      port: { type: 'string' },
+      root: { type: 'string' },
+      'max-file-size': { type: 'string' },
+      'quota-bytes': { type: 'string' },
+      'partial-ttl-ms': { type: 'string' },
+      'idle-timeout-ms': { type: 'string' },
+    },
+    USAGE,
+  );
+  const options = loadConfig<FilesOptions>(filesOptionsSchema, { cli: values, configFile });
+  const logger = pino({ level: process.env['LOG_LEVEL'] ?? 'warn' }, pino.destination(2));
+  const service = new FilesService(options, { logger });
+  return runUntilSignal('files', service, () => [`sockbridge files listening on ${formatAddress('tcp', service.address())}`]);
 }

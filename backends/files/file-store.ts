@@ -1,0 +1,529 @@
+// FileStore: a flat namespace of files in one root directory, and the only code that touches it.
+//
+//   ROOT/NAME                 visible files (NAME passes validateFileName: one path component)
+//   ROOT/.partial/r-<h>       a resumable upload of NAME in progress or interrupted (h = sha256(NAME))
+//   ROOT/.partial/t-<random>  a non-resumable upload in progress (deleted the moment it fails)
+//   ROOT/.meta/<h>.json       cached sha256 of ROOT/NAME, trusted only while size, mtime and inode match
+//
+// Safety rules, in the order they apply:
+// - A name is validated before it is joined to the root, so no request can name a path outside it.
+// - Symbolic links are never followed: visible files are opened with O_NOFOLLOW and checked with
+//   lstat, and a symlink (dangling or not, pointing anywhere) is refused for read, write and delete.
+//   rename(2) replaces a link rather than following it, but we refuse anyway: a link in the root was
+//   put there by someone else, and silently replacing it would hide that.
+// - An upload becomes visible by one rename(2), after every byte arrived, was flushed (fdatasync) and
+//   matched the declared sha256. A reader sees the old file or the new one, never a mix.
+// - Partials count toward the quota, expire after partialTtlMs and are swept at open and periodically.
+
+import { createHash, randomBytes, type Hash } from 'node:crypto';
+import { constants as fsc, createReadStream, createWriteStream, type Stats, type WriteStream } from 'node:fs';
+import { lstat, mkdir, open, readdir, readFile, realpath, rename, rm, unlink, writeFile, type FileHandle } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { Readable } from 'node:stream';
+import { sbError, isSockbridgeError, type SockbridgeError } from '../../protocol/errors.js';
+import type { FileEntry, PartialInfo } from '../../protocol/files-messages.js';
+import { validateFileName } from './file-name.js';
+
+export interface FileStoreOptions {
+  root: string;
+  /** Largest file, in bytes. */
+  maxFileSize: number;
+  /** Total bytes of visible files plus partial uploads; 0 means no quota (the disk is the limit). */
+  quotaBytes: number;
+  /** An interrupted resumable upload is deleted after this long without a write. */
+  partialTtlMs: number;
+}
+
+export interface UploadRequest {
+  /** bytes that this request will write (the file will be offset + size bytes) */
+  size: number;
+  offset?: number;
+  sha256?: string;
+  resumable?: boolean;
+}
+
+export interface ReadResult {
+  entry: FileEntry;
+  offset: number;
+  /** total - offset bytes, or null when there are none to send */
+  stream: Readable | null;
+}
+
+const PARTIAL_DIR = '.partial';
+const META_DIR = '.meta';
+const READ_FLAGS = fsc.O_RDONLY | fsc.O_NOFOLLOW | fsc.O_NONBLOCK;
+const WRITE_STREAM_HWM = 1024 * 1024;
+
+const nameHash = (name: string) => createHash('sha256').update(name, 'utf8').digest('hex');
+const mtimeOf = (st: Stats) => Math.floor(st.mtimeMs);
+const errno = (err: unknown) => (err as NodeJS.ErrnoException | undefined)?.code;
+
+interface MetaRecord {
+  name: string;
+  size: number;
+  mtime: number;
+  ino: number;
+  sha256: string;
+}
+
+export class FileStore {
+  readonly options: Readonly<FileStoreOptions>;
+  private root = '';
+  private partialDir = '';
+  private metaDir = '';
+  private readonly active = new Map<string, Upload>();
+  private sweeper: NodeJS.Timeout | undefined;
+
+  constructor(options: FileStoreOptions) {
+    this.options = { ...options };
+  }
+
+  /** Creates the root and its hidden folders if needed, sweeps leftovers, starts the periodic sweep. */
+  async open(): Promise<void> {
+    await mkdir(this.options.root, { recursive: true, mode: 0o700 });
+    this.root = await realpath(this.options.root);
+    this.partialDir = join(this.root, PARTIAL_DIR);
+    this.metaDir = join(this.root, META_DIR);
+    for (const dir of [this.partialDir, this.metaDir]) {
+      await mkdir(dir, { mode: 0o700 }).catch((err: unknown) => {
+        if (errno(err) !== 'EEXIST') throw err;
+      });
+      const st = await lstat(dir);
+      if (!st.isDirectory()) throw sbError('SB_ERR_CONFIG_INVALID', `${dir} must be a directory, not a link or a file`);
+    }
+    // A t- file at start belongs to a process that died mid-upload: it can never be resumed.
+    await this.sweep({ startup: true });
+    const every = Math.max(1000, Math.min(this.options.partialTtlMs, 60 * 60 * 1000));
+    this.sweeper = setInterval(() => void this.sweep().catch(() => undefined), every).unref();
+  }
+
+  async close(): Promise<void> {
+    clearInterval(this.sweeper);
+    await Promise.all([...this.active.values()].map((u) => u.abort()));
+  }
+
+  get rootDir(): string {
+    return this.root;
+  }
+
+  /** Deletes expired resumable partials and orphaned non-resumable ones. Returns how many went. */
+  async sweep({ startup = false, now = Date.now() }: { startup?: boolean; now?: number } = {}): Promise<number> {
+    const inUse = new Set([...this.active.values()].map((u) => u.path));
+    let removed = 0;
+    for (const file of await readdir(this.partialDir)) {
+      const path = join(this.partialDir, file);
+      if (inUse.has(path)) continue;
+      const st = await lstat(path).catch(() => undefined);
+      if (!st) continue;
+      const orphan = file.startsWith('t-') || (startup && !file.startsWith('r-'));
+      const expired = now - st.mtimeMs > this.options.partialTtlMs;
+      if (orphan || expired) {
+        await rm(path, { force: true, recursive: true });
+        removed++;
+      }
+    }
+    return removed;
+  }
+
+  /** Every visible file, sorted by name. Symlinks, directories and invalid names are not listed. */
+  async list(): Promise<FileEntry[]> {
+    const entries: FileEntry[] = [];
+    for (const dirent of await readdir(this.root, { withFileTypes: true })) {
+      if (!dirent.isFile() || !isListable(dirent.name)) continue;
+      try {
+        entries.push(await this.entry(dirent.name));
+      } catch (err) {
+        // Deleted or replaced by a symlink between readdir and lstat: not listed.
+        if (!isSockbridgeError(err)) throw err;
+      }
+    }
+    return entries.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  }
+
+  /** The visible file's entry and, if one is kept, the partial upload of the same name. */
+  async stat(name: string): Promise<{ exists: boolean; entry: FileEntry; partial?: PartialInfo }> {
+    validateFileName(name);
+    let entry: FileEntry | undefined;
+    try {
+      entry = await this.entry(name);
+    } catch (err) {
+      if (!isSockbridgeError(err, 'SB_ERR_FILE_NOT_FOUND')) throw err;
+    }
+    const partial = this.active.has(name) ? undefined : await this.partialInfo(name);
+    if (!entry && !partial) throw sbError('SB_ERR_FILE_NOT_FOUND', JSON.stringify(name));
+    return {
+      exists: entry !== undefined,
+      entry: entry ?? { name, size: 0, mtime: 0, sha256: '' },
+      ...(partial ? { partial } : {}),
+    };
+  }
+
+  /** Opens NAME for reading from offset. The stream reads the file as it was when opened. */
+  async read(name: string, offset = 0): Promise<ReadResult> {
+    validateFileName(name);
+    const handle = await this.openVisible(name);
+    try {
+      const st = await handle.stat();
+      if (!st.isFile()) throw sbError('SB_ERR_FILE_NOT_FOUND', JSON.stringify(name));
+      const sha256 = await this.cachedHash(name, st, handle);
+      const entry: FileEntry = { name, size: st.size, mtime: mtimeOf(st), sha256 };
+      if (!Number.isSafeInteger(offset) || offset < 0 || offset > st.size) {
+        throw sbError('SB_ERR_FILE_OFFSET', JSON.stringify(name), offset, `the file has ${st.size} bytes`);
+      }
+      if (offset === st.size) {
+        await handle.close();
+        return { entry, offset, stream: null };
+      }
+      const stream = handle.createReadStream({ start: offset, end: st.size - 1, highWaterMark: 256 * 1024, autoClose: true });
+      return { entry, offset, stream };
+    } catch (err) {
+      await handle.close().catch(() => undefined);
+      throw err;
+    }
+  }
+
+  /** Deletes the visible file and any kept partial upload of the name. */
+  async delete(name: string): Promise<void> {
+    validateFileName(name);
+    const path = join(this.root, name);
+    let found = false;
+    const st = await lstat(path).catch((err: unknown) => {
+      if (errno(err) === 'ENOENT') return undefined;
+      throw err;
+    });
+    if (st) {
+      if (st.isSymbolicLink()) throw sbError('SB_ERR_FILE_NAME_INVALID', JSON.stringify(name), 'is a symbolic link');
+      if (!st.isFile()) throw sbError('SB_ERR_FILE_NOT_FOUND', JSON.stringify(name));
+      await unlink(path);
+      await rm(this.metaPath(name), { force: true });
+      found = true;
+    }
+    if (!this.active.has(name)) {
+      const partial = this.resumablePath(name);
+      if (await lstat(partial).then(() => true, () => false)) {
+        await rm(partial, { force: true });
+        found = true;
+      }
+    }
+    if (!found) throw sbError('SB_ERR_FILE_NOT_FOUND', JSON.stringify(name));
+  }
+
+  /**
+   * Starts an upload. Feed it with write() (false: wait for drained()), then complete() makes it
+   * visible, or abort() drops it (kept for a resume when resumable).
+   */
+  async beginUpload(name: string, request: UploadRequest): Promise<Upload> {
+    validateFileName(name);
+    const offset = request.offset ?? 0;
+    const resumable = request.resumable ?? true;
+    const total = offset + request.size;
+    if (!Number.isSafeInteger(offset) || offset < 0) throw sbError('SB_ERR_FILE_OFFSET', JSON.stringify(name), offset, 'not a non-negative integer');
+    if (total > this.options.maxFileSize) throw sbError('SB_ERR_FILE_TOO_LARGE', total, this.options.maxFileSize);
+    if (this.active.has(name)) throw sbError('SB_ERR_FILE_BUSY', JSON.stringify(name));
+    await this.refuseLinkedTarget(name);
+
+    const path = offset > 0 || resumable ? this.resumablePath(name) : join(this.partialDir, `t-${randomBytes(12).toString('hex')}`);
+    // Registered before any await that could interleave with another put of the same name.
+    const upload = new Upload(this, name, path, { offset, total, resumable, sha256: request.sha256 });
+    this.active.set(name, upload);
+    try {
+      await this.checkQuota(total);
+      const hash = createHash('sha256');
+      let handle: FileHandle;
+      if (offset > 0) {
+        const st = await lstat(path).catch(() => undefined);
+        if (!st || !st.isFile() || st.size !== offset) {
+          throw sbError('SB_ERR_FILE_OFFSET', JSON.stringify(name), offset, st?.isFile() ? `the kept partial upload has ${st.size} bytes` : 'no partial upload is kept');
+        }
+        handle = await open(path, fsc.O_WRONLY | fsc.O_APPEND | fsc.O_NOFOLLOW);
+        // The declared sha256 covers the whole file: the kept prefix is hashed again.
+        await hashInto(hash, path);
+      } else {
+        const excl = resumable ? fsc.O_TRUNC : fsc.O_EXCL;
+        handle = await open(path, fsc.O_WRONLY | fsc.O_CREAT | fsc.O_NOFOLLOW | excl, 0o600);
+      }
+      upload.attach(handle, hash);
+      return upload;
+    } catch (err) {
+      this.active.delete(name);
+      throw err;
+    }
+  }
+
+  // ---- for Upload ----
+
+  /** @internal */
+  release(upload: Upload): void {
+    if (this.active.get(upload.name) === upload) this.active.delete(upload.name);
+  }
+
+  /** @internal Moves a finished upload over the visible name and caches its hash. */
+  async publish(upload: Upload, sha256: string): Promise<FileEntry> {
+    await this.refuseLinkedTarget(upload.name);
+    const target = join(this.root, upload.name);
+    await rename(upload.path, target);
+    const st = await lstat(target);
+    const entry: FileEntry = { name: upload.name, size: st.size, mtime: mtimeOf(st), sha256 };
+    await this.writeMeta(upload.name, st, sha256);
+    return entry;
+  }
+
+  // ---- internals ----
+
+  private resumablePath(name: string): string {
+    return join(this.partialDir, `r-${nameHash(name)}`);
+  }
+
+  private metaPath(name: string): string {
+    return join(this.metaDir, `${nameHash(name)}.json`);
+  }
+
+  /** Writing is refused when the visible name is a symlink (dangling or not) or not a regular file. */
+  private async refuseLinkedTarget(name: string): Promise<void> {
+    const st = await lstat(join(this.root, name)).catch((err: unknown) => {
+      if (errno(err) === 'ENOENT') return undefined;
+      throw err;
+    });
+    if (st?.isSymbolicLink()) throw sbError('SB_ERR_FILE_NAME_INVALID', JSON.stringify(name), 'is a symbolic link');
+    if (st && !st.isFile()) throw sbError('SB_ERR_FILE_NAME_INVALID', JSON.stringify(name), 'is not a regular file');
+  }
+
+  private async openVisible(name: string): Promise<FileHandle> {
+    try {
+      return await open(join(this.root, name), READ_FLAGS);
+    } catch (err) {
+      // O_NOFOLLOW makes open(2) fail with ELOOP on a symlink: that is the refusal.
+      if (errno(err) === 'ELOOP') throw sbError('SB_ERR_FILE_NAME_INVALID', JSON.stringify(name), 'is a symbolic link');
+      if (errno(err) === 'ENOENT' || errno(err) === 'ENOTDIR') throw sbError('SB_ERR_FILE_NOT_FOUND', JSON.stringify(name));
+      throw err;
+    }
+  }
+
+  private async entry(name: string): Promise<FileEntry> {
+    const handle = await this.openVisible(name);
+    try {
+      const st = await handle.stat();
+      if (!st.isFile()) throw sbError('SB_ERR_FILE_NOT_FOUND', JSON.stringify(name));
+      return { name, size: st.size, mtime: mtimeOf(st), sha256: await this.cachedHash(name, st, handle) };
+    } finally {
+      await handle.close();
+    }
+  }
+
+  private async cachedHash(name: string, st: Stats, handle: FileHandle): Promise<string> {
+    const meta = await readFile(this.metaPath(name), 'utf8')
+      .then((text) => JSON.parse(text) as MetaRecord)
+      .catch(() => undefined);
+    if (meta && meta.name === name && meta.size === st.size && meta.mtime === st.mtimeMs && meta.ino === st.ino) return meta.sha256;
+    const hash = createHash('sha256');
+    for await (const chunk of readFd(handle)) hash.update(chunk as Buffer);
+    const sha256 = hash.digest('hex');
+    await this.writeMeta(name, st, sha256).catch(() => undefined);
+    return sha256;
+  }
+
+  private async writeMeta(name: string, st: Stats, sha256: string): Promise<void> {
+    const record: MetaRecord = { name, size: st.size, mtime: st.mtimeMs, ino: st.ino, sha256 };
+    const tmp = join(this.metaDir, `.${randomBytes(6).toString('hex')}.tmp`);
+    await writeFile(tmp, JSON.stringify(record), { mode: 0o600 });
+    await rename(tmp, this.metaPath(name));
+  }
+
+  private async partialInfo(name: string): Promise<PartialInfo | undefined> {
+    const path = this.resumablePath(name);
+    const st = await lstat(path).catch(() => undefined);
+    if (!st?.isFile()) return undefined;
+    const hash = createHash('sha256');
+    await hashInto(hash, path);
+    return { size: st.size, mtime: mtimeOf(st), sha256: hash.digest('hex') };
+  }
+
+  /** Bytes in use: visible files, kept partials, and the full declared size of uploads in progress. */
+  async usedBytes(): Promise<number> {
+    const inUse = new Set<string>();
+    let reserved = 0;
+    for (const upload of this.active.values()) {
+      inUse.add(upload.path);
+      reserved += upload.total;
+    }
+    let used = reserved;
+    for (const [dir, skipHidden] of [[this.root, true], [this.partialDir, false]] as const) {
+      for (const dirent of await readdir(dir, { withFileTypes: true })) {
+        if (!dirent.isFile() || (skipHidden && dirent.name.startsWith('.'))) continue;
+        const path = join(dir, dirent.name);
+        if (inUse.has(path)) continue;
+        used += (await lstat(path).catch(() => undefined))?.size ?? 0;
+      }
+    }
+    return used;
+  }
+
+  private async checkQuota(total: number): Promise<void> {
+    if (this.options.quotaBytes <= 0) return;
+    // The upload being checked is already registered, so its declared total is counted once.
+    if ((await this.usedBytes()) > this.options.quotaBytes) {
+      throw sbError('SB_ERR_FILE_QUOTA', `${total} bytes`, this.options.quotaBytes);
+    }
+  }
+}
+
+function isListable(name: string): boolean {
+  try {
+    validateFileName(name);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+// Streams over the handle's numeric fd, so the FileHandle stays ours to close: a FileHandle's own
+// createReadStream/createWriteStream with autoClose:false holds a reference that makes close() wait forever.
+function readFd(handle: FileHandle) {
+  return createReadStream('', { fd: handle.fd, start: 0, autoClose: false, highWaterMark: 256 * 1024 });
+}
+
+async function hashInto(hash: Hash, path: string): Promise<void> {
+  const handle = await open(path, READ_FLAGS);
+  try {
+    for await (const chunk of readFd(handle)) hash.update(chunk as Buffer);
+  } finally {
+    await handle.close();
+  }
+}
+
+/** One upload in progress. Bytes go to a temp file under .partial/; nothing is visible until complete(). */
+export class Upload {
+  private handle: FileHandle | undefined;
+  private stream: WriteStream | undefined;
+  private hash: Hash | undefined;
+  private received = 0;
+  private failure: SockbridgeError | undefined;
+  private settled = false;
+  readonly offset: number;
+  readonly total: number;
+  readonly resumable: boolean;
+  private readonly declaredSha256: string | undefined;
+
+  constructor(
+    private readonly store: FileStore,
+    readonly name: string,
+    readonly path: string,
+    init: { offset: number; total: number; resumable: boolean; sha256: string | undefined },
+  ) {
+    this.offset = init.offset;
+    this.total = init.total;
+    this.resumable = init.resumable;
+    this.declaredSha256 = init.sha256;
+  }
+
+  /** @internal */
+  attach(handle: FileHandle, hash: Hash): void {
+    this.handle = handle;
+    this.hash = hash;
+    this.stream = createWriteStream('', { fd: handle.fd, autoClose: false, highWaterMark: WRITE_STREAM_HWM });
+    this.stream.on('error', (err) => {
+      this.failure ??= errno(err) === 'ENOSPC' ? sbError('SB_ERR_FILE_NO_SPACE', JSON.stringify(this.name)) : sbError('SB_ERR_INTERNAL', 'write failed');
+    });
+  }
+
+  /** Bytes of the file written so far (offset included). */
+  get size(): number {
+    return this.offset + this.received;
+  }
+
+  /** Writes one chunk; false means wait for drained() before the next. The chunk must not be reused. */
+  write(chunk: Buffer): boolean {
+    if (this.failure) throw this.failure;
+    if (this.size + chunk.length > this.total) throw sbError('SB_ERR_BAD_REQUEST', 'more bytes than declared');
+    this.hash!.update(chunk);
+    this.received += chunk.length;
+    return this.stream!.write(chunk);
+  }
+
+  /** Resolves when the write buffer has room again; rejects if writing failed (e.g. disk full). */
+  drained(): Promise<void> {
+    const stream = this.stream!;
+    if (this.failure) return Promise.reject(this.failure);
+    if (!stream.writableNeedDrain) return Promise.resolve();
+    return new Promise((resolve, reject) => {
+      const done = () => {
+        stream.off('drain', done);
+        stream.off('error', done);
+        if (this.failure) reject(this.failure);
+        else resolve();
+      };
+      stream.on('drain', done);
+      stream.on('error', done);
+    });
+  }
+
+  /** Flushes, verifies size and sha256, and renames over the visible name. */
+  async complete(): Promise<FileEntry> {
+    try {
+      await this.flushAndClose();
+      if (this.size !== this.total) throw sbError('SB_ERR_BAD_REQUEST', `received ${this.size} of ${this.total} bytes`);
+      const sha256 = this.hash!.digest('hex');
+      if (this.declaredSha256 !== undefined && this.declaredSha256 !== sha256) {
+        // The bytes are wrong somewhere: a resume would only extend a bad prefix, so nothing is kept.
+        await rm(this.path, { force: true });
+        throw sbError('SB_ERR_FILE_CHECKSUM', JSON.stringify(this.name), this.declaredSha256, sha256);
+      }
+      const entry = await this.store.publish(this, sha256);
+      this.settled = true;
+      return entry;
+    } catch (err) {
+      await this.discard(err);
+      throw this.mapError(err);
+    } finally {
+      this.store.release(this);
+    }
+  }
+
+  /** Stops the upload: a resumable one is kept for a later put {offset}, any other is deleted. */
+  async abort(): Promise<void> {
+    if (this.settled) return;
+    this.settled = true;
+    try {
+      await this.flushAndClose().catch(() => undefined);
+      if (!this.resumable || this.failure) await rm(this.path, { force: true });
+    } finally {
+      this.store.release(this);
+    }
+  }
+
+  private async flushAndClose(): Promise<void> {
+    const stream = this.stream;
+    const handle = this.handle;
+    this.stream = undefined;
+    this.handle = undefined;
+    if (!stream || !handle) return;
+    try {
+      if (!this.failure) {
+        await new Promise<void>((resolve, reject) => {
+          stream.once('error', reject);
+          stream.end(() => resolve());
+        });
+        // Durable before it becomes visible (or before a resume trusts it).
+        await handle.datasync();
+      }
+    } catch (err) {
+      this.failure ??= errno(err) === 'ENOSPC' ? sbError('SB_ERR_FILE_NO_SPACE', JSON.stringify(this.name)) : sbError('SB_ERR_INTERNAL', 'write failed');
+    } finally {
+      await handle.close().catch(() => undefined);
+    }
+    if (this.failure) throw this.failure;
+  }
+
+  private async discard(err: unknown): Promise<void> {
+    if (this.settled) return;
+    this.settled = true;
+    // A resumable upload that only lost its connection is kept; a failed write (disk full) is not.
+    const keep = this.resumable && !this.failure && !isSockbridgeError(err, 'SB_ERR_FILE_CHECKSUM') && !isSockbridgeError(err, 'SB_ERR_FILE_NAME_INVALID');
+    if (!keep) await rm(this.path, { force: true });
+  }
+
+  private mapError(err: unknown): unknown {
+    if (errno(err) === 'ENOSPC') return sbError('SB_ERR_FILE_NO_SPACE', JSON.stringify(this.name));
+    return err;
+  }
+}

@@ -1,0 +1,305 @@
+// FilesClient: the one client of the files service, used by the CLI (put/get/ls) and the gateway.
+//
+// Stable API (the gateway depends on it):
+//   FilesClient.connect(host, port, opts?: FilesClientOptions): Promise<FilesClient>
+//   put(name, source: Readable, size, { sha256?, offset?, resumable?, onProgress? }): Promise<FileEntry>
+//       sends `size` bytes read from source (the file from `offset`); resolves once the service has
+//       stored and verified them. `sha256`, when given, covers the whole file (from byte 0).
+//   get(name, { offset? }): Promise<{ entry, offset, stream }>
+//       resolves at the reply header; `stream` yields entry.size - offset bytes then ends. Backpressure
+//       is end to end: a stream that is not read pauses the socket. Read it to the end (or close())
+//       before the next request can run.
+//   list(): Promise<FileEntry[]>
+//   stat(name): Promise<FileStat>     (exists, FileEntry fields, partial?: kept upload to resume)
+//   delete(name): Promise<void>
+//   close(): Promise<void>
+// Requests run one at a time, in call order. A refusal rejects with a SockbridgeError carrying the
+// service's code (err.code); a lost connection rejects with SB_ERR_BACKEND_DOWN, a refused
+// connect with SB_ERR_CONNECT, a silent service with SB_ERR_TIMEOUT.
+
+import net from 'node:net';
+import { Readable } from 'node:stream';
+import { isErrorCode, sbError, SockbridgeError } from '../../protocol/errors.js';
+import { encodeFrame, encodeFrameHead, FrameDecoder, type FrameEvent, type FrameHeader } from '../../protocol/frame-codec.js';
+import { fromWireEntry, type FileEntry, type FileStat } from '../../protocol/files-messages.js';
+
+export interface FilesClientOptions {
+  /** give up connecting after this long (default 10 s) */
+  connectTimeoutMs?: number;
+  /** give up waiting for a reply after this long once a request is sent (default 120 s) */
+  replyTimeoutMs?: number;
+  /** largest list reply accepted, in bytes (default 64 MiB) */
+  maxListBytes?: number;
+}
+
+export interface PutOptions {
+  sha256?: string;
+  offset?: number;
+  resumable?: boolean;
+  /** called with the bytes of this request sent so far */
+  onProgress?: (sent: number) => void;
+}
+
+export interface GetResult {
+  entry: FileEntry;
+  offset: number;
+  stream: Readable;
+}
+
+type Listener = (event: FrameEvent) => void;
+
+export class FilesClient {
+  private readonly decoder: FrameDecoder;
+  private listener: Listener | undefined;
+  private closedError: SockbridgeError | undefined;
+  private readonly closeWaiters = new Set<(err: SockbridgeError) => void>();
+  private queue: Promise<unknown> = Promise.resolve();
+  private readonly replyTimeoutMs: number;
+
+  private constructor(
+    private readonly socket: net.Socket,
+    options: FilesClientOptions,
+  ) {
+    this.replyTimeoutMs = options.replyTimeoutMs ?? 120_000;
+    const maxList = options.maxListBytes ?? 64 * 1024 * 1024;
+    this.decoder = new FrameDecoder({
+      maxBodyBytes: (h) => (h.cmd === 'data' ? Number.MAX_SAFE_INTEGER : h.cmd === 'list' ? maxList : 0),
+    });
+    socket.on('data', (chunk: Buffer) => {
+      let events: FrameEvent[];
+      try {
+        events = this.decoder.push(chunk);
+      } catch (err) {
+        this.shutdown(err as SockbridgeError);
+        return;
+      }
+      for (const event of events) {
+        if (this.listener) this.listener(event);
+        else this.shutdown(sbError('SB_ERR_BAD_REQUEST', 'the files service sent an unexpected frame'));
+      }
+    });
+    socket.on('error', () => undefined);
+    socket.on('close', () => this.shutdown(sbError('SB_ERR_BACKEND_DOWN', 'files', 'connection closed')));
+  }
+
+  static connect(host: string, port: number, options: FilesClientOptions = {}): Promise<FilesClient> {
+    return new Promise((resolve, reject) => {
+      const socket = net.connect({ host, port, noDelay: true });
+      const timer = setTimeout(() => {
+        socket.destroy();
+        reject(sbError('SB_ERR_CONNECT', `${host}:${port}`, 'timed out'));
+      }, options.connectTimeoutMs ?? 10_000);
+      socket.once('error', (err: NodeJS.ErrnoException) => {
+        clearTimeout(timer);
+        reject(sbError('SB_ERR_CONNECT', `${host}:${port}`, err.code ?? err.message));
+      });
+      socket.once('connect', () => {
+        clearTimeout(timer);
+        socket.removeAllListeners('error');
+        resolve(new FilesClient(socket, options));
+      });
+    });
+  }
+
+  put(name: string, source: Readable, size: number, options: PutOptions = {}): Promise<FileEntry> {
+    return this.enqueue(async () => {
+      const header = {
+        cmd: 'put',
+        filename: name,
+        ...(options.sha256 !== undefined ? { sha256: options.sha256 } : {}),
+        ...(options.offset ? { offset: options.offset } : {}),
+        ...(options.resumable !== undefined ? { resumable: options.resumable } : {}),
+      };
+      // Listening before the first byte goes out: a refusal can arrive mid-body.
+      const reply = this.nextReply();
+      let refused = false;
+      reply.catch(() => (refused = true));
+      try {
+        await this.write(encodeFrameHead(header, size));
+        let sent = 0;
+        for await (const chunk of source) {
+          if (refused) break;
+          const buf = Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk as Uint8Array);
+          if (sent + buf.length > size) throw this.shutdown(sbError('SB_ERR_BAD_REQUEST', `the source holds more than the declared ${size} bytes`));
+          sent += buf.length;
+          await this.write(buf);
+          options.onProgress?.(sent);
+        }
+        if (!refused && sent < size) throw this.shutdown(sbError('SB_ERR_BAD_REQUEST', `the source ended after ${sent} of ${size} bytes`));
+      } catch (err) {
+        // Refused mid-body: the service closed the connection, and its reply says why.
+        if (!refused) throw err;
+      } finally {
+        source.destroy();
+      }
+      const { header: ok } = await this.withTimeout(reply);
+      return fromWireEntry(ok);
+    });
+  }
+
+  get(name: string, options: { offset?: number } = {}): Promise<GetResult> {
+    return new Promise<GetResult>((resolveGet, rejectGet) => {
+      void this.enqueue(
+        () =>
+          new Promise<void>((release) => {
+            const stream = new Readable({
+              highWaterMark: 256 * 1024,
+              read: () => this.socket.resume(),
+              destroy: (err, cb) => {
+                // Abandoned mid-body: the connection cannot be used for another request.
+                if (this.listener === onEvent) this.shutdown(sbError('SB_ERR_BACKEND_DOWN', 'files', 'download abandoned'));
+                cb(err);
+              },
+            });
+            let started = false;
+            const finish = (err?: SockbridgeError) => {
+              this.listener = undefined;
+              this.closeWaiters.delete(onClose);
+              clearTimeout(timer);
+              if (!started) rejectGet(err);
+              else if (err) stream.destroy(err);
+              release();
+            };
+            const onClose = (err: SockbridgeError) => finish(err);
+            let refusal: SockbridgeError | undefined;
+            const onEvent: Listener = (event) => {
+              if (event.type === 'header') {
+                clearTimeout(timer);
+                const h = event.header;
+                if (h.cmd === 'error') refusal = replyError(h);
+                else if (h.cmd !== 'data') return finish(this.shutdown(sbError('SB_ERR_BAD_REQUEST', `unexpected reply "${h.cmd}"`)));
+                else {
+                  started = true;
+                  resolveGet({ entry: fromWireEntry(h), offset: Number(h['offset']), stream });
+                }
+              } else if (event.type === 'body') {
+                if (!stream.push(event.chunk)) this.socket.pause();
+              } else if (refusal) {
+                finish(refusal);
+              } else {
+                stream.push(null);
+                this.listener = undefined;
+                this.closeWaiters.delete(onClose);
+                release();
+              }
+            };
+            if (this.closedError) return finish(this.closedError);
+            this.listener = onEvent;
+            this.closeWaiters.add(onClose);
+            const timer = setTimeout(() => finish(this.shutdown(sbError('SB_ERR_TIMEOUT', this.replyTimeoutMs, 'files get'))), this.replyTimeoutMs);
+            this.socket.write(encodeFrame({ cmd: 'get', filename: name, ...(options.offset ? { offset: options.offset } : {}) }));
+          }),
+      );
+    });
+  }
+
+  list(): Promise<FileEntry[]> {
+    return this.request({ cmd: 'list' }).then(({ body }) => JSON.parse(body.toString('utf8')) as FileEntry[]);
+  }
+
+  stat(name: string): Promise<FileStat> {
+    return this.request({ cmd: 'stat', filename: name }).then(({ header }) => {
+      const partial = header['partial'] as FileStat['partial'];
+      return { exists: header['exists'] === true, ...fromWireEntry(header), ...(partial ? { partial } : {}) };
+    });
+  }
+
+  delete(name: string): Promise<void> {
+    return this.request({ cmd: 'delete', filename: name }).then(() => undefined);
+  }
+
+  close(): Promise<void> {
+    return new Promise((resolve) => {
+      if (this.socket.destroyed) return resolve();
+      this.socket.once('close', () => resolve());
+      this.socket.end();
+      setTimeout(() => this.socket.destroy(), 1000).unref();
+    });
+  }
+
+  // ---- internals ----
+
+  private enqueue<T>(fn: () => Promise<T>): Promise<T> {
+    const run = this.queue.then(() => {
+      if (this.closedError) throw this.closedError;
+      return fn();
+    });
+    this.queue = run.catch(() => undefined);
+    return run;
+  }
+
+  private request(header: { cmd: string; [key: string]: unknown }): Promise<{ header: FrameHeader; body: Buffer }> {
+    return this.enqueue(async () => {
+      const reply = this.nextReply();
+      reply.catch(() => undefined);
+      await this.write(encodeFrame(header));
+      return this.withTimeout(reply);
+    });
+  }
+
+  /** The next whole reply (small bodies only: list); an error reply rejects with its code. */
+  private nextReply(): Promise<{ header: FrameHeader; body: Buffer }> {
+    return new Promise((resolve, reject) => {
+      if (this.closedError) return reject(this.closedError);
+      let header: FrameHeader | undefined;
+      const parts: Buffer[] = [];
+      const onClose = (err: SockbridgeError) => done(err);
+      const done = (err?: SockbridgeError) => {
+        this.listener = undefined;
+        this.closeWaiters.delete(onClose);
+        if (err) reject(err);
+        else resolve({ header: header!, body: Buffer.concat(parts) });
+      };
+      this.closeWaiters.add(onClose);
+      this.listener = (event) => {
+        if (event.type === 'header') header = event.header;
+        else if (event.type === 'body') parts.push(Buffer.from(event.chunk));
+        else done(header!.cmd === 'error' ? replyError(header!) : undefined);
+      };
+    });
+  }
+
+  private withTimeout<T>(promise: Promise<T>): Promise<T> {
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(this.shutdown(sbError('SB_ERR_TIMEOUT', this.replyTimeoutMs, 'files reply'))), this.replyTimeoutMs);
+    });
+    return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+  }
+
+  /** socket.write with backpressure; rejects once the connection is gone. */
+  private write(buf: Buffer): Promise<void> {
+    if (this.closedError) return Promise.reject(this.closedError);
+    if (this.socket.write(buf)) return Promise.resolve();
+    return new Promise((resolve, reject) => {
+      const onClose = (err: SockbridgeError) => {
+        this.socket.off('drain', onDrain);
+        reject(err);
+      };
+      const onDrain = () => {
+        this.closeWaiters.delete(onClose);
+        resolve();
+      };
+      this.socket.once('drain', onDrain);
+      this.closeWaiters.add(onClose);
+    });
+  }
+
+  /** Ends the connection for good; every waiter learns why. Returns the error for `throw`. */
+  private shutdown(err: SockbridgeError): SockbridgeError {
+    if (!this.closedError) {
+      this.closedError = err;
+      this.socket.destroy();
+      for (const waiter of [...this.closeWaiters]) waiter(err);
+      this.closeWaiters.clear();
+    }
+    return this.closedError;
+  }
+}
+
+function replyError(header: FrameHeader): SockbridgeError {
+  const code = header['code'];
+  const err = sbError(isErrorCode(code) ? code : 'SB_ERR_INTERNAL', 'unknown error from the files service');
+  if (isErrorCode(code) && typeof header['message'] === 'string') err.message = header['message'];
+  return err;
+}

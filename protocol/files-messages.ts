@@ -1,0 +1,91 @@
+// The files service contract (TCP port 7003). Every message is a frame (protocol/frame-codec.ts):
+// requests and replies are frame headers; file bytes are frame bodies, never JSON.
+//
+//   put    {cmd:'put', filename, size|filesize, sha256?, offset?, resumable?} + body
+//            → {cmd:'ok', op:'put', name, total, mtime, sha256}
+//   get    {cmd:'get', filename, offset?}
+//            → {cmd:'data', name, size, total, offset, mtime, sha256} + body (size = total - offset bytes)
+//   list   {cmd:'list'}             → {cmd:'list', count, size} + JSON body: FileEntry[]
+//   stat   {cmd:'stat', filename}   → {cmd:'stat', exists, name, total, mtime, sha256, partial?}
+//   delete {cmd:'delete', filename} → {cmd:'ok', op:'delete', name}
+//   any failure                     → {cmd:'error', code, message}
+//
+// A top-level `size` in any frame header is the length of the body that follows (frame-codec.ts), so
+// replies give a file's size as `total`; the client maps it back to FileEntry.size.
+// `size` on a put is the number of body bytes, i.e. the part of the file sent in this request:
+// a resumed put sends bytes offset..offset+size, and the stored file is offset+size bytes long.
+// The seed's MYTCPClient.put sends `filesize` instead of `size`; the codec accepts it (and only on put).
+// Pure module: shared by the service, its client, the CLI and the gateway.
+
+import type { FileEntry } from './api.js';
+
+export type { FileEntry };
+
+export const FILES_DEFAULT_PORT = 7003;
+/** The longest file name, in UTF-8 bytes (NAME_MAX on Linux). */
+export const FILE_NAME_MAX_BYTES = 255;
+export const FILES_COMMANDS = ['put', 'get', 'list', 'stat', 'delete'] as const;
+export type FilesCommand = (typeof FILES_COMMANDS)[number];
+
+// ---- client → service ----
+export interface PutRequest {
+  cmd: 'put';
+  filename: string;
+  /** body bytes in this request (the codec sets it from the body length) */
+  size?: number;
+  /** the seed's spelling of size; accepted on put only */
+  filesize?: number;
+  /** lowercase hex sha256 of the whole file (offset 0 to the end): the upload is refused if it differs */
+  sha256?: string;
+  /** resume a kept partial upload whose size is exactly this (default 0: a fresh upload) */
+  offset?: number;
+  /** false: an interrupted upload is deleted at once instead of being kept for a resume (default true) */
+  resumable?: boolean;
+}
+export interface GetRequest { cmd: 'get'; filename: string; offset?: number }
+export interface ListRequest { cmd: 'list' }
+export interface StatRequest { cmd: 'stat'; filename: string }
+export interface DeleteRequest { cmd: 'delete'; filename: string }
+export type FilesRequest = PutRequest | GetRequest | ListRequest | StatRequest | DeleteRequest;
+
+// ---- service → client ----
+/** A file's entry on the wire: FileEntry with `size` renamed `total` (see above). */
+export interface WireEntry { name: string; total: number; mtime: number; sha256: string }
+export interface PutReply extends WireEntry { cmd: 'ok'; op: 'put' }
+export interface DeleteReply { cmd: 'ok'; op: 'delete'; name: string }
+/** Followed by `size` body bytes: the file from `offset` to `total`. */
+export interface DataReply extends WireEntry {
+  cmd: 'data';
+  /** body bytes that follow (total - offset) */
+  size: number;
+  offset: number;
+}
+/** Followed by a JSON body of `size` bytes: FileEntry[] (a big listing never overflows the header limit). */
+export interface ListReply { cmd: 'list'; count: number; size?: number }
+
+/** A kept, interrupted upload: resume it with put {offset: size}. sha256 covers its bytes 0..size. */
+export interface PartialInfo { size: number; mtime: number; sha256: string }
+
+/**
+ * `exists: false` only when a partial upload of the name is kept but no complete file is visible
+ * (then total 0, mtime 0, sha256 ''); a name with neither is SB_ERR_FILE_NOT_FOUND.
+ */
+export interface StatReply extends WireEntry { cmd: 'stat'; exists: boolean; partial?: PartialInfo }
+export interface ErrorReply { cmd: 'error'; code: string; message: string }
+export type FilesReply = PutReply | DeleteReply | DataReply | ListReply | StatReply | ErrorReply;
+
+/** What FilesClient.stat resolves with. */
+export interface FileStat extends FileEntry { exists: boolean; partial?: PartialInfo }
+
+export function toWireEntry(entry: FileEntry): WireEntry {
+  return { name: entry.name, total: entry.size, mtime: entry.mtime, sha256: entry.sha256 };
+}
+
+export function fromWireEntry(wire: Record<string, unknown>): FileEntry {
+  return { name: String(wire['name']), size: Number(wire['total']), mtime: Number(wire['mtime']), sha256: String(wire['sha256']) };
+}
+
+const SHA256_HEX = /^[0-9a-f]{64}$/;
+export function isSha256Hex(value: unknown): value is string {
+  return typeof value === 'string' && SHA256_HEX.test(value);
+}
