@@ -1,12 +1,16 @@
 // `sockbridge chat` and `sockbridge serve chat` as a user runs them (bin/sockbridge → dist/).
 import { writeFile } from 'node:fs/promises';
+import * as nodePty from 'node-pty';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { runCli, startCli, stopAllCli } from '../../../helpers/cli.js';
+import { SOCKBRIDGE_BIN, runCli, startCli, stopAllCli } from '../../../helpers/cli.js';
 import { removeTempDirs, tempDir } from '../../../helpers/tmp.js';
 import { LineClient, RawChat, closeAll, startChat } from '../../../backends/chat/chat-kit.js';
 
+const ptys: nodePty.IPty[] = [];
+
 afterEach(async () => {
+  for (const p of ptys.splice(0)) p.kill();
   await stopAllCli();
   await closeAll();
   await removeTempDirs();
@@ -64,6 +68,55 @@ describe('sockbridge chat', () => {
     expect(code).toBe(1);
     expect(stderr).toMatch(/^! message of 5000 bytes exceeds the limit of 4096 bytes$/m);
     await bob.next('message', (e) => e.from === 'alice' && e.text === 'after');
+  });
+});
+
+describe('sockbridge chat on a terminal', () => {
+  it('prompts, prints [HH:MM] lines above the prompt, and handles /join, /msg, /who, /rooms and /quit', async () => {
+    const { port } = await startChat();
+    const bob = await RawChat.hello(port, 'bob');
+    const term = nodePty.spawn(process.execPath, [SOCKBRIDGE_BIN, 'chat', `127.0.0.1:${port}`, '--nick', 'alice'], { cols: 100, rows: 30, env: process.env as Record<string, string> });
+    ptys.push(term);
+    let screen = '';
+    const waiters = new Set<() => void>();
+    term.onData((d) => {
+      screen += d;
+      for (const w of [...waiters]) w();
+    });
+    const exited = new Promise<number>((resolve) => term.onExit(({ exitCode }) => resolve(exitCode)));
+    const waitFor = (pattern: RegExp) =>
+      new Promise<void>((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error(`timed out waiting for ${pattern}; screen: ${JSON.stringify(screen.slice(-1500))}`)), 10_000);
+        const check = () => {
+          if (pattern.test(screen)) {
+            clearTimeout(timer);
+            waiters.delete(check);
+            resolve();
+          }
+        };
+        waiters.add(check);
+        check();
+      });
+
+    await waitFor(/alice> /);
+    term.write('hello from a tty\r');
+    expect((await bob.next('message', (e) => e.from === 'alice')).text).toBe('hello from a tty');
+    bob.send({ cmd: 'say', room: 'lobby', text: 'hi \u001b[2Jalice', ref: 'b' });
+    await waitFor(/\[\d\d:\d\d\] bob: hi \[2Jalice/); // ESC removed before it reached the terminal
+    term.write('/msg bob psst\r');
+    expect(await bob.next('direct')).toMatchObject({ from: 'alice', to: 'bob', text: 'psst' });
+    term.write('/join dev\r');
+    await waitFor(/\* joined #dev: alice/);
+    term.write('in dev\r');
+    await bob.sync();
+    term.write('/who lobby\r');
+    await waitFor(/\* in #lobby: alice, bob/);
+    term.write('/rooms\r');
+    await waitFor(/\* rooms: #dev \(1\), #lobby \(2\)/);
+    term.write('/quit\r');
+    expect(await exited).toBe(0);
+    expect(bob.events.some((e) => e.cmd === 'message' && e.text === 'in dev')).toBe(false);
+    expect(screen).not.toContain('\u001b[2J');
   });
 });
 
