@@ -166,8 +166,8 @@ export class TimeService {
     try {
       this.handle(msg, rinfo, receivedNs);
     } catch (err) {
-      // Unreachable by design (every branch above checks its input); kept so no datagram can
-      // ever take the service down.
+      // Unreachable by design (every branch below checks its input first); kept so that no
+      // datagram can ever take the service down.
       this.drop('error', rinfo, msg.length);
       this.logger.error({ err }, 'time request failed');
     }
@@ -183,7 +183,8 @@ export class TimeService {
     // Never answer with more bytes than arrived: a reply is 48 bytes, so shorter requests get nothing.
     if (msg.length < NTP_PACKET_BYTES) return this.drop('short', rinfo, msg.length);
     const { mode, version } = peekNtpModeVersion(msg)!;
-    // RFC 5905 §9.1 / chrony and ntpd: versions 1..4 are answered, 0 and 5..7 are not.
+    // Versions 1..4 are answered (NTPv4 servers stay compatible with older clients, RFC 5905 §1,
+    // as chrony and ntpd do); 0 and the undefined 5..7 are not.
     if (version < 1 || version > 4) return this.drop('version', rinfo, msg.length);
     // NTPv1 (RFC 1059) clients may leave the mode 0 ("unspecified"); like chrony, treat a plain
     // 48-byte v1 mode-0 packet as a client request. Never reply with mode 0.
