@@ -6,6 +6,7 @@
 // A protocol violation closes this connection only; a refused run is an error frame with its id.
 
 import type net from 'node:net';
+import { homedir } from 'node:os';
 import type { Logger } from 'pino';
 import { EXEC_REQUEST_COMMANDS, parseExecRequest, type ExecEvent, type RunRequest } from '../../protocol/exec-messages.js';
 import { isSockbridgeError, sbError, type SockbridgeError } from '../../protocol/errors.js';
@@ -23,6 +24,9 @@ import type { ExecOptions } from './exec-service.js';
  * memory per connection stays bounded.
  */
 const OUTPUT_HIGH_WATER_BYTES = 1024 * 1024;
+
+/** How long a background process may hold a finished command's pipes open. */
+const OUTPUT_LINGER_MS = 1000;
 
 /** Default terminal size when a pty run gives none. */
 const DEFAULT_COLS = 80;
@@ -122,12 +126,12 @@ export class ExecSession {
     const program = resolveProgram(request, options.allow, options.shell);
     const command = RunningCommand.start(program, {
       env: childEnvironment(Boolean(request.pty)),
-      cwd: options.cwd ?? childEnvironment(false)['HOME']!,
+      cwd: options.cwd ?? homedir(),
       pty: request.pty ? { cols: request.cols ?? DEFAULT_COLS, rows: request.rows ?? DEFAULT_ROWS } : undefined,
       timeoutMs: Math.min(request.timeoutMs ?? options.timeoutMs, options.timeoutMs),
       maxOutputBytes: options.maxOutputBytes,
       killGraceMs: options.killGraceMs,
-      lingerMs: options.killGraceMs,
+      lingerMs: OUTPUT_LINGER_MS,
     });
     const { id } = request;
     this.commands.set(id, command);

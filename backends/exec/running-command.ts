@@ -35,7 +35,7 @@ export interface RunningCommandOptions {
   maxOutputBytes: number;
   /** SIGTERM → SIGKILL escalation delay */
   killGraceMs: number;
-  /** how long output may linger after the main process exited */
+  /** how long pipes may stay open (held by a background process) after the main process exited */
   lingerMs: number;
 }
 
@@ -55,6 +55,7 @@ export class RunningCommand extends EventEmitter {
   private outputBytes = 0;
   private reason: ExitReason | undefined;
   private exited = false;
+  private paused = false;
   private finished = false;
   private readonly timers = new Set<NodeJS.Timeout>();
 
@@ -104,10 +105,7 @@ export class RunningCommand extends EventEmitter {
       child.stdin.on('drain', () => this.emit('drain'));
       child.once('exit', () => {
         this.exited = true;
-        this.later(options.lingerMs, () => {
-          child.stdout.destroy();
-          child.stderr.destroy();
-        });
+        this.cutPipesWhenIdle();
       });
       child.once('close', (code, signal) => this.finish({ code, signal }));
     }
@@ -139,7 +137,21 @@ export class RunningCommand extends EventEmitter {
     if (this.terminal && !this.finished) this.terminal.resize(cols, rows);
   }
 
+  /**
+   * After the main process exited, pipes still open are held by something it left behind. They are
+   * cut after `lingerMs`, but never while paused: bytes waiting in the pipe for a slow client are
+   * output too, and must not be lost.
+   */
+  private cutPipesWhenIdle(): void {
+    this.later(this.options.lingerMs, () => {
+      if (this.paused) return this.cutPipesWhenIdle();
+      this.child!.stdout.destroy();
+      this.child!.stderr.destroy();
+    });
+  }
+
   pause(): void {
+    this.paused = true;
     if (this.terminal) this.terminal.pause();
     else {
       this.child!.stdout.pause();
@@ -148,6 +160,7 @@ export class RunningCommand extends EventEmitter {
   }
 
   resume(): void {
+    this.paused = false;
     if (this.terminal) this.terminal.resume();
     else {
       this.child!.stdout.resume();
@@ -198,8 +211,10 @@ export class RunningCommand extends EventEmitter {
     this.finished = true;
     for (const timer of this.timers) clearTimeout(timer);
     this.timers.clear();
-    // Whatever the group left behind goes with it (a daemonised grandchild keeps its own group).
-    if (this.reason) this.killGroup('SIGKILL');
+    // Whatever the group left behind goes with it, as a terminal hangup would take it: a command
+    // must not leave processes running after its exit was reported (one that calls setsid()
+    // leaves the group on purpose, and is beyond reach).
+    this.killGroup('SIGKILL');
     this.emit('exit', this.reason ? { ...exit, reason: this.reason } : exit);
   }
 

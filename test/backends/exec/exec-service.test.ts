@@ -222,6 +222,28 @@ describe('ending commands', () => {
     expect(r.stdout.length).toBe(100_000);
   });
 
+  it('reports the exit while a background process holds the pipes, and kills what the command left behind', async () => {
+    const { port } = await startExec();
+    const client = await connect(port);
+    const job = client.run({ command: 'sleep 300 & echo $!' });
+    const pid = new Promise<number>((resolve) => job.once('stdout', (c) => resolve(Number(c.toString().trim()))));
+    expect(await job.done).toMatchObject({ code: 0, signal: null });
+    expect(await waitGone(await pid)).toBe(true);
+  });
+
+  it('keeps the output a slow client has not read yet when the main process exits', async () => {
+    const { port } = await startExec();
+    const client = await connect(port);
+    client.pause();
+    // The shell exits at once; its background head holds the pipe and is blocked by backpressure.
+    const r = collect(client.run({ command: 'head -c 16777216 /dev/zero & exit 0' }));
+    await new Promise((resolve) => setTimeout(resolve, 1500)); // longer than the service waits for lingering pipes
+    client.resume();
+    const out = await r;
+    expect(out.exit.code).toBe(0);
+    expect(out.stdout.length).toBe(16_777_216);
+  });
+
   it('kills running commands when the connection closes', async () => {
     const { service, port } = await startExec();
     const client = await connect(port);
