@@ -9,6 +9,7 @@ import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import type { ChatMessage, DirectMessage } from '../../protocol/chat-messages.js';
+import { sbError } from '../../protocol/errors.js';
 
 export const CHAT_DB_FILE = 'chat.sqlite';
 
@@ -29,8 +30,13 @@ export class ChatHistory {
 
   /** Opens (creating if needed) `dataDir/chat.sqlite`. */
   constructor(dataDir: string) {
-    mkdirSync(dataDir, { recursive: true, mode: 0o700 });
-    this.db = new Database(join(dataDir, CHAT_DB_FILE));
+    const path = join(dataDir, CHAT_DB_FILE);
+    try {
+      mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+      this.db = new Database(path);
+    } catch (err) {
+      throw sbError('SB_ERR_CONFIG_INVALID', `cannot open the chat history ${path} (${(err as NodeJS.ErrnoException).code ?? (err as Error).message}); check --data`);
+    }
     this.db.pragma('journal_mode = WAL');
     this.db.pragma('synchronous = NORMAL');
     this.db.exec(`

@@ -78,14 +78,12 @@ export class ChatService extends TcpService {
   private readonly history: ChatHistory;
   private readonly hub: ChatHub;
   private readonly lineServer: LineChatServer | null;
-  private readonly log: Logger;
 
   constructor(options: Partial<ChatOptions>, deps: { logger?: Logger } = {}) {
     const config = loadConfig<ChatOptions>(chatOptionsSchema, { base: options as Record<string, unknown> });
     const logger = deps.logger ?? silentLogger;
     super({ host: config.host, port: config.port, logger });
     this.options = config;
-    this.log = logger;
     this.history = new ChatHistory(config.dataDir);
     this.hub = new ChatHub(this.history, {
       maxTextBytes: config.maxTextBytes,
@@ -127,7 +125,7 @@ export class ChatService extends TcpService {
 
   protected onConnection(socket: net.Socket): void {
     if (this.connectionCount > this.options.maxConnections) {
-      sendErrorAndClose(socket, sbError('SB_ERR_CHAT_TOO_MANY_CONNECTIONS', 'the chat service', this.options.maxConnections), this.log);
+      sendErrorAndClose(socket, sbError('SB_ERR_CHAT_TOO_MANY_CONNECTIONS', 'the chat service', this.options.maxConnections), this.logger);
       return;
     }
     socket.setKeepAlive(true, 60_000);
@@ -136,7 +134,7 @@ export class ChatService extends TcpService {
       helloTimeoutMs: this.options.helloTimeoutMs,
       maxHeaderBytes: this.options.maxHeaderBytes,
       maxBufferedBytes: this.options.maxBufferedBytes,
-      logger: this.log,
+      logger: this.logger,
     });
   }
 

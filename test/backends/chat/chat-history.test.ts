@@ -1,3 +1,5 @@
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { ChatHistory } from '../../../backends/chat/chat-history.js';
 import { removeTempDirs, tempDir } from '../../helpers/tmp.js';
@@ -35,5 +37,13 @@ describe('ChatHistory', () => {
     expect(again.recentDirect('alice', 100)).toEqual([d]);
     expect(again.recentDirect('carol', 100)).toEqual([]);
     expect(again.append('lobby', 'x', 'y').id).toBeGreaterThan(d.id);
+  });
+});
+
+describe('ChatHistory: a data dir that cannot be used', () => {
+  it('says so with SB_ERR_CONFIG_INVALID', async () => {
+    const file = join(await tempDir(), 'not-a-dir');
+    await writeFile(file, 'x');
+    expect(() => new ChatHistory(file)).toThrow(expect.objectContaining({ code: 'SB_ERR_CONFIG_INVALID' }));
   });
 });
