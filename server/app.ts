@@ -77,7 +77,7 @@ export async function buildApp(options: GatewayOptions, deps: AppDeps = {}): Pro
   registerErrorHandler(app);
   registerSecurityHeaders(app);
   await app.register(fastifyCookie);
-  registerAuth(app, { sessions, liveSockets });
+  registerAuth(app, { sessions, users, liveSockets });
   registerOriginCheck(app, options.origins);
 
   await app.register(fastifyWebsocket, { options: { maxPayload: limits.wsMaxMessageBytes } });

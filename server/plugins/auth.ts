@@ -119,11 +119,17 @@ export class LiveSockets {
   }
 }
 
-export function registerAuth(app: FastifyInstance, deps: { sessions: SessionStore; liveSockets: LiveSockets }): void {
+export function registerAuth(app: FastifyInstance, deps: { sessions: SessionStore; users: UserStore; liveSockets: LiveSockets }): void {
   const options = app.gatewayOptions;
   app.decorateRequest('session', null);
   app.addHook('onRequest', async (request) => {
-    request.session = deps.sessions.get(request.cookies[SESSION_COOKIE]);
+    const session = deps.sessions.get(request.cookies[SESSION_COOKIE]);
+    // Accounts are changed by `sockbridge user …`, another process: re-read the account (one indexed
+    // SQLite lookup) so a removed account is logged out at once and a changed role applies at once.
+    const account = session ? deps.users.get(session.username) : null;
+    if (session && !account) deps.sessions.revokeUser(session.username);
+    else if (session && account && account.role !== session.role) session.role = account.role;
+    request.session = account ? session : null;
   });
 
   app.decorate('liveSockets', {

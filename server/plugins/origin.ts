@@ -61,6 +61,11 @@ export function checkRequestOrigin(request: FastifyRequest, extra: readonly stri
 export function registerOriginCheck(app: FastifyInstance, extra: readonly string[]): void {
   app.addHook('onRequest', async (request) => {
     // WebSocket upgrades are GETs: checked by wsGuard (auth.ts), which also knows the route's role.
-    checkRequestOrigin(request, extra);
+    try {
+      checkRequestOrigin(request, extra);
+    } catch (err) {
+      request.log.info({ remote: request.ip, origin: request.headers.origin, url: request.url }, 'cross-origin request refused');
+      throw err;
+    }
   });
 }

@@ -78,3 +78,32 @@ describe('slow and oversized HTTP requests', () => {
     expect(res.json().error.code).toBe('SB_ERR_ORIGIN_REJECTED');
   });
 });
+
+describe('aborted uploads', () => {
+  it('an upload cut off mid-file leaves no file, no partial and no spool', async () => {
+    const { app, filesRoot, data } = await testGateway({ files: true });
+    const cookie = await login(app);
+    await app.listen({ host: '127.0.0.1', port: 0 });
+    const { port } = app.server.address() as AddressInfo;
+    const body = multipart([
+      { filename: 'first.bin', data: Buffer.alloc(10_000, 1) },
+      { filename: 'second.bin', data: Buffer.alloc(200_000, 2) },
+    ]);
+    const socket = net.connect({ host: '127.0.0.1', port });
+    socket.on('error', () => undefined);
+    await new Promise((r) => socket.once('connect', r));
+    socket.write(
+      `POST /api/files HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nOrigin: http://127.0.0.1:${port}\r\nCookie: sb_session=${cookie}\r\n` +
+        `Content-Type: ${body.headers['content-type']}\r\nContent-Length: ${body.payload.length}\r\n\r\n`,
+    );
+    socket.write(body.payload.subarray(0, 150_000)); // all of first.bin, part of second.bin
+    await new Promise((r) => setTimeout(r, 300));
+    socket.destroy();
+    const visible = async () => (await readdir(filesRoot!)).filter((n) => !n.startsWith('.'));
+    for (let i = 0; i < 100 && ((await visible()).length > 0 || (await readdir(`${data}/tmp`)).length > 0); i++) await new Promise((r) => setTimeout(r, 50));
+    expect(await visible()).toEqual([]);
+    expect(await readdir(`${data}/tmp`)).toEqual([]);
+    const cookieList = await app.inject({ method: 'GET', url: '/api/files', cookies: { sb_session: cookie } });
+    expect(cookieList.json().files).toEqual([]);
+  });
+});

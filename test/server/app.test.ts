@@ -135,4 +135,16 @@ describe('buildApp: accounts and sessions', () => {
     const ok = await app.inject({ method: 'POST', url: '/api/logout', headers: { origin: ORIGIN }, cookies: { sb_session: cookie } });
     expect(ok.statusCode).toBe(204);
   });
+
+  it('applies account changes made by another process at once: removal logs out, a role change applies', async () => {
+    const { app } = await testGateway();
+    const alice = await login(app, 'alice');
+    const root = await login(app, 'root');
+    app.users.setRole('alice', 'admin');
+    expect((await app.inject({ method: 'GET', url: '/api/me', cookies: { sb_session: alice } })).json()).toEqual({ username: 'alice', role: 'admin' });
+    app.users.remove('root');
+    const gone = await app.inject({ method: 'GET', url: '/api/me', cookies: { sb_session: root } });
+    expect(gone.statusCode).toBe(401);
+    expect(app.sessions.get(root)).toBeNull();
+  });
 });
