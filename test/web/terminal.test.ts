@@ -43,4 +43,29 @@ describe('terminal (browser e2e)', () => {
     expect(await screen.textContent()).not.toContain('finished-2');
     expect(await status.textContent()).toContain('SIGINT');
   });
+
+  it('sends keystrokes to a running command as stdin, and runs a command in a pty on request', async () => {
+    const page = await stack().newPage();
+    await logIn(page, stack().url, ADMIN);
+    await openPanel(page, 'terminal');
+    const screen = page.locator('.xterm-rows');
+    const status = page.getByTestId('exec-status');
+    await waitForText(status, (t) => t.includes('ready'));
+
+    await page.getByLabel('Command').fill('read line; echo "got-$line"');
+    await page.getByRole('button', { name: 'Run' }).click();
+    await waitForText(status, (t) => t.includes('running'));
+    await page.locator('.xterm').click();
+    await page.keyboard.type('abc');
+    await page.keyboard.press('Enter');
+    await waitForText(screen, (t) => t.includes('got-abc'));
+    await waitForText(status, (t) => t.includes('exited with code'));
+    expect(await status.locator('[data-exit-code]').getAttribute('data-exit-code')).toBe('0');
+
+    await page.getByLabel('pty').check();
+    await page.getByLabel('Command').fill('tty');
+    await page.getByRole('button', { name: 'Run' }).click();
+    await waitForText(screen, (t) => t.includes('/dev/pts/'));
+    await waitForText(status, (t) => t.includes('exited with code'));
+  });
 });
