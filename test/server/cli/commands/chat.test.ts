@@ -6,6 +6,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { SOCKBRIDGE_BIN, runCli, startCli, stopAllCli } from '../../../helpers/cli.js';
 import { removeTempDirs, tempDir } from '../../../helpers/tmp.js';
 import { LineClient, RawChat, closeAll, startChat } from '../../../backends/chat/chat-kit.js';
+import { ChatClient } from '../../../../backends/chat/chat-client.js';
 
 const ptys: nodePty.IPty[] = [];
 
@@ -135,6 +136,24 @@ describe('sockbridge serve chat', () => {
     guest.write('hello\n');
     await tab1.next('message', (e) => e.text === 'hello');
     expect(await proc.stop('SIGTERM')).toBe(0);
+  });
+
+  it('loses no acknowledged message when the process is killed (SIGKILL) and restarted', async () => {
+    const dir = await tempDir();
+    const args = ['serve', 'chat', '--port', '0', '--line-port', 'off', '--data', dir];
+    const first = startCli(args);
+    const [, port] = await first.waitFor(/listening on tcp:\/\/127\.0\.0\.1:(\d+)/);
+    await first.waitFor(/line mode off/);
+    const client = await ChatClient.connect('127.0.0.1', Number(port), { nick: 'alice' });
+    const acked = [];
+    for (let i = 0; i < 15; i++) acked.push(await client.say('lobby', `durable ${i}`));
+    expect(await first.stop('SIGKILL')).toBe(137);
+
+    const second = startCli(args);
+    const [, port2] = await second.waitFor(/listening on tcp:\/\/127\.0\.0\.1:(\d+)/);
+    const reader = await RawChat.hello(Number(port2), 'bob');
+    const { history } = await reader.next('joined');
+    expect(history.map((m) => [m.id, m.text])).toEqual(acked.map((m) => [m.id, m.text]));
   });
 
   it('exits 2 with one line when --data is missing', async () => {
