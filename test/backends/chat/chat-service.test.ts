@@ -1,6 +1,7 @@
 // End to end on real sockets: ChatService on port 0, raw frame clients and ChatClient.
 import { afterEach, describe, expect, it } from 'vitest';
 import { ChatClient } from '../../../backends/chat/chat-client.js';
+import { ChatService } from '../../../backends/chat/chat-service.js';
 import { removeTempDirs } from '../../helpers/tmp.js';
 import { RawChat, closeAll, startChat } from './chat-kit.js';
 
@@ -313,6 +314,23 @@ describe('ChatService: malformed input', () => {
     await c.closed;
   });
 });
+
+describe('ChatService: start', () => {
+  it('fails to start when the line port is taken, and releases the frame port', async () => {
+    const first = await startChat();
+    const second = new ChatService({ port: 0, linePort: first.linePort, dataDir: first.dataDir });
+    await expect(second.start()).rejects.toMatchObject({ code: 'EADDRINUSE' });
+    expect(() => second.address().port).toThrow();
+    await second.close();
+    await expectServed(first.port);
+  });
+});
+
+async function expectServed(port: number): Promise<void> {
+  const c = await RawChat.hello(port, `ok${Math.random().toString(36).slice(2, 8)}`);
+  c.send({ cmd: 'say', room: 'lobby', text: 'ok', ref: 'ok' });
+  await c.next('message', (e) => e.ref === 'ok');
+}
 
 describe('ChatClient', () => {
   it('connects, emits events by cmd, resolves say/dm with the acked message and rejects refusals by code', async () => {
