@@ -1,0 +1,214 @@
+import { lstat, mkdir, readdir, readFile, symlink, utimes, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { FileStore, type FileStoreOptions } from '../../../backends/files/file-store.js';
+import { validateFileName } from '../../../backends/files/file-name.js';
+import { removeTempDirs, tempDir } from '../../helpers/tmp.js';
+import { sha256 } from './harness.js';
+
+const stores: FileStore[] = [];
+async function openStore(options: Partial<FileStoreOptions> = {}): Promise<{ store: FileStore; root: string; base: string }> {
+  const base = await tempDir('sockbridge-store-');
+  const root = join(base, 'root');
+  const store = new FileStore({ root, maxFileSize: 1024 * 1024, quotaBytes: 0, partialTtlMs: 60_000, ...options });
+  await store.open();
+  stores.push(store);
+  return { store, root, base };
+}
+
+async function putBytes(store: FileStore, name: string, data: Buffer, opts: { sha256?: string; resumable?: boolean } = {}) {
+  const upload = await store.beginUpload(name, { size: data.length, ...opts });
+  if (!upload.write(data)) await upload.drained();
+  return upload.complete();
+}
+
+afterEach(async () => {
+  await Promise.all(stores.splice(0).map((s) => s.close()));
+  await removeTempDirs();
+});
+
+describe('validateFileName', () => {
+  it.each([
+    ['a.txt'],
+    ['résumé 2026.pdf'],
+    ['%2e%2e%2f'],
+    ['a'.repeat(255)],
+    ['é'.repeat(127)],
+  ])('accepts %j', (name) => {
+    expect(validateFileName(name)).toBe(name);
+  });
+
+  it.each([
+    [''],
+    ['.'],
+    ['..'],
+    ['../x'],
+    ['/etc/passwd'],
+    ['a/b'],
+    ['a\\b'],
+    ['a\0b'],
+    ['a\nb'],
+    ['a\u007fb'],
+    ['a\u0085b'],
+    ['.hidden'],
+    ['.partial'],
+    ['a'.repeat(256)],
+    ['é'.repeat(128)],
+    ['\ud800'],
+    [42],
+    [undefined],
+  ])('refuses %j with SB_ERR_FILE_NAME_INVALID', (name) => {
+    expect(() => validateFileName(name)).toThrow(expect.objectContaining({ code: 'SB_ERR_FILE_NAME_INVALID' }));
+  });
+});
+
+describe('FileStore', () => {
+  it('makes an upload visible only when complete, and lists it with its sha256', async () => {
+    const { store, root } = await openStore();
+    const data = Buffer.from('0123456789');
+    const upload = await store.beginUpload('n.txt', { size: data.length });
+    upload.write(data.subarray(0, 4));
+    expect(await store.list()).toEqual([]);
+    expect((await readdir(root)).filter((n) => !n.startsWith('.'))).toEqual([]);
+    upload.write(data.subarray(4));
+    const entry = await upload.complete();
+    expect(entry).toMatchObject({ name: 'n.txt', size: 10, sha256: sha256(data) });
+    expect(await store.list()).toEqual([entry]);
+    expect(await readdir(join(root, '.partial'))).toEqual([]);
+  });
+
+  it('does not list hidden folders, symlinks, directories or invalid names', async () => {
+    const { store, root, base } = await openStore();
+    await putBytes(store, 'keep', Buffer.from('k'));
+    await writeFile(join(base, 'out'), 'x');
+    await symlink(join(base, 'out'), join(root, 'link'));
+    await mkdir(join(root, 'dir'));
+    await writeFile(join(root, 'bad\nname'), 'x');
+    expect((await store.list()).map((e) => e.name)).toEqual(['keep']);
+  });
+
+  it('caches sha256 in .meta and recomputes it when the file changes', async () => {
+    const { store, root } = await openStore();
+    await putBytes(store, 'f', Buffer.from('first'));
+    expect((await readdir(join(root, '.meta'))).length).toBe(1);
+    // Same size, new content and mtime: the cache must not be trusted.
+    await writeFile(join(root, 'f'), 'other');
+    await utimes(join(root, 'f'), new Date(), new Date(Date.now() + 5000));
+    expect((await store.list())[0]?.sha256).toBe(sha256('other'));
+    // A file placed by hand gets hashed too.
+    await writeFile(join(root, 'manual'), 'by hand');
+    expect((await store.stat('manual')).entry.sha256).toBe(sha256('by hand'));
+  });
+
+  it('refuses a declared sha256 that differs and keeps nothing', async () => {
+    const { store, root } = await openStore();
+    await expect(putBytes(store, 'c', Buffer.from('abc'), { sha256: sha256('abd') })).rejects.toMatchObject({ code: 'SB_ERR_FILE_CHECKSUM' });
+    expect(await readdir(join(root, '.partial'))).toEqual([]);
+    await expect(store.stat('c')).rejects.toMatchObject({ code: 'SB_ERR_FILE_NOT_FOUND' });
+  });
+
+  it('keeps an aborted resumable upload, resumes it at its exact size, and rehashes the prefix', async () => {
+    const { store } = await openStore();
+    const data = Buffer.from('abcdefghij');
+    const first = await store.beginUpload('r', { size: 10 });
+    first.write(data.subarray(0, 6));
+    await first.abort();
+    const st = await store.stat('r');
+    expect(st).toMatchObject({ exists: false, partial: { size: 6, sha256: sha256(data.subarray(0, 6)) } });
+    await expect(store.beginUpload('r', { size: 5, offset: 5 })).rejects.toMatchObject({ code: 'SB_ERR_FILE_OFFSET' });
+    await expect(store.beginUpload('nothing', { size: 5, offset: 5 })).rejects.toMatchObject({ code: 'SB_ERR_FILE_OFFSET' });
+    const second = await store.beginUpload('r', { size: 4, offset: 6, sha256: sha256(data) });
+    second.write(data.subarray(6));
+    expect(await second.complete()).toMatchObject({ size: 10, sha256: sha256(data) });
+  });
+
+  it('deletes an aborted non-resumable upload at once', async () => {
+    const { store, root } = await openStore();
+    const upload = await store.beginUpload('t', { size: 10, resumable: false });
+    upload.write(Buffer.from('abc'));
+    expect((await readdir(join(root, '.partial'))).length).toBe(1);
+    await upload.abort();
+    expect(await readdir(join(root, '.partial'))).toEqual([]);
+  });
+
+  it('refuses a second upload of a name in progress with SB_ERR_FILE_BUSY', async () => {
+    const { store } = await openStore();
+    const upload = await store.beginUpload('b', { size: 3 });
+    await expect(store.beginUpload('b', { size: 3 })).rejects.toMatchObject({ code: 'SB_ERR_FILE_BUSY' });
+    await upload.abort();
+  });
+
+  it('honours maxFileSize, counting the resumed offset', async () => {
+    const { store } = await openStore({ maxFileSize: 100 });
+    await expect(store.beginUpload('big', { size: 101 })).rejects.toMatchObject({ code: 'SB_ERR_FILE_TOO_LARGE' });
+    await expect(store.beginUpload('big', { size: 60, offset: 50 })).rejects.toMatchObject({ code: 'SB_ERR_FILE_TOO_LARGE' });
+    expect((await putBytes(store, 'ok', Buffer.alloc(100))).size).toBe(100);
+  });
+
+  it('honours quotaBytes, counting kept partials and uploads in progress', async () => {
+    const { store } = await openStore({ quotaBytes: 100 });
+    await putBytes(store, 'a', Buffer.alloc(40));
+    const kept = await store.beginUpload('p', { size: 50 });
+    kept.write(Buffer.alloc(30));
+    await kept.abort(); // 40 visible + 30 kept
+    await expect(store.beginUpload('c', { size: 31 })).rejects.toMatchObject({ code: 'SB_ERR_FILE_QUOTA' });
+    const inProgress = await store.beginUpload('d', { size: 30 });
+    await expect(store.beginUpload('e', { size: 1 })).rejects.toMatchObject({ code: 'SB_ERR_FILE_QUOTA' });
+    await inProgress.abort();
+    await store.delete('p'); // removes the kept partial
+    expect((await putBytes(store, 'c', Buffer.alloc(31))).size).toBe(31);
+  });
+
+  it('sweeps expired partials, and orphaned temp files at start', async () => {
+    const { store, root } = await openStore({ partialTtlMs: 1000 });
+    const upload = await store.beginUpload('old', { size: 10 });
+    upload.write(Buffer.from('x'));
+    await upload.abort();
+    expect(await store.sweep()).toBe(0);
+    expect(await store.sweep({ now: Date.now() + 2000 })).toBe(1);
+    expect(await readdir(join(root, '.partial'))).toEqual([]);
+
+    await writeFile(join(root, '.partial', 't-deadbeef'), 'left by a crashed process');
+    const again = new FileStore({ root, maxFileSize: 1024, quotaBytes: 0, partialTtlMs: 60_000 });
+    stores.push(again);
+    await again.open();
+    expect(await readdir(join(root, '.partial'))).toEqual([]);
+  });
+
+  it('never follows a symlink: read, write (dangling too) and delete are refused', async () => {
+    const { store, root, base } = await openStore();
+    const outside = join(base, 'outside.txt');
+    await writeFile(outside, 'secret');
+    await symlink(outside, join(root, 'to-outside'));
+    await symlink(join(base, 'would-be-created'), join(root, 'dangling'));
+    await expect(store.read('to-outside')).rejects.toMatchObject({ code: 'SB_ERR_FILE_NAME_INVALID' });
+    await expect(store.stat('to-outside')).rejects.toMatchObject({ code: 'SB_ERR_FILE_NAME_INVALID' });
+    await expect(store.beginUpload('to-outside', { size: 1 })).rejects.toMatchObject({ code: 'SB_ERR_FILE_NAME_INVALID' });
+    await expect(store.beginUpload('dangling', { size: 1 })).rejects.toMatchObject({ code: 'SB_ERR_FILE_NAME_INVALID' });
+    await expect(store.delete('to-outside')).rejects.toMatchObject({ code: 'SB_ERR_FILE_NAME_INVALID' });
+    expect(await readFile(outside, 'utf8')).toBe('secret');
+    expect((await readdir(base)).sort()).toEqual(['outside.txt', 'root']);
+    expect((await lstat(join(root, 'to-outside'))).isSymbolicLink()).toBe(true);
+  });
+
+  it('refuses to publish over a symlink planted while the upload ran', async () => {
+    const { store, root, base } = await openStore();
+    const upload = await store.beginUpload('late', { size: 1 });
+    upload.write(Buffer.from('x'));
+    await symlink(join(base, 'target'), join(root, 'late'));
+    await expect(upload.complete()).rejects.toMatchObject({ code: 'SB_ERR_FILE_NAME_INVALID' });
+    expect(await readdir(base)).toEqual(['root']);
+    expect(await readdir(join(root, '.partial'))).toEqual([]);
+  });
+
+  it('reads from an offset and refuses one past the end', async () => {
+    const { store } = await openStore();
+    await putBytes(store, 'r', Buffer.from('hello'));
+    const { stream } = await store.read('r', 2);
+    const parts: Buffer[] = [];
+    for await (const c of stream!) parts.push(c as Buffer);
+    expect(Buffer.concat(parts).toString()).toBe('llo');
+    expect((await store.read('r', 5)).stream).toBeNull();
+    await expect(store.read('r', 6)).rejects.toMatchObject({ code: 'SB_ERR_FILE_OFFSET' });
+  });
+});
