@@ -59,8 +59,19 @@ export async function run(argv: string[]): Promise<number> {
 async function attach(client: ExecClient, job: ExecJob, tty: boolean): Promise<ExitEvent> {
   const { stdin, stdout, stderr } = process;
   // Output: a full stdout/stderr (a slow pipe) stops reading the connection until it drains.
+  // A reader that went away (`… | head -1`: EPIPE) ends the command, as SIGPIPE would locally.
+  let sinkGone = false;
+  const onSinkError = () => {
+    if (sinkGone) return;
+    sinkGone = true;
+    job.cancel('SIGTERM');
+    client.resume(); // the rest of the output is discarded; a paused socket would also let the event loop end early
+  };
+  stdout.on('error', onSinkError);
+  stderr.on('error', onSinkError);
   for (const [stream, sink] of [['stdout', stdout], ['stderr', stderr]] as const) {
     job.on(stream, (chunk) => {
+      if (sinkGone) return;
       if (!sink.write(chunk)) {
         client.pause();
         sink.once('drain', () => client.resume());
@@ -99,7 +110,7 @@ async function attach(client: ExecClient, job: ExecJob, tty: boolean): Promise<E
     if (raw) stdin.setRawMode(false);
     stdin.pause();
     stdin.unref?.();
-    await Promise.all([flush(stdout), flush(stderr)]);
+    if (!sinkGone) await Promise.all([flush(stdout), flush(stderr)]);
   }
 }
 

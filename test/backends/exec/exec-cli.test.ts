@@ -39,6 +39,23 @@ describe('sockbridge exec', () => {
     expect(r.code).toBe(143);
   });
 
+  it('runs on a pseudo-terminal with --tty', async () => {
+    const { address, secret } = await serve();
+    const r = await runCli(['exec', address, '--secret-file', secret, '--tty', '--', 'tty']);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/^\/dev\/pts\/\d+\r?\n$/);
+  });
+
+  it('ends the command when its reader goes away (EPIPE), without a stack trace', async () => {
+    const { address, secret } = await serve();
+    const proc = startCli(['exec', address, '--secret-file', secret, '--', 'yes']);
+    proc.child.stdin.end();
+    await new Promise((resolve) => proc.child.stdout.once('data', resolve));
+    proc.child.stdout.destroy();
+    expect(await proc.exited).toBe(143);
+    expect(proc.stderr()).toBe('');
+  });
+
   it('reads the secret from SOCKBRIDGE_EXEC_SECRET', async () => {
     const { address } = await serve();
     const r = await runCli(['exec', address, '--', 'echo', 'via env'], { env: { SOCKBRIDGE_EXEC_SECRET: SECRET } });
