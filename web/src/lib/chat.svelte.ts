@@ -13,7 +13,7 @@ import { wsUrl } from './api.js';
 import { ReconnectingSocket } from './reconnecting-socket.svelte.js';
 
 export type TimelineItem =
-  | ({ kind: 'message'; pending?: boolean } & ChatMessage)
+  | ({ kind: 'message' } & ChatMessage)
   | { kind: 'presence'; key: string; nick: string; event: 'join' | 'leave'; ts: number };
 
 export interface RoomState {
@@ -25,7 +25,7 @@ export interface RoomState {
 
 export interface DirectConversation {
   peer: string;
-  messages: (DirectMessage & { pending?: boolean })[];
+  messages: DirectMessage[];
   unread: number;
 }
 

@@ -21,6 +21,8 @@ export class ReconnectingSocket {
   /** last close reason from the gateway, shown beside the indicator */
   lastError = $state<string | null>(null);
   attempts = $state(0);
+  /** true after a close that retrying cannot fix (policy, session ended); retryNow() still works */
+  gaveUp = $state(false);
 
   #ws: WebSocket | null = null;
   #timer: ReturnType<typeof setTimeout> | null = null;
@@ -67,6 +69,7 @@ export class ReconnectingSocket {
 
   #connect(): void {
     this.status = 'connecting';
+    this.gaveUp = false;
     const ws = new WebSocket(this.#options.url());
     ws.binaryType = 'arraybuffer';
     this.#ws = ws;
@@ -83,7 +86,11 @@ export class ReconnectingSocket {
       this.status = 'down';
       if (event.code !== 1000 && event.code !== 1005) this.lastError = event.reason || `closed (${event.code})`;
       this.#options.onClose?.(event);
-      if (this.#closed || FATAL_CLOSE_CODES.has(event.code)) return;
+      if (this.#closed) return;
+      if (FATAL_CLOSE_CODES.has(event.code)) {
+        this.gaveUp = true;
+        return;
+      }
       this.#scheduleReconnect();
     };
   }
