@@ -48,5 +48,13 @@ describe('chat rooms and unread counts (browser e2e)', () => {
     await bob.getByLabel('Message').press('Enter');
     await alice.locator(`button[data-peer="${BOB.username}"]`).click();
     await waitForText(alice.getByTestId('timeline'), (t) => t.includes('psst'));
+
+    // alice leaves #ops: gone from her rooms, and bob sees her go
+    await alice.locator('button[data-room="ops"]').click();
+    await alice.getByRole('button', { name: 'Leave' }).click();
+    await expect.poll(() => alice.locator('button[data-room="ops"]').count()).toBe(0);
+    await bob.locator('button[data-room="ops"]').click();
+    await waitForText(bob.getByTestId('timeline'), (t) => t.includes(`${ADMIN.username} left`));
+    await waitForText(bob.getByRole('complementary', { name: 'Members' }), (t) => !t.includes(ADMIN.username));
   });
 });
