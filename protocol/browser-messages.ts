@@ -154,7 +154,11 @@ const withRef = <T extends object>(m: Fields, request: T): T & { ref?: string } 
 // ---- /ws/chat ----
 
 export function parseChatClientMessage(data: string): BrowserChatRequest {
-  const m = parseJsonMessage(data);
+  return validateChatRequest(parseJsonMessage(data));
+}
+
+/** The second half of parseChatClientMessage, for a caller that wants the parsed object (for its ref). */
+export function validateChatRequest(m: Fields & { cmd: string }): BrowserChatRequest {
   checkCommand(m.cmd, BROWSER_CHAT_COMMANDS);
   switch (m.cmd as BrowserChatRequest['cmd']) {
     case 'join':
@@ -172,6 +176,12 @@ export function parseChatClientMessage(data: string): BrowserChatRequest {
     case 'ping':
       return { cmd: 'ping' };
   }
+}
+
+/** The client's `ref` of a message, when it is a usable one: a refusal carries it back (the ack). */
+export function refOf(m: Fields): string | undefined {
+  const ref = m['ref'];
+  return typeof ref === 'string' && ref.length >= 1 && ref.length <= BROWSER_LIMITS.idMaxLength ? ref : undefined;
 }
 
 // ---- /ws/exec ----

@@ -5,20 +5,29 @@
 
 import type { FastifyInstance } from 'fastify';
 import type { GatewayOptions } from '../gateway-options.js';
-import { parseChatClientMessage } from '../../protocol/browser-messages.js';
-import { sbError } from '../../protocol/errors.js';
+import { parseBackendUrl } from '../upstream/backend-url.js';
+import {
+  endsSocket,
+  parseJsonMessage,
+  refOf,
+  validateChatRequest,
+  type BrowserChatRequest,
+} from '../../protocol/browser-messages.js';
+import { isSockbridgeError, sbError } from '../../protocol/errors.js';
 import {
   BackendLink,
   closeWithError,
   onBrowserMessage,
   readSecret,
   reportBackendFailure,
+  sendRefusal,
   startHeartbeat,
 } from './ws-common.js';
 
 export async function wsChatRoutes(app: FastifyInstance, opts: { options: GatewayOptions }): Promise<void> {
   const { options } = opts;
   const { limits } = options;
+  const chatAddress = parseBackendUrl(options.chat, 'tcp', 'chat service');
   const gatewayToken = readSecret(options.chatGatewayToken, options.chatGatewayTokenFile, options.data, 'chat-gateway.secret');
   if (!gatewayToken) {
     app.log.warn('no chat gateway token (chatGatewayToken or DATA/chat-gateway.secret): each account can open one chat tab at a time');
@@ -33,7 +42,7 @@ export async function wsChatRoutes(app: FastifyInstance, opts: { options: Gatewa
 
     const link = new BackendLink(socket, {
       service: 'chat',
-      url: options.chat,
+      address: chatAddress,
       highWaterBytes: limits.wsHighWaterBytes,
       // chat frames are headers only: a body is garbage
       maxBodyBytes: 0,
@@ -53,7 +62,16 @@ export async function wsChatRoutes(app: FastifyInstance, opts: { options: Gatewa
       maxBytes: limits.wsMaxMessageBytes,
       logger,
       onText(text) {
-        link.sendFrame(parseChatClientMessage(text));
+        const message = parseJsonMessage(text);
+        let request: BrowserChatRequest;
+        try {
+          request = validateChatRequest(message);
+        } catch (err) {
+          // A bad field is answered with the message's ref, so the page can mark that message failed.
+          if (!isSockbridgeError(err) || endsSocket(err)) throw err;
+          return sendRefusal(socket, err, refOf(message));
+        }
+        link.sendFrame(request);
       },
     });
     logger.info({ remote: request.ip }, 'chat socket open');

@@ -14,7 +14,6 @@ import type { RawData, WebSocket } from 'ws';
 import { sbError, isSockbridgeError, isErrorCode, type SockbridgeError } from '../../protocol/errors.js';
 import { FrameDecoder, encodeFrame, type FrameHeader } from '../../protocol/frame-codec.js';
 import { endsSocket } from '../../protocol/browser-messages.js';
-import { parseBackendUrl } from '../upstream/backend-url.js';
 import type { ServiceName } from '../../protocol/api.js';
 
 // ---- sending and closing ----
@@ -130,7 +129,8 @@ export function readSecret(inline: string | undefined, file: string | undefined,
 
 export interface BackendLinkOptions {
   service: ServiceName;
-  url: string;
+  /** parsed once at registration (parseBackendUrl), so a bad URL fails at start-up, not per socket */
+  address: { host: string; port: number };
   /** bufferedAmount above which the backend socket is paused (limits.wsHighWaterBytes) */
   highWaterBytes: number;
   /** largest frame body the backend may send (0 for chat, whose frames are headers only) */
@@ -172,7 +172,7 @@ export class BackendLink {
     private readonly options: BackendLinkOptions,
   ) {
     this.decoder = new FrameDecoder({ maxBodyBytes: options.maxBodyBytes });
-    const { host, port } = parseBackendUrl(options.url, 'tcp', `${options.service} service`);
+    const { host, port } = options.address;
     this.socket = net.connect({ host, port, noDelay: true });
     this.socket.setTimeout(options.connectTimeoutMs ?? CONNECT_TIMEOUT_MS, () => {
       this.fail(sbError('SB_ERR_BACKEND_DOWN', options.service, 'connection timed out'));

@@ -8,6 +8,7 @@
 
 import type { FastifyInstance } from 'fastify';
 import type { GatewayOptions } from '../gateway-options.js';
+import { parseBackendUrl } from '../upstream/backend-url.js';
 import { parseExecClientMessage } from '../../protocol/browser-messages.js';
 import { encodeExecData, type ExecStreamName } from '../../protocol/exec-messages.js';
 import { sbError } from '../../protocol/errors.js';
@@ -26,6 +27,7 @@ const MAX_OUTPUT_FRAME_BYTES = 1024 * 1024;
 export async function wsExecRoutes(app: FastifyInstance, opts: { options: GatewayOptions }): Promise<void> {
   const { options } = opts;
   const { limits } = options;
+  const execAddress = parseBackendUrl(options.exec, 'tcp', 'exec service');
   const secret = readSecret(options.execSecret, options.execSecretFile, options.data, 'exec.secret');
   if (!secret) app.log.warn('no exec secret (execSecret or DATA/exec.secret): /ws/exec will refuse every socket');
 
@@ -44,7 +46,7 @@ export async function wsExecRoutes(app: FastifyInstance, opts: { options: Gatewa
     let output: { stream: ExecStreamName; id: string } | undefined;
     const link = new BackendLink(socket, {
       service: 'exec',
-      url: options.exec,
+      address: execAddress,
       highWaterBytes: limits.wsHighWaterBytes,
       maxBodyBytes: MAX_OUTPUT_FRAME_BYTES,
       logger,

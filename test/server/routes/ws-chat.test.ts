@@ -96,6 +96,8 @@ describe('/ws/chat', () => {
 
     alice.send({ cmd: 'join', room: '../etc' });
     expect(await alice.json((m) => m['cmd'] === 'error')).toMatchObject({ code: 'SB_ERR_CHAT_ROOM_INVALID' });
+    alice.send({ cmd: 'say', room: 'lobby', text: 'x'.repeat(5000), ref: 'too-long' });
+    expect(await alice.json((m) => m['cmd'] === 'error')).toMatchObject({ code: 'SB_ERR_MESSAGE_INVALID', ref: 'too-long' });
     alice.send({ cmd: 'ping' });
     await alice.json((m) => m['cmd'] === 'pong');
 

@@ -94,7 +94,8 @@ describe('/ws/exec', () => {
 
   it('Ctrl-C as stdin byte 0x03 interrupts a command in a pty', async () => {
     const { root } = await setup();
-    root.send({ cmd: 'run', id: 'p', command: 'echo ready; sleep 30', pty: true, cols: 80, rows: 24 });
+    // `read` is a shell builtin: no child process races the signal
+    root.send({ cmd: 'run', id: 'p', command: 'echo ready; read line', pty: true, cols: 80, rows: 24 });
     const { pid } = await root.json<{ pid: number }>((m) => m['cmd'] === 'started');
     await root.binary((d) => Buffer.from(decodeExecData(d)!.payload).toString().includes('ready'));
     root.send(encodeExecData('stdin', 'p', Buffer.from([0x03])));
