@@ -35,8 +35,9 @@ export interface AppDeps {
 /** Never log a cookie, a token or a password, whatever a serializer is later asked to include. */
 export const REDACT_PATHS = ['req.headers.cookie', 'req.headers.authorization', 'res.headers["set-cookie"]', 'password', '*.password'];
 
+/** JSON lines on stderr, so stdout stays for the lines people and scripts read (the URL, a first password). */
 export function defaultLogger(): Logger {
-  return pino({ level: process.env['SOCKBRIDGE_LOG_LEVEL'] ?? 'info', redact: { paths: REDACT_PATHS, censor: '[redacted]' } });
+  return pino({ level: process.env['SOCKBRIDGE_LOG_LEVEL'] ?? 'info', redact: { paths: REDACT_PATHS, censor: '[redacted]' } }, pino.destination(2));
 }
 
 export async function buildApp(options: GatewayOptions, deps: AppDeps = {}): Promise<FastifyInstance> {

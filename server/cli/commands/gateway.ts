@@ -6,12 +6,14 @@
 import { join } from 'node:path';
 import type { AddressInfo } from 'node:net';
 import type { FastifyInstance } from 'fastify';
+import type { Logger } from 'pino';
 import { sbError } from '../../../protocol/errors.js';
 import { buildApp } from '../../app.js';
 import { loadConfig } from '../../config.js';
 import { gatewayOptionsSchema, type GatewayOptions } from '../../gateway-options.js';
 import { UserStore } from '../../accounts/user-store.js';
 import { parseCommandLine, type OptionSpecs } from '../args.js';
+import { runUntilSignal } from '../run-service.js';
 
 const USAGE =
   'sockbridge gateway [--host H] [--port P] [--chat tcp://H:P] [--exec tcp://H:P] [--files tcp://H:P] [--time udp://H:P] ' +
@@ -70,33 +72,33 @@ export function httpUrl(address: AddressInfo): string {
   return `http://${host}:${address.port}/`;
 }
 
-/** Builds, listens and prints the URL line. */
-export async function startGateway(options: GatewayOptions): Promise<FastifyInstance> {
+/** Creates the first admin if needed, builds and listens. */
+export async function startGateway(options: GatewayOptions, logger?: Logger): Promise<FastifyInstance> {
   await ensureAdminAccount(options.data);
-  const app = await buildApp(options);
+  const app = await buildApp(options, logger ? { logger } : {});
   await app.listen({ host: options.host, port: options.port });
-  process.stdout.write(`sockbridge: open ${httpUrl(app.server.address() as AddressInfo)}\n`);
   return app;
 }
 
-export function waitForSignal(): Promise<void> {
-  return new Promise((resolve) => {
-    const stop = () => {
-      process.off('SIGINT', stop);
-      process.off('SIGTERM', stop);
-      resolve();
-    };
-    process.on('SIGINT', stop);
-    process.on('SIGTERM', stop);
-  });
+/** The line scripts and tests wait for. */
+export function openLine(app: FastifyInstance): string {
+  return `sockbridge: open ${httpUrl(app.server.address() as AddressInfo)}`;
 }
 
 export async function run(argv: string[]): Promise<number> {
   const { values, positionals, configFile } = parseCommandLine(argv, GATEWAY_FLAGS, USAGE);
   if (positionals.length > 0) throw sbError('SB_ERR_USAGE', `unexpected argument "${positionals[0]}"\nusage: ${USAGE}`);
   const options = loadConfig<GatewayOptions>(gatewayOptionsSchema, { cli: gatewayCliValues(values), configFile });
-  const app = await startGateway(options);
-  await waitForSignal();
-  await app.close();
-  return 0;
+  let app: FastifyInstance | undefined;
+  return runUntilSignal(
+    'gateway',
+    {
+      start: async () => {
+        app = await startGateway(options);
+        return app.server.address() as AddressInfo;
+      },
+      close: async () => app?.close(),
+    },
+    () => [openLine(app!)],
+  );
 }

@@ -8,7 +8,8 @@
 
 import { join, resolve } from 'node:path';
 import type { AddressInfo } from 'node:net';
-import { pino, type Logger } from 'pino';
+import type { Logger } from 'pino';
+import { defaultLogger } from '../../app.js';
 import { sbError } from '../../../protocol/errors.js';
 import { ChatService } from '../../../backends/chat/chat-service.js';
 import { ExecService } from '../../../backends/exec/exec-service.js';
@@ -18,7 +19,9 @@ import { loadConfig, readConfigFile } from '../../config.js';
 import { gatewayOptionsSchema, type GatewayOptions } from '../../gateway-options.js';
 import { ensureSecretFile } from '../../accounts/secret-files.js';
 import { parseCommandLine } from '../args.js';
-import { startGateway, waitForSignal } from './gateway.js';
+import { openLine, startGateway } from './gateway.js';
+import { runUntilSignal } from '../run-service.js';
+import type { FastifyInstance } from 'fastify';
 
 const USAGE =
   'sockbridge start [--data DIR] [--host H] [--port P] [--chat-port P] [--chat-line-port P] [--exec-port P] ' +
@@ -62,7 +65,7 @@ export async function run(argv: string[]): Promise<number> {
   if (positionals.length > 0) throw sbError('SB_ERR_USAGE', `unexpected argument "${positionals[0]}"\nusage: ${USAGE}`);
   const config = configFile ? readConfigFile(configFile) : {};
   const data = resolve(String(values['data'] ?? section(config, 'gateway')['data'] ?? './data'));
-  const logger: Logger = pino({ level: process.env['SOCKBRIDGE_LOG_LEVEL'] ?? 'info' }, pino.destination(2));
+  const logger: Logger = defaultLogger();
 
   const execSecret = await ensureSecretFile(join(data, 'exec.secret'));
   const chatToken = await ensureSecretFile(join(data, 'chat-gateway.secret'));
@@ -71,60 +74,62 @@ export async function run(argv: string[]): Promise<number> {
   const stopAll = async () => {
     for (const service of started.splice(0).reverse()) await service.close().catch(() => undefined);
   };
-  try {
-    const chat = new ChatService(
-      {
-        ...section(config, 'chat'),
-        host: LOOPBACK,
-        port: port(values['chatPort'], 7001, 'chat-port'),
-        linePort: port(values['chatLinePort'], 7005, 'chat-line-port'),
-        dataDir: data,
-        gatewayToken: chatToken,
-      },
-      { logger: logger.child({ service: 'chat' }) },
-    );
-    const chatAddress = await chat.start();
-    started.push(chat);
-    const exec = new ExecService(
-      { ...section(config, 'exec'), host: LOOPBACK, port: port(values['execPort'], 7002, 'exec-port'), secret: execSecret },
-      { logger: logger.child({ service: 'exec' }) },
-    );
-    const execAddress = await exec.start();
-    started.push(exec);
-    const files = new FilesService(
-      { ...section(config, 'files'), host: LOOPBACK, port: port(values['filesPort'], 7003, 'files-port'), root: join(data, 'files') },
-      { logger: logger.child({ service: 'files' }) },
-    );
-    const filesAddress = await files.start();
-    started.push(files);
-    const time = new TimeService(
-      { ...section(config, 'time'), host: LOOPBACK, port: port(values['timePort'], 7004, 'time-port') },
-      { logger: logger.child({ service: 'time' }) },
-    );
-    const timeAddress = await time.start();
-    started.push(time);
+  let app: FastifyInstance | undefined;
+  const startAll = async (): Promise<AddressInfo> => {
+    try {
+      const chat = new ChatService(
+        {
+          ...section(config, 'chat'),
+          host: LOOPBACK,
+          port: port(values['chatPort'], 7001, 'chat-port'),
+          linePort: port(values['chatLinePort'], 7005, 'chat-line-port'),
+          dataDir: data,
+          gatewayToken: chatToken,
+        },
+        { logger: logger.child({ service: 'chat' }) },
+      );
+      const chatAddress = await chat.start();
+      started.push(chat);
+      const exec = new ExecService(
+        { ...section(config, 'exec'), host: LOOPBACK, port: port(values['execPort'], 7002, 'exec-port'), secret: execSecret },
+        { logger: logger.child({ service: 'exec' }) },
+      );
+      const execAddress = await exec.start();
+      started.push(exec);
+      const files = new FilesService(
+        { ...section(config, 'files'), host: LOOPBACK, port: port(values['filesPort'], 7003, 'files-port'), root: join(data, 'files') },
+        { logger: logger.child({ service: 'files' }) },
+      );
+      const filesAddress = await files.start();
+      started.push(files);
+      const time = new TimeService(
+        { ...section(config, 'time'), host: LOOPBACK, port: port(values['timePort'], 7004, 'time-port') },
+        { logger: logger.child({ service: 'time' }) },
+      );
+      const timeAddress = await time.start();
+      started.push(time);
 
-    const url = (scheme: string, a: AddressInfo) => `${scheme}://${LOOPBACK}:${a.port}`;
-    const options = loadConfig<GatewayOptions>(gatewayOptionsSchema, {
-      base: {
-        ...section(config, 'gateway'),
-        data,
-        chat: url('tcp', chatAddress),
-        exec: url('tcp', execAddress),
-        files: url('tcp', filesAddress),
-        time: url('udp', timeAddress),
-        execSecretFile: join(data, 'exec.secret'),
-        chatGatewayTokenFile: join(data, 'chat-gateway.secret'),
-      },
-      cli: { host: values['host'], port: values['port'] === undefined ? undefined : port(values['port'], 8080, 'port') },
-    });
-    const app = await startGateway(options);
-    started.push(app);
-  } catch (err) {
-    await stopAll();
-    throw err;
-  }
-  await waitForSignal();
-  await stopAll();
-  return 0;
+      const url = (scheme: string, a: AddressInfo) => `${scheme}://${LOOPBACK}:${a.port}`;
+      const options = loadConfig<GatewayOptions>(gatewayOptionsSchema, {
+        base: {
+          ...section(config, 'gateway'),
+          data,
+          chat: url('tcp', chatAddress),
+          exec: url('tcp', execAddress),
+          files: url('tcp', filesAddress),
+          time: url('udp', timeAddress),
+          execSecretFile: join(data, 'exec.secret'),
+          chatGatewayTokenFile: join(data, 'chat-gateway.secret'),
+        },
+        cli: { host: values['host'], port: values['port'] === undefined ? undefined : port(values['port'], 8080, 'port') },
+      });
+      app = await startGateway(options, logger.child({ service: 'gateway' }));
+      started.push(app);
+      return app.server.address() as AddressInfo;
+    } catch (err) {
+      await stopAll();
+      throw err;
+    }
+  };
+  return runUntilSignal('start', { start: startAll, close: stopAll }, () => [openLine(app!)]);
 }
