@@ -25,8 +25,7 @@ export async function put(argv: string[]): Promise<number> {
   const [target, file, nameArg, ...extra] = positionals;
   if (!file || extra.length > 0) throw sbError('SB_ERR_USAGE', `expected HOST:PORT FILE [NAME]\nusage: ${PUT_USAGE}`);
   const { host, port } = parseHostPort(target, PUT_USAGE);
-  const name = nameArg ?? basename(file);
-  validateFileName(name);
+  const name = checkName(nameArg ?? basename(file), PUT_USAGE);
   const st = await stat(file).catch((err: NodeJS.ErrnoException) => {
     throw sbError('SB_ERR_USAGE', `cannot read ${file}: ${err.code ?? err.message}`);
   });
@@ -62,7 +61,7 @@ export async function get(argv: string[]): Promise<number> {
   const [target, name, fileArg, ...extra] = positionals;
   if (!name || extra.length > 0) throw sbError('SB_ERR_USAGE', `expected HOST:PORT NAME [FILE]\nusage: ${GET_USAGE}`);
   const { host, port } = parseHostPort(target, GET_USAGE);
-  validateFileName(name);
+  checkName(name, GET_USAGE);
   const file = fileArg ?? name;
   const temp = join(dirname(file), `.${basename(file)}.${process.pid}.sockbridge-part`);
 
@@ -110,6 +109,15 @@ export async function ls(argv: string[]): Promise<number> {
     return 0;
   } finally {
     await client.close();
+  }
+}
+
+/** A NAME the service would refuse is a usage error here: caught before connecting, exit code 2. */
+function checkName(name: string, usage: string): string {
+  try {
+    return validateFileName(name);
+  } catch (err) {
+    throw sbError('SB_ERR_USAGE', `${(err as Error).message}\nusage: ${usage}`);
   }
 }
 
