@@ -21,7 +21,8 @@ const NO_BUILD_PAGE = `<!doctype html><meta charset="utf-8"><title>sockbridge</t
 export async function registerWebStatic(app: FastifyInstance, webRoot: string): Promise<void> {
   const hasBuild = existsSync(`${webRoot}/index.html`);
   if (hasBuild) {
-    await app.register(fastifyStatic, { root: webRoot, wildcard: false, index: ['index.html'], cacheControl: true, maxAge: 0 });
+    // wildcard: files added by a rebuild while running are served too; misses fall through to the handler below
+    await app.register(fastifyStatic, { root: webRoot, wildcard: true, index: ['index.html'], cacheControl: true, maxAge: 0 });
   } else {
     app.get('/', async (_request, reply) => reply.type('text/html; charset=utf-8').send(NO_BUILD_PAGE));
   }
