@@ -132,6 +132,13 @@ describe('buildApp: accounts and sessions', () => {
     expect(evil.statusCode).toBe(403);
     expect(evil.json().error.code).toBe('SB_ERR_ORIGIN_REJECTED');
     expect((await app.inject({ method: 'GET', url: '/api/me', cookies: { sb_session: cookie } })).statusCode).toBe(200);
+    // no Origin: a body type an HTML form can send is refused, JSON (which forms cannot send) is not
+    for (const type of ['text/plain', 'application/x-www-form-urlencoded', 'multipart/form-data; boundary=x']) {
+      const form = await app.inject({ method: 'POST', url: '/api/login', payload: '{"username":"alice","password":"alice-password"}', headers: { 'content-type': type } });
+      expect({ type, status: form.statusCode }).toEqual({ type, status: 403 });
+    }
+    const nullOrigin = await app.inject({ method: 'POST', url: '/api/login', payload: json('alice', 'alice-password'), headers: { origin: 'null' } });
+    expect(nullOrigin.statusCode).toBe(403);
     const ok = await app.inject({ method: 'POST', url: '/api/logout', headers: { origin: ORIGIN }, cookies: { sb_session: cookie } });
     expect(ok.statusCode).toBe(204);
   });
