@@ -14,6 +14,7 @@ import { loadConfig } from '../config.js';
 import { relayLimitsSchemaProperties, type RelayLimits } from './relay-limits.js';
 import { checkSubprotocolOffer, selectRelaySubprotocol } from './subprotocol.js';
 import { bridgeWebSocketToTcp, type RelayTarget } from './websocket-tcp-bridge.js';
+import { startHeartbeat } from '../routes/ws-common.js';
 
 export const relayOptionsSchema = {
   type: 'object',
@@ -57,9 +58,7 @@ export class RelayServer {
   private readonly logger: Logger;
   private readonly http: http.Server;
   private readonly wss: WebSocketServer;
-  private readonly alive = new WeakSet<WebSocket>();
   private readonly relays = new Set<Promise<unknown>>();
-  private heartbeat: NodeJS.Timeout | undefined;
 
   constructor(options: Partial<RelayOptions>, deps: { logger?: Logger } = {}) {
     this.options = loadConfig<RelayOptions>(relayOptionsSchema, { base: options });
@@ -95,8 +94,6 @@ export class RelayServer {
       this.http.listen(this.options.port, this.options.host, () => {
         this.http.off('error', reject);
         this.http.on('error', (err) => this.logger.error({ err }, 'relay server error'));
-        this.heartbeat = setInterval(() => this.ping(), this.options.heartbeatMs);
-        this.heartbeat.unref();
         resolve(this.http.address() as AddressInfo);
       });
     });
@@ -107,7 +104,6 @@ export class RelayServer {
   }
 
   async close(): Promise<void> {
-    clearInterval(this.heartbeat);
     const closed = new Promise<void>((resolve) => this.http.close(() => resolve()));
     for (const ws of this.wss.clients) ws.terminate();
     this.http.closeAllConnections();
@@ -128,8 +124,8 @@ export class RelayServer {
       return;
     }
     this.wss.handleUpgrade(req, socket, head, (ws) => {
-      this.alive.add(ws);
-      ws.on('pong', () => this.alive.add(ws));
+      // RFC 6455 §5.5.2 pings; a browser that misses a whole interval is gone (the gateway's heartbeat).
+      startHeartbeat(ws, this.options.heartbeatMs);
       this.logger.info({ remote: req.socket.remoteAddress, origin: req.headers.origin }, 'relay connected');
       const relay = bridgeWebSocketToTcp(ws, this.target, this.options, this.logger).then((stats) =>
         this.logger.info({ remote: req.socket.remoteAddress, ...stats }, 'relay closed'),
@@ -148,17 +144,5 @@ export class RelayServer {
       return sbError('SB_ERR_RATE_LIMITED', `the relay already has ${this.options.maxConnections} connections`);
     }
     return checkSubprotocolOffer(req.headers['sec-websocket-protocol']);
-  }
-
-  /** RFC 6455 §5.5.2: a ping each interval; a peer that did not answer the last one is gone. */
-  private ping(): void {
-    for (const ws of this.wss.clients) {
-      if (!this.alive.has(ws)) {
-        ws.terminate();
-        continue;
-      }
-      this.alive.delete(ws);
-      ws.ping();
-    }
   }
 }

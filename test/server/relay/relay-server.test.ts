@@ -243,6 +243,18 @@ describe('RelayServer', () => {
     expect(echo.accepted).toBe(1);
   });
 
+  it('drops a browser that stops answering pings, and ends its target connection', async () => {
+    let targetClosed!: () => void;
+    const closed = new Promise<void>((r) => (targetClosed = r));
+    const sink = await target(() => startTarget((s) => s.on('close', () => targetClosed()).resume()));
+    const { url } = await relayTo(sink, { heartbeatMs: 1000 });
+    const ws = new WebSocket(url, ['binary'], { autoPong: false });
+    cleanups.push(() => ws.terminate());
+    const { code } = await collectUntilClose(ws);
+    expect(code).toBe(1006); // terminated, no closing handshake
+    await closed;
+  });
+
   it('closes an idle relay after idleTimeoutMs', async () => {
     const echo = await target(startEchoTarget);
     const { url } = await relayTo(echo, { idleTimeoutMs: 1000 });
