@@ -1,9 +1,11 @@
 // A whole sockbridge for the browser tests: `sockbridge start` (four backends + gateway, every port 0)
 // in a temp data dir with a known admin password, a `user` account, and a browser.
+import { existsSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import type { Browser, BrowserContext, Locator, Page } from 'playwright-core';
 import { afterEach, beforeEach, expect } from 'vitest';
 import { launchBrowser, type LaunchedBrowser } from '../helpers/browser.js';
@@ -36,7 +38,10 @@ async function freePort(): Promise<number> {
   return port;
 }
 
+const WEB_INDEX = fileURLToPath(new URL('../../dist/web/index.html', import.meta.url));
+
 export async function startStack(): Promise<Stack> {
+  if (!existsSync(WEB_INDEX)) throw new Error(`${WEB_INDEX} is missing: run \`npm run build\` (the gateway serves the built web client)`);
   const data = await tempDir('sockbridge-e2e-');
   const chatLinePort = await freePort();
   const cli = startCli(
