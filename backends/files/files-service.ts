@@ -33,8 +33,10 @@ export interface FilesOptions {
   maxFileSize: number;
   /** total bytes of files plus partial uploads; 0 = no quota, the disk is the limit (default 0) */
   quotaBytes: number;
-  /** largest frame header, in bytes (default 64 KiB) */
+  /** largest frame header, in bytes (default 8 KiB: a request is a name of at most 255 bytes and a few numbers) */
   maxHeaderBytes: number;
+  /** open connections at once; the next one is refused with SB_ERR_RATE_LIMITED (default 256) */
+  maxConnections: number;
   /** an interrupted resumable upload is deleted after this long (default 24 h) */
   partialTtlMs: number;
   /** a connection with no traffic either way for this long is closed (default 2 min) */
@@ -51,7 +53,8 @@ export const filesOptionsSchema = {
     root: { type: 'string', minLength: 1 },
     maxFileSize: { type: 'integer', minimum: 0, maximum: Number.MAX_SAFE_INTEGER, default: 8 * 1024 ** 3 },
     quotaBytes: { type: 'integer', minimum: 0, maximum: Number.MAX_SAFE_INTEGER, default: 0 },
-    maxHeaderBytes: { type: 'integer', minimum: 64, maximum: 16 * 1024 * 1024, default: DEFAULT_MAX_HEADER_BYTES },
+    maxHeaderBytes: { type: 'integer', minimum: 512, maximum: DEFAULT_MAX_HEADER_BYTES, default: 8 * 1024 },
+    maxConnections: { type: 'integer', minimum: 1, default: 256 },
     partialTtlMs: { type: 'integer', minimum: 1000, default: 24 * 60 * 60 * 1000 },
     idleTimeoutMs: { type: 'integer', minimum: 100, default: 120_000 },
   },
@@ -74,6 +77,10 @@ export class FilesService extends TcpService {
   }
 
   protected onConnection(socket: net.Socket): void {
+    if (this.connectionCount > this.options.maxConnections) {
+      sendErrorAndClose(socket, sbError('SB_ERR_RATE_LIMITED', `the files service allows ${this.options.maxConnections} connections at once`), this.logger);
+      return;
+    }
     socket.setTimeout(this.options.idleTimeoutMs, () => socket.destroy());
     new FilesConnection(socket, this.store, this.options, this.logger);
   }

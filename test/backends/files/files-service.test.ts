@@ -230,3 +230,27 @@ describe('FilesService: put, get, list, stat, delete', () => {
     expect(await client.list()).toEqual([]);
   });
 });
+
+describe('FilesService limits', () => {
+  it('refuses connections past maxConnections with SB_ERR_RATE_LIMITED, and serves again once one closes', async () => {
+    const { port } = await startFiles({ maxConnections: 1 });
+    const first = await connect(port);
+    expect(await first.list()).toEqual([]);
+    const second = await RawPeer.connect(port);
+    expect((await second.next()).header).toMatchObject({ cmd: 'error', code: 'SB_ERR_RATE_LIMITED' });
+    await second.closed;
+    await first.close();
+    await eventually(async () => {
+      const c = await FilesClient.connect('127.0.0.1', port);
+      clients.push(c);
+      return (await c.list().catch(() => undefined)) !== undefined;
+    }, 'a free connection slot');
+  });
+
+  it('closes an idle connection after idleTimeoutMs', async () => {
+    const { port } = await startFiles({ idleTimeoutMs: 200 });
+    const peer = await RawPeer.connect(port);
+    await peer.closed;
+    expect(peer.isClosed).toBe(true);
+  });
+});
