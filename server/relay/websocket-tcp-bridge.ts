@@ -82,6 +82,7 @@ export function bridgeWebSocketToTcp(ws: WebSocket, target: RelayTarget, limits:
   let connected = false;
   let browserGone = false;
   let targetPausedForBrowser = false;
+  let browserPausedForTarget = false;
 
   const resumeTarget = () => {
     targetPausedForBrowser = false;
@@ -177,9 +178,12 @@ export function bridgeWebSocketToTcp(ws: WebSocket, target: RelayTarget, limits:
     }
     if (tcp.destroyed || tcp.writableEnded) return;
     stats.up += chunk.length;
-    if (!tcp.write(chunk)) {
+    // Messages ws had already parsed may still arrive after pause(): one 'drain' wait is enough.
+    if (!tcp.write(chunk) && !browserPausedForTarget) {
+      browserPausedForTarget = true;
       ws.pause();
       tcp.once('drain', () => {
+        browserPausedForTarget = false;
         if (!browserGone) ws.resume();
       });
     }
