@@ -1,5 +1,6 @@
 // A WebSocket that reconnects with exponential backoff and jitter, and exposes its state as runes.
 // Each panel owns one; close() stops it for good (logout, unmount).
+import { backoffDelay } from './backoff.js';
 
 export type SocketStatus = 'connecting' | 'up' | 'down';
 
@@ -96,10 +97,7 @@ export class ReconnectingSocket {
   }
 
   #scheduleReconnect(): void {
-    const { minDelayMs, maxDelayMs } = this.#options;
-    const base = Math.min(maxDelayMs, minDelayMs * 2 ** this.attempts);
-    // Full jitter, so many tabs do not reconnect in lockstep after a gateway restart.
-    const delay = base / 2 + Math.random() * (base / 2);
+    const delay = backoffDelay(this.attempts, this.#options.minDelayMs, this.#options.maxDelayMs);
     this.attempts++;
     this.#timer = setTimeout(() => {
       this.#timer = null;

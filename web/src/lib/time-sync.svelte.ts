@@ -1,8 +1,8 @@
 // The time panel's state: the NTP four-timestamp exchange (RFC 5905 §8) over /ws/time.
-// Each ping gives an offset and a round-trip delay; the sample with the lowest delay is the most
-// trustworthy (RFC 5905 §10, clock filter), and its error is bounded by ± delay/2.
+// Each ping gives an offset and a round-trip delay; the best of the recent ones is shown (clock-filter.ts).
 import { ntpOffset, type TimeServerMessage, type TimeStatus } from '../../../protocol/api.js';
 import { wsUrl } from './api.js';
+import { bestSample } from './clock-filter.js';
 import { ReconnectingSocket } from './reconnecting-socket.svelte.js';
 
 export interface TimeSample {
@@ -26,11 +26,7 @@ export class TimeSync {
   /** this tab's clock, ticking, so the displayed server clock moves smoothly */
   now = $state(Date.now());
 
-  best = $derived.by(() => {
-    const recent = this.samples.slice(-FILTER_WINDOW);
-    if (recent.length === 0) return null;
-    return recent.reduce((a, b) => (b.delay < a.delay ? b : a));
-  });
+  best = $derived(bestSample(this.samples, FILTER_WINDOW));
   /** server time estimated from the best sample: browser clock + offset */
   serverNow = $derived(this.best ? this.now + this.best.offset : null);
 
