@@ -33,7 +33,19 @@ export const EXEC_REQUEST_COMMANDS = ['auth', 'run', 'stdin', 'resize', 'cancel'
 
 // ---- server → client ----
 export interface ReadyEvent { cmd: 'ready'; allow: string[] | null; pty: boolean }
-export interface StartedEvent { cmd: 'started'; id: string; pid: number }
+export interface StartedEvent {
+  cmd: 'started';
+  id: string;
+  pid: number;
+  /**
+   * Stdin flow control (as SSH channel windows): the client may have this many stdin bytes sent
+   * and not yet acknowledged by `stdin-ack`. A client that ignores it is not refused, but while the
+   * command's stdin is that full the service stops reading the whole connection (cancel included).
+   */
+  stdinWindow?: number;
+}
+/** These stdin bytes of command `id` were handed to it: the client may send as many more. */
+export interface StdinAckEvent { cmd: 'stdin-ack'; id: string; bytes: number }
 /** TCP: output bytes are the frame body. Browser: binary message (encodeExecData). */
 export interface OutputEvent { cmd: 'stdout' | 'stderr'; id: string }
 export interface ExitEvent {
@@ -46,7 +58,7 @@ export interface ExitEvent {
 }
 export interface ExecErrorEvent { cmd: 'error'; code: string; message: string; id?: string }
 
-export type ExecEvent = ReadyEvent | StartedEvent | OutputEvent | ExitEvent | ExecErrorEvent;
+export type ExecEvent = ReadyEvent | StartedEvent | StdinAckEvent | OutputEvent | ExitEvent | ExecErrorEvent;
 
 // ---- binary messages on /ws/exec ----
 // byte 0: stream (1 stdin, 2 stdout, 3 stderr); byte 1: id length L (1..64); L bytes UTF-8 id; payload.

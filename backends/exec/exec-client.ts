@@ -1,7 +1,8 @@
 // The exec service's client, used by `sockbridge exec` and by the gateway's /ws/exec. One
 // connection carries many jobs; each ExecJob is an EventEmitter of its own output and exit.
-// Backpressure: job.write() returns false when the socket is full ('drain' follows), and
-// pause()/resume() stop reading the connection (so the service pauses the commands in turn).
+// Backpressure: job.write() returns false when the job's stdin window (see StartedEvent) or the
+// socket is full ('drain' follows), and pause()/resume() stop reading the connection (so the
+// service pauses the commands in turn).
 
 import { EventEmitter } from 'node:events';
 import net from 'node:net';
@@ -34,16 +35,63 @@ export class ExecJob extends EventEmitter {
     this.done.catch(() => {}); // a caller that only listens to events must not get an unhandled rejection
   }
 
+  // Stdin flow control: at most `window` bytes sent and not yet acknowledged; the rest waits here
+  // (bounded by callers that wait for 'drain' when write() says false). Until `started` tells the
+  // window, everything waits; a service that announces none gets no limit.
+  private window = 0;
+  private inFlight = 0;
+  private readonly queue: Buffer[] = [];
+  private endPending = false;
+
   /** Sends stdin bytes; false means wait for 'drain'. */
   write(data: Uint8Array | string): boolean {
     const bytes = typeof data === 'string' ? Buffer.from(data) : Buffer.from(data.buffer, data.byteOffset, data.byteLength);
-    if (bytes.length === 0) return true;
-    return this.client.sendFrame({ cmd: 'stdin', id: this.id }, bytes);
+    if (bytes.length > 0 && !this.endPending) this.queue.push(bytes);
+    return this.flush();
   }
 
-  /** Closes the command's stdin (on a pty: sends ^D). */
+  /** Closes the command's stdin (on a pty: sends ^D) once everything written before has been sent. */
   end(): void {
-    this.client.sendFrame({ cmd: 'stdin', id: this.id, eof: true });
+    this.endPending = true;
+    this.flush();
+  }
+
+  /** @internal the service's `started` */
+  onStarted(pid: number, stdinWindow: unknown): void {
+    this.pid = pid;
+    this.window = typeof stdinWindow === 'number' && stdinWindow > 0 ? stdinWindow : Infinity;
+    this.emit('started', pid);
+    if (this.flush()) this.emit('drain');
+  }
+
+  /** @internal the service's `stdin-ack` */
+  onAck(bytes: number): void {
+    this.inFlight = Math.max(0, this.inFlight - bytes);
+    if (this.queue.length > 0 && this.flush()) this.emit('drain');
+  }
+
+  /** @internal the connection drained */
+  onSocketDrain(): void {
+    if (this.queue.length === 0) this.emit('drain');
+  }
+
+  /** Sends what the window allows; true when nothing waits (here or in the socket). */
+  private flush(): boolean {
+    let socketOk = true;
+    while (this.queue.length > 0 && this.inFlight < this.window) {
+      const head = this.queue[0]!;
+      const n = Math.min(head.length, this.window - this.inFlight);
+      socketOk = this.client.sendFrame({ cmd: 'stdin', id: this.id }, head.subarray(0, n));
+      this.inFlight += n;
+      if (n === head.length) this.queue.shift();
+      else this.queue[0] = head.subarray(n);
+    }
+    if (this.queue.length > 0) return false;
+    if (this.endPending && this.window > 0) {
+      this.endPending = false;
+      this.client.sendFrame({ cmd: 'stdin', id: this.id, eof: true });
+    }
+    return socketOk && !this.client.writeBlocked;
   }
 
   resize(cols: number, rows: number): void {
@@ -81,7 +129,7 @@ export class ExecClient {
   private constructor(private readonly socket: net.Socket) {
     this.closed = new Promise((resolve) => socket.once('close', () => resolve()));
     socket.on('drain', () => {
-      for (const job of this.jobs.values()) job.emit('drain');
+      for (const job of this.jobs.values()) job.onSocketDrain();
     });
   }
 
@@ -149,6 +197,11 @@ export class ExecClient {
     clearTimeout(timer);
   }
 
+  /** @internal true while the socket's buffer is over its high-water mark */
+  get writeBlocked(): boolean {
+    return this.socket.writableNeedDrain;
+  }
+
   /** @internal */
   sendFrame(header: { cmd: string; [key: string]: unknown }, body?: Buffer): boolean {
     if (this.socket.destroyed || !this.socket.writable) return true;
@@ -185,10 +238,10 @@ export class ExecClient {
         this.onReady = undefined;
         return;
       case 'started':
-        if (job) {
-          job.pid = Number(header['pid']);
-          job.emit('started', job.pid);
-        }
+        job?.onStarted(Number(header['pid']), header['stdinWindow']);
+        return;
+      case 'stdin-ack':
+        if (job && typeof header['bytes'] === 'number') job.onAck(header['bytes']);
         return;
       case 'stdout':
       case 'stderr':

@@ -25,6 +25,13 @@ import type { ExecOptions } from './exec-service.js';
  */
 const OUTPUT_HIGH_WATER_BYTES = 1024 * 1024;
 
+/**
+ * Stdin credit per command (StartedEvent.stdinWindow). A client that keeps to it never fills a
+ * command's stdin beyond it, so the connection is never paused for one command's stdin; past it
+ * (a client that ignores the window) the socket is paused until the command drains.
+ */
+export const STDIN_WINDOW_BYTES = 1024 * 1024;
+
 /** How long a background process may hold a finished command's pipes open. */
 const OUTPUT_LINGER_MS = 1000;
 
@@ -38,7 +45,7 @@ export class ExecSession {
   private readonly decoder: FrameDecoder;
   private readonly commands = new Map<string, RunningCommand>();
   /** where the body of the stdin frame being read goes; null = to nobody (unknown id) */
-  private stdinTarget: RunningCommand | null = null;
+  private stdinTarget: { id: string; command: RunningCommand } | null = null;
   /** the stdin frame being read asks to close stdin once its body is written */
   private stdinEof = false;
   private outputPaused = false;
@@ -103,7 +110,7 @@ export class ExecSession {
         return;
       case 'stdin': {
         const command = this.commands.get(request.id);
-        this.stdinTarget = command ?? null;
+        this.stdinTarget = command ? { id: request.id, command } : null;
         this.stdinEof = Boolean(request.eof);
         // Not fatal: stdin racing a command's exit is normal.
         if (!command) this.send(errorEvent(sbError('SB_ERR_EXEC_NO_SUCH_JOB', request.id), request.id));
@@ -142,22 +149,25 @@ export class ExecSession {
     command.on('exit', (exit: CommandExit) => {
       this.commands.delete(id);
       this.unblockInput(command);
-      if (this.stdinTarget === command) this.stdinTarget = null;
+      if (this.stdinTarget?.command === command) this.stdinTarget = null;
       this.logger.info({ id, pid: command.pid, ...exit }, 'exec exited');
       this.send({ cmd: 'exit', id, ...exit });
     });
-    this.send({ cmd: 'started', id, pid: command.pid });
+    this.send({ cmd: 'started', id, pid: command.pid, stdinWindow: STDIN_WINDOW_BYTES });
   }
 
   private onStdinBytes(chunk: Buffer): void {
-    const command = this.stdinTarget;
-    if (!command || !command.running) return;
+    if (!this.stdinTarget) return;
+    const { id, command } = this.stdinTarget;
     // The socket's chunks are fresh buffers, so handing on the decoder's slice is safe.
-    if (!command.write(chunk)) this.blockInput(command);
+    command.write(chunk, () => {
+      if (command.running) this.send({ cmd: 'stdin-ack', id, bytes: chunk.length });
+    });
+    if (command.pendingInput > STDIN_WINDOW_BYTES) this.blockInput(command);
   }
 
   private onFrameEnd(): void {
-    if (this.stdinEof && this.stdinTarget?.running) this.stdinTarget.endInput();
+    if (this.stdinEof && this.stdinTarget?.command.running) this.stdinTarget.command.endInput();
     this.stdinTarget = null;
     this.stdinEof = false;
   }

@@ -116,14 +116,27 @@ export class RunningCommand extends EventEmitter {
     return !this.finished;
   }
 
-  /** Feeds stdin; false means "wait for 'drain'" (node-pty has no backpressure: always true). */
-  write(chunk: Buffer): boolean {
-    if (this.finished) return true;
-    if (this.terminal) {
-      this.terminal.write(chunk);
-      return true;
+  /**
+   * Feeds stdin. `written` runs once the bytes left our buffer (or were dropped because the
+   * command is gone), so the sender can be given credit for them.
+   */
+  write(chunk: Buffer, written: () => void): void {
+    if (this.finished || this.terminal === undefined && !this.child!.stdin.writable) {
+      queueMicrotask(written);
+      return;
     }
-    return this.child!.stdin.write(chunk);
+    if (this.terminal) {
+      // node-pty writes synchronously into the kernel's buffer: nothing is held here.
+      this.terminal.write(chunk);
+      queueMicrotask(written);
+      return;
+    }
+    this.child!.stdin.write(chunk, () => written());
+  }
+
+  /** Stdin bytes accepted but not yet taken by the command's pipe. */
+  get pendingInput(): number {
+    return this.child?.stdin.writableLength ?? 0;
   }
 
   /** Closes stdin; on a terminal, sends the EOF character (^D) as a keyboard would. */
