@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { backoffDelay } from '../../../web/src/lib/backoff.js';
+import { backoffDelay } from '../../../../web/src/lib/backoff.js';
 
 describe('backoffDelay', () => {
   it('doubles from the minimum and stops at the maximum', () => {

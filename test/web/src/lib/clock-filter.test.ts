@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { bestSample } from '../../../web/src/lib/clock-filter.js';
+import { bestSample } from '../../../../web/src/lib/clock-filter.js';
 
 describe('bestSample (RFC 5905 §10 clock filter, simplified)', () => {
   it('picks the lowest delay, not the smallest offset', () => {
