@@ -13,15 +13,14 @@ import {
   validateChatRequest,
   type BrowserChatRequest,
 } from '../../protocol/browser-messages.js';
-import { isSockbridgeError, sbError } from '../../protocol/errors.js';
+import { isSockbridgeError } from '../../protocol/errors.js';
 import {
   BackendLink,
-  closeWithError,
+  acceptBrowserSocket,
   onBrowserMessage,
   readSecret,
   reportBackendFailure,
   sendRefusal,
-  startHeartbeat,
 } from './ws-common.js';
 
 export async function wsChatRoutes(app: FastifyInstance, opts: { options: GatewayOptions }): Promise<void> {
@@ -34,11 +33,9 @@ export async function wsChatRoutes(app: FastifyInstance, opts: { options: Gatewa
   }
 
   app.get('/ws/chat', { websocket: true, preValidation: app.wsGuard() }, (socket, request) => {
-    const session = request.session;
-    if (!session) return closeWithError(socket, sbError('SB_ERR_AUTH_REQUIRED'));
-    const logger = request.log.child({ service: 'chat', user: session.username });
-    app.liveSockets.add(session.id, socket);
-    startHeartbeat(socket, limits.heartbeatMs);
+    const accepted = acceptBrowserSocket(app, socket, request, 'chat');
+    if (!accepted) return;
+    const { logger } = accepted;
 
     const link = new BackendLink(socket, {
       service: 'chat',
@@ -56,7 +53,7 @@ export async function wsChatRoutes(app: FastifyInstance, opts: { options: Gatewa
         reportBackendFailure(socket, err, { service: 'chat', logger, markDown: (s, r) => app.health.markDown(s, r) });
       },
     });
-    link.sendFrame(gatewayToken ? { cmd: 'hello', nick: session.username, gatewayToken } : { cmd: 'hello', nick: session.username });
+    link.sendFrame(gatewayToken ? { cmd: 'hello', nick: accepted.username, gatewayToken } : { cmd: 'hello', nick: accepted.username });
 
     onBrowserMessage(socket, {
       maxBytes: limits.wsMaxMessageBytes,
@@ -74,7 +71,5 @@ export async function wsChatRoutes(app: FastifyInstance, opts: { options: Gatewa
         link.sendFrame(request);
       },
     });
-    logger.info({ remote: request.ip }, 'chat socket open');
-    socket.once('close', (code) => logger.info({ code }, 'chat socket closed'));
   });
 }

@@ -9,12 +9,39 @@
 import net from 'node:net';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { FastifyBaseLogger } from 'fastify';
+import type { FastifyBaseLogger, FastifyInstance, FastifyRequest } from 'fastify';
 import type { RawData, WebSocket } from 'ws';
 import { sbError, isSockbridgeError, isErrorCode, type SockbridgeError } from '../../protocol/errors.js';
 import { FrameDecoder, encodeFrame, type FrameHeader } from '../../protocol/frame-codec.js';
 import { endsSocket } from '../../protocol/browser-messages.js';
 import type { ServiceName } from '../../protocol/api.js';
+
+// ---- accepting a socket ----
+
+/**
+ * What every route does first with a new browser socket (attached synchronously, before any await):
+ * registers it with its session (closed on logout), starts the heartbeat, and logs open and close
+ * with user, address and Origin (never message contents). Undefined when there is no session
+ * (wsGuard has refused it already; this is the belt to its braces).
+ */
+export function acceptBrowserSocket(
+  app: FastifyInstance,
+  ws: WebSocket,
+  request: FastifyRequest,
+  service: ServiceName,
+): { username: string; logger: FastifyBaseLogger } | undefined {
+  const session = request.session;
+  if (!session) {
+    closeWithError(ws, sbError('SB_ERR_AUTH_REQUIRED'));
+    return undefined;
+  }
+  const logger = request.log.child({ service, user: session.username });
+  app.liveSockets.add(session.id, ws);
+  startHeartbeat(ws, app.gatewayOptions.limits.heartbeatMs);
+  logger.info({ remote: request.ip, origin: request.headers.origin }, 'websocket open');
+  ws.once('close', (code: number) => logger.info({ code }, 'websocket closed'));
+  return { username: session.username, logger };
+}
 
 // ---- sending and closing ----
 

@@ -14,11 +14,11 @@ import { encodeExecData, type ExecStreamName } from '../../protocol/exec-message
 import { sbError } from '../../protocol/errors.js';
 import {
   BackendLink,
+  acceptBrowserSocket,
   closeWithError,
   onBrowserMessage,
   readSecret,
   reportBackendFailure,
-  startHeartbeat,
 } from './ws-common.js';
 
 /** Largest stdout/stderr frame body accepted from the service (it sends far smaller chunks). */
@@ -32,15 +32,13 @@ export async function wsExecRoutes(app: FastifyInstance, opts: { options: Gatewa
   if (!secret) app.log.warn('no exec secret (execSecret or DATA/exec.secret): /ws/exec will refuse every socket');
 
   app.get('/ws/exec', { websocket: true, preValidation: app.wsGuard({ role: 'admin' }) }, (socket, request) => {
-    const session = request.session;
-    if (!session) return closeWithError(socket, sbError('SB_ERR_AUTH_REQUIRED'));
-    const logger = request.log.child({ service: 'exec', user: session.username });
-    app.liveSockets.add(session.id, socket);
+    const accepted = acceptBrowserSocket(app, socket, request, 'exec');
+    if (!accepted) return;
+    const { logger } = accepted;
     if (!secret) {
       app.health.markDown('exec', 'the gateway has no exec secret');
       return closeWithError(socket, sbError('SB_ERR_BACKEND_DOWN', 'exec', 'the gateway has no exec secret configured'));
     }
-    startHeartbeat(socket, limits.heartbeatMs);
 
     // The stream and id of the output frame whose body is arriving.
     let output: { stream: ExecStreamName; id: string } | undefined;
@@ -69,7 +67,11 @@ export async function wsExecRoutes(app: FastifyInstance, opts: { options: Gatewa
         output = undefined;
       },
       onFailure(err) {
-        reportBackendFailure(socket, err, { service: 'exec', logger, markDown: (s, r) => app.health.markDown(s, r) });
+        // The service refusing the gateway's own secret is a configuration fault nobody can use exec through.
+        const failure = err.code.startsWith('SB_ERR_EXEC_AUTH_')
+          ? sbError('SB_ERR_BACKEND_DOWN', 'exec', 'it refused the gateway\'s secret (check execSecret or DATA/exec.secret)')
+          : err;
+        reportBackendFailure(socket, failure, { service: 'exec', logger, markDown: (s, r) => app.health.markDown(s, r) });
       },
     });
     link.sendFrame({ cmd: 'auth', secret });
@@ -89,7 +91,5 @@ export async function wsExecRoutes(app: FastifyInstance, opts: { options: Gatewa
         if (message.kind === 'stdin') link.sendFrame({ cmd: 'stdin', id: message.id }, message.payload);
       },
     });
-    logger.info({ remote: request.ip }, 'exec socket open');
-    socket.once('close', (code) => logger.info({ code }, 'exec socket closed'));
   });
 }

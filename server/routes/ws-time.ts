@@ -11,11 +11,10 @@ import type { WebSocket } from 'ws';
 import type { GatewayOptions } from '../gateway-options.js';
 import type { TimePong, TimeStatus } from '../../protocol/api.js';
 import { parseTimeClientMessage } from '../../protocol/browser-messages.js';
-import { sbError } from '../../protocol/errors.js';
 import { WallClock } from '../../backends/time/clock.js';
 import { sampleNtp } from '../../backends/time/ntp-client.js';
 import { parseBackendUrl } from '../upstream/backend-url.js';
-import { closeWithError, onBrowserMessage, sendJson, startHeartbeat } from './ws-common.js';
+import { acceptBrowserSocket, onBrowserMessage, sendJson } from './ws-common.js';
 
 const STATUS_INTERVAL_MS = 1000;
 /** How often the gateway measures its offset to the time service while anyone watches. */
@@ -148,11 +147,9 @@ export async function wsTimeRoutes(app: FastifyInstance, opts: { options: Gatewa
   app.addHook('onClose', async () => hub.stop());
 
   app.get('/ws/time', { websocket: true, preValidation: app.wsGuard() }, (socket, request) => {
-    const session = request.session;
-    if (!session) return closeWithError(socket, sbError('SB_ERR_AUTH_REQUIRED'));
-    const logger = request.log.child({ service: 'time', user: session.username });
-    app.liveSockets.add(session.id, socket);
-    startHeartbeat(socket, limits.heartbeatMs);
+    const accepted = acceptBrowserSocket(app, socket, request, 'time');
+    if (!accepted) return;
+    const { logger } = accepted;
 
     onBrowserMessage(socket, {
       maxBytes: limits.wsMaxMessageBytes,

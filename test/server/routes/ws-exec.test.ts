@@ -118,6 +118,15 @@ describe('/ws/exec', () => {
     await next.json((m) => m['cmd'] === 'ready');
   });
 
+  it('an exec service that refuses the gateway\'s secret shows exec down and closes the socket with 1011', async () => {
+    const service = track(new ExecService({ port: 0, secret: 'a-different-secret-0123456789' }));
+    const { port } = await service.start();
+    const gw = await startGateway({ exec: `tcp://127.0.0.1:${port}` });
+    const root = await gw.open('/ws/exec', await gw.login('root', 'root-password'));
+    expect((await root.closed).code).toBe(1011);
+    expect(gw.app.healthRegistry.get('exec')).toMatchObject({ status: 'down', reason: expect.stringContaining('secret') });
+  });
+
   it('a user account is refused with 403 before any upgrade', async () => {
     const { gw } = await setup();
     await expect(gw.open('/ws/exec', await gw.login('alice', 'alice-password'))).rejects.toMatchObject({ status: 403 });
