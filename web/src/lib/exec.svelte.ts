@@ -39,6 +39,11 @@ export class ExecSession {
   readonly socket: ReconnectingSocket;
   #sink: TerminalSink | null = null;
   #counter = 0;
+  // Stdin flow control (StartedEvent.stdinWindow, like an SSH channel window): never more unacknowledged
+  // bytes than the service allows, so a command that does not read stdin cannot stall the connection
+  // and a later Ctrl-C still gets through. Excess input waits here until a stdin-ack opens the window.
+  #stdinWindow = Infinity;
+  #stdinQueue: Uint8Array[] = [];
 
   constructor() {
     this.socket = new ReconnectingSocket({
@@ -74,6 +79,8 @@ export class ExecSession {
     }
     if (!this.socket.sendJson(request)) return 'Not connected to the exec service';
     this.running = { id, command: text, pty, pid: null };
+    this.#stdinWindow = Infinity;
+    this.#stdinQueue = [];
     this.last = null;
     this.lastError = null;
     this.#sink?.write(`\r\n\x1b[1;36m$ ${text}\x1b[0m\r\n`);
@@ -101,7 +108,24 @@ export class ExecSession {
       data = data.replace(/\r/g, '\n');
       this.#sink?.write(data.replace(/\n/g, '\r\n'));
     }
-    this.socket.send(encodeExecData('stdin', running.id, encoder.encode(data)));
+    this.#stdinQueue.push(encoder.encode(data));
+    this.#flushStdin();
+  }
+
+  #flushStdin(): void {
+    const running = this.running;
+    if (!running) return;
+    while (this.#stdinQueue.length > 0 && this.#stdinWindow > 0) {
+      let chunk = this.#stdinQueue[0]!;
+      if (chunk.length > this.#stdinWindow) {
+        this.#stdinQueue[0] = chunk.subarray(this.#stdinWindow);
+        chunk = chunk.subarray(0, this.#stdinWindow);
+      } else {
+        this.#stdinQueue.shift();
+      }
+      this.#stdinWindow -= chunk.length;
+      this.socket.send(encodeExecData('stdin', running.id, chunk));
+    }
   }
 
   resize(cols: number, rows: number): void {
@@ -140,7 +164,16 @@ export class ExecSession {
         this.allow = event.allow;
         break;
       case 'started':
-        if (this.running?.id === event.id) this.running.pid = event.pid;
+        if (this.running?.id === event.id) {
+          this.running.pid = event.pid;
+          if (typeof event.stdinWindow === 'number' && event.stdinWindow > 0) this.#stdinWindow = event.stdinWindow;
+        }
+        break;
+      case 'stdin-ack':
+        if (this.running?.id === event.id) {
+          this.#stdinWindow += event.bytes;
+          this.#flushStdin();
+        }
         break;
       case 'exit':
         if (this.running?.id === event.id) {
