@@ -157,6 +157,24 @@ describe('/ws/chat', () => {
     expect(gw.app.healthRegistry.get('chat').status).toBe('down');
   });
 
+  it('logs who connected from where, never message texts, cookies or the gateway token', async () => {
+    const chat = await startChat();
+    const lines: string[] = [];
+    const gw = await startGateway({ chat: chat.url }, {}, lines);
+    const cookie = await gw.login('alice', 'alice-password');
+    const alice = await welcomed(await gw.open('/ws/chat', cookie), 'alice');
+    alice.send({ cmd: 'say', room: 'lobby', text: 'my-private-words' });
+    await alice.json(isMessage('my-private-words'));
+    alice.send({ cmd: 'hello', nick: 'x' });
+    await alice.closed;
+    await waitFor(() => lines.some((l) => l.includes('websocket closed')), 5000, 'the close line');
+    const log = lines.join('\n');
+    expect(log).toContain('"user":"alice"');
+    expect(log).toContain(`"origin":"${gw.origin}"`);
+    expect(log).toContain('SB_ERR_WS_CMD_RESERVED');
+    for (const secret of ['my-private-words', cookie, CHAT_TOKEN]) expect(log).not.toContain(secret);
+  });
+
   it('refuses an upgrade without a session with 401', async () => {
     const chat = await startChat();
     const gw = await startGateway({ chat: chat.url });

@@ -34,7 +34,12 @@ export function track<T extends { close(): Promise<void> }>(thing: T): T {
   return thing;
 }
 
-export async function startGateway(backends: Partial<GatewayOptions>, limits: Partial<GatewayOptions['limits']> = {}): Promise<Gateway> {
+export async function startGateway(
+  backends: Partial<GatewayOptions>,
+  limits: Partial<GatewayOptions['limits']> = {},
+  /** receives the gateway's log lines (JSON), at debug level */
+  logLines?: string[],
+): Promise<Gateway> {
   const data = await tempDir();
   const options = loadConfig<GatewayOptions>(gatewayOptionsSchema, {
     base: {
@@ -50,7 +55,8 @@ export async function startGateway(backends: Partial<GatewayOptions>, limits: Pa
       limits,
     },
   });
-  const app = await buildApp(options, { logger: pino({ level: 'silent' }), probeHealth: false });
+  const logger = logLines ? pino({ level: 'debug' }, { write: (line: string) => void logLines.push(line) }) : pino({ level: 'silent' });
+  const app = await buildApp(options, { logger, probeHealth: false });
   closers.push(() => app.close());
   await app.users.add('alice', 'alice-password', 'user');
   await app.users.add('bob', 'bob-password', 'user');
