@@ -62,6 +62,13 @@ describe('files (browser e2e)', () => {
     expect(await page.locator(`tr[data-file="${name}"] td.hash`).getAttribute('data-sha256')).toBe(sha256(Buffer.from('dropped')));
     expect(await table.locator('img').count()).toBe(0);
 
+    // a name the store refuses fails visibly, with the gateway's error code, and uploads nothing
+    await page.locator('input[type=file]').setInputFiles([{ name: '.hidden', mimeType: 'text/plain', buffer: Buffer.from('h') }]);
+    await page.getByRole('button', { name: 'Upload' }).click();
+    const refused = page.locator('li[data-upload=".hidden"]');
+    await expect.poll(() => refused.getAttribute('data-state')).toBe('failed');
+    expect(await refused.locator('.state').textContent()).toContain('SB_ERR_FILE_NAME_INVALID');
+
     await page.getByRole('button', { name: `Delete ${name}` }).click();
     await waitForText(table, (t) => !t.includes(name));
     // gone on the server too, not only from the page
