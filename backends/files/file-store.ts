@@ -53,6 +53,9 @@ const PARTIAL_DIR = '.partial';
 const META_DIR = '.meta';
 const READ_FLAGS = fsc.O_RDONLY | fsc.O_NOFOLLOW | fsc.O_NONBLOCK;
 const WRITE_STREAM_HWM = 1024 * 1024;
+// Flushed to disk every so often while the upload runs, so the fdatasync before the rename does not
+// have to write a whole large file at the end (disk I/O overlaps the network instead of following it).
+const SYNC_EVERY_BYTES = 64 * 1024 * 1024;
 
 const nameHash = (name: string) => createHash('sha256').update(name, 'utf8').digest('hex');
 const mtimeOf = (st: Stats) => Math.floor(st.mtimeMs);
@@ -397,6 +400,8 @@ export class Upload {
   private stream: WriteStream | undefined;
   private hash: Hash | undefined;
   private received = 0;
+  private unsynced = 0;
+  private syncing: Promise<void> | undefined;
   private failure: SockbridgeError | undefined;
   private settled = false;
   readonly offset: number;
@@ -437,7 +442,20 @@ export class Upload {
     if (this.size + chunk.length > this.total) throw sbError('SB_ERR_BAD_REQUEST', 'more bytes than declared');
     this.hash!.update(chunk);
     this.received += chunk.length;
+    this.unsynced += chunk.length;
+    if (this.unsynced >= SYNC_EVERY_BYTES && !this.syncing) this.syncInBackground();
     return this.stream!.write(chunk);
+  }
+
+  private syncInBackground(): void {
+    this.unsynced = 0;
+    const handle = this.handle!;
+    this.syncing = handle
+      .datasync()
+      .catch((err: unknown) => {
+        this.failure ??= errno(err) === 'ENOSPC' ? sbError('SB_ERR_FILE_NO_SPACE', JSON.stringify(this.name)) : sbError('SB_ERR_INTERNAL', 'sync failed');
+      })
+      .finally(() => (this.syncing = undefined));
   }
 
   /** Resolves when the write buffer has room again; rejects if writing failed (e.g. disk full). */
@@ -498,6 +516,7 @@ export class Upload {
     this.handle = undefined;
     if (!stream || !handle) return;
     try {
+      await this.syncing;
       if (!this.failure) {
         await new Promise<void>((resolve, reject) => {
           stream.once('error', reject);

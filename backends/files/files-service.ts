@@ -99,6 +99,7 @@ class FilesConnection {
   private closed = false;
   private work: Promise<void> = Promise.resolve();
   private busy = false;
+  private readonly backlog: FrameEvent[][] = [];
 
   constructor(
     private readonly socket: net.Socket,
@@ -133,15 +134,27 @@ class FilesConnection {
       this.fail(err);
       return;
     }
-    // Runs synchronously as long as nothing has to wait; the socket is paused only when it must.
+    if (this.busy) {
+      // A paused socket emits no more data; should a chunk still come, it waits its turn.
+      this.backlog.push(events);
+      return;
+    }
+    this.run(events);
+  }
+
+  /** Runs synchronously as long as nothing has to wait; the socket is paused only when it must. */
+  private run(events: FrameEvent[]): void {
     this.busy = true;
     const done = this.process(events);
-    if (this.busy) {
-      this.socket.pause();
-      this.work = this.work.then(() => done).then(() => {
-        if (!this.closed && !this.failed) this.socket.resume();
+    if (!this.busy) return;
+    this.socket.pause();
+    this.work = this.work
+      .then(() => done)
+      .then(() => {
+        const next = this.backlog.shift();
+        if (next) this.run(next);
+        else if (!this.closed && !this.failed) this.socket.resume();
       });
-    }
   }
 
   private async process(events: FrameEvent[]): Promise<void> {
