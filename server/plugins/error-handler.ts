@@ -12,11 +12,11 @@ export function sendError(reply: FastifyReply, err: SockbridgeError): FastifyRep
   return reply.code(err.status).type('application/json; charset=utf-8').send(body);
 }
 
-export function toSockbridgeError(err: unknown): SockbridgeError | null {
+export function toSockbridgeError(err: unknown, bodyLimit?: number): SockbridgeError | null {
   if (isSockbridgeError(err)) return err;
   const e = err as FastifyError & { validation?: unknown; statusCode?: number };
   if (e?.validation) return sbError('SB_ERR_BAD_REQUEST', e.message);
-  if (typeof e?.statusCode === 'number' && e.statusCode === 413) return sbError('SB_ERR_MESSAGE_TOO_LARGE', 'request body', 'the configured');
+  if (e?.statusCode === 413) return sbError('SB_ERR_MESSAGE_TOO_LARGE', 'a request body of more than', bodyLimit ?? 'the route\'s');
   if (typeof e?.statusCode === 'number' && e.statusCode >= 400 && e.statusCode < 500) {
     return Object.assign(sbError('SB_ERR_BAD_REQUEST', e.message), { status: e.statusCode });
   }
@@ -25,7 +25,7 @@ export function toSockbridgeError(err: unknown): SockbridgeError | null {
 
 export function registerErrorHandler(app: FastifyInstance): void {
   app.setErrorHandler((err, request, reply) => {
-    const known = toSockbridgeError(err);
+    const known = toSockbridgeError(err, request.routeOptions.bodyLimit);
     if (known) {
       if (known.status >= 500) request.log.warn({ code: known.code }, known.message);
       return sendError(reply, known);

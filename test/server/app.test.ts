@@ -74,6 +74,9 @@ describe('buildApp: accounts and sessions', () => {
       expect(res.statusCode).toBe(400);
       expect(res.json().error.code).toBe('SB_ERR_BAD_REQUEST');
     }
+    const huge = await app.inject({ method: 'POST', url: '/api/login', payload: { username: 'alice', password: 'x'.repeat(20_000) } });
+    expect(huge.statusCode).toBe(413);
+    expect(huge.json().error.code).toBe('SB_ERR_MESSAGE_TOO_LARGE');
     const notJson = await app.inject({ method: 'POST', url: '/api/login', payload: '{"username":', headers: { 'content-type': 'application/json' } });
     expect(notJson.statusCode).toBe(400);
     expect(notJson.json().error.code).toBe('SB_ERR_BAD_REQUEST');
