@@ -121,7 +121,8 @@ function toBuffer(raw: RawData): Buffer {
 /**
  * Pings every intervalMs; a socket that has not answered the previous ping is terminated, so a tab
  * that vanished without a close (laptop lid, dead NAT) frees its backend connection. A socket we
- * paused ourselves (backend backpressure) cannot read its pong, so it is not judged while paused.
+ * paused ourselves (backend backpressure) cannot read its pong, so it is not judged while paused;
+ * it is still pinged, and a ping that cannot be written to a departed peer closes it all the same.
  */
 export function startHeartbeat(ws: WebSocket, intervalMs: number): void {
   let alive = true;
@@ -181,7 +182,9 @@ const REFUSAL_WINDOW_MS = 1000;
  *   it resumes when the browser has drained below half of it (ws has no 'drain' event: send
  *   callbacks and a short poll while paused tell us).
  * - browser → backend: when the backend socket's write() returns false, the browser socket is
- *   paused (ws ≥ 8 pause(), which stops reading its TCP socket) until 'drain'.
+ *   paused (ws ≥ 8 pause(), which stops reading its TCP socket) until 'drain'. A browser that leaves
+ *   meanwhile is noticed when a heartbeat ping fails to write (see startHeartbeat).
+ * Closing either side closes the other: the browser socket's close destroys the TCP connection.
  */
 export class BackendLink {
   private readonly socket: net.Socket;
@@ -220,10 +223,6 @@ export class BackendLink {
       );
     });
     ws.once('close', () => this.close());
-  }
-
-  get isConnected(): boolean {
-    return this.connected;
   }
 
   /** Sends one frame to the backend (writes before 'connect' are queued by net, in order). */
