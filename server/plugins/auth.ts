@@ -156,6 +156,7 @@ export function registerAuth(app: FastifyInstance, deps: { sessions: SessionStor
         request.log.info({ ...who, code: (err as { code?: string }).code }, 'websocket refused');
         throw err;
       }
+      request.log.info(who, 'websocket admitted');
     };
   });
 }
