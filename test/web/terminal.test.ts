@@ -8,7 +8,9 @@ describe('terminal (browser e2e)', () => {
   it('a user account sees "admins only" and never opens /ws/exec', async () => {
     const page = await stack().newPage();
     const sockets: string[] = [];
+    const requests: string[] = [];
     page.on('websocket', (ws) => sockets.push(new URL(ws.url()).pathname));
+    page.on('request', (request) => requests.push(new URL(request.url()).pathname));
     await logIn(page, stack().url, BOB);
     await openPanel(page, 'terminal');
     await waitForText(page.getByTestId('admins-only'), (t) => t.includes('Admins only'));
@@ -16,6 +18,9 @@ describe('terminal (browser e2e)', () => {
     // the chat and time sockets did open, so the listener works; exec was never asked for
     await expect.poll(() => sockets.includes('/ws/chat')).toBe(true);
     expect(sockets).not.toContain('/ws/exec');
+    // nor is the terminal code (xterm.js) downloaded for an account that cannot use it
+    expect(requests.some((path) => path.includes('TerminalPanel'))).toBe(false);
+    expect(requests.some((path) => path.endsWith('.js'))).toBe(true);
     await screenshot(page, 'terminal-user');
   });
 
