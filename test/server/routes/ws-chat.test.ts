@@ -12,8 +12,8 @@ afterEach(async () => {
   await removeTempDirs();
 });
 
-async function startChat(port = 0): Promise<{ service: ChatService; url: string; port: number }> {
-  const service = track(new ChatService({ port, linePort: null, dataDir: await tempDir(), gatewayToken: CHAT_TOKEN }));
+async function startChat(port = 0, extra: { maxConnectionsPerNick?: number } = {}): Promise<{ service: ChatService; url: string; port: number }> {
+  const service = track(new ChatService({ port, linePort: null, dataDir: await tempDir(), gatewayToken: CHAT_TOKEN, ...extra }));
   const address = await service.start();
   return { service, url: `tcp://127.0.0.1:${address.port}`, port: address.port };
 }
@@ -105,6 +105,19 @@ describe('/ws/chat', () => {
     alice.send({ cmd: 'hello', nick: 'root' });
     expect(await alice.json((m) => m['cmd'] === 'error')).toMatchObject({ code: 'SB_ERR_WS_CMD_RESERVED' });
     expect((await alice.closed).code).toBe(1008);
+  });
+
+  it('a refusal from the chat service ends the socket with its own code, and the service stays up', async () => {
+    const chat = await startChat(0, { maxConnectionsPerNick: 1 });
+    const gw = await startGateway({ chat: chat.url });
+    const cookie = await gw.login('alice', 'alice-password');
+    const first = await welcomed(await gw.open('/ws/chat', cookie), 'alice');
+    const second = await gw.open('/ws/chat', cookie);
+    expect(await second.json((m) => m['cmd'] === 'error')).toMatchObject({ code: 'SB_ERR_CHAT_TOO_MANY_CONNECTIONS' });
+    expect((await second.closed).code).toBe(1013);
+    expect(gw.app.healthRegistry.get('chat').status).toBe('up');
+    first.send({ cmd: 'ping' });
+    await first.json((m) => m['cmd'] === 'pong');
   });
 
   it('refuses binary messages with 1003', async () => {
