@@ -36,7 +36,27 @@ interface PathResult {
   up: number;
   p50: number;
   p99: number;
+  /** CPU the relay itself spent per GiB moved (user + system), when it is known: robust on a busy machine */
+  cpuMsPerGiB?: { down: number; up: number };
 }
+/** Cumulative CPU milliseconds of the relay under test. */
+type CpuClock = () => Promise<number>;
+
+/** A child's CPU time from /proc (utime + stime + reaped children's, in clock ticks of 10 ms). */
+function processCpu(pid: number): CpuClock {
+  return async () => {
+    const { readFile } = await import('node:fs/promises');
+    const fields = (await readFile(`/proc/${pid}/stat`, 'utf8')).split(') ')[1]!.split(' ');
+    // after "pid (comm) ": state is field 3, so utime (14), stime (15), cutime (16), cstime (17) are 11..14
+    return [11, 12, 13, 14].reduce((sum, i) => sum + Number(fields[i]), 0) * 10;
+  };
+}
+
+/** This process's CPU time (the in-process gateway; the bench itself only waits meanwhile). */
+const ownCpu: CpuClock = async () => {
+  const { user, system } = process.cpuUsage();
+  return (user + system) / 1000;
+};
 /** How wsload reaches one path: `ws HOST PORT PATH` (+ headers) or `tcp HOST PORT`. */
 type Route = { kind: 'ws'; port: number; path: string; headers: string[] } | { kind: 'tcp'; port: number };
 
@@ -96,19 +116,37 @@ async function wsload<T>(bin: string, route: Route, mode: 'down' | 'up' | 'echo'
 
 const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]!;
 
-async function measure(bin: string, route: Route, bytes: number, echoes: number, runs: number): Promise<PathResult> {
+async function measure(bin: string, route: Route, bytes: number, echoes: number, runs: number, cpu?: CpuClock): Promise<PathResult> {
   const down: number[] = [];
   const up: number[] = [];
   const p50: number[] = [];
   const p99: number[] = [];
+  const cpuMs = { down: 0, up: 0 };
+  const timed = async (dir: 'down' | 'up') => {
+    const before = cpu ? await cpu() : 0;
+    const result = await wsload<Transfer>(bin, route, dir, bytes);
+    if (cpu) {
+      // websockify's per-connection process is counted once its parent has reaped it.
+      await new Promise((r) => setTimeout(r, 300));
+      cpuMs[dir] += (await cpu()) - before;
+    }
+    return result.mb_per_s;
+  };
   for (let i = 0; i < runs; i++) {
-    down.push((await wsload<Transfer>(bin, route, 'down', bytes)).mb_per_s);
-    up.push((await wsload<Transfer>(bin, route, 'up', bytes)).mb_per_s);
+    down.push(await timed('down'));
+    up.push(await timed('up'));
     const echo = await wsload<Echo>(bin, route, 'echo', echoes);
     p50.push(echo.p50_us);
     p99.push(echo.p99_us);
   }
-  return { down: median(down), up: median(up), p50: median(p50), p99: median(p99) };
+  const gib = (bytes * runs) / (1024 * MB);
+  return {
+    down: median(down),
+    up: median(up),
+    p50: median(p50),
+    p99: median(p99),
+    ...(cpu ? { cpuMsPerGiB: { down: cpuMs.down / gib, up: cpuMs.up / gib } } : {}),
+  };
 }
 
 /** The gateway in this process, with the C target as raw target "bench" and a logged-in session. */
@@ -156,23 +194,24 @@ export async function run(): Promise<void> {
     const gateway = await startGateway(targetPort);
     closers.push(gateway.close);
 
-    const paths: { name: string; route: Route }[] = [
+    const paths: { name: string; route: Route; cpu?: CpuClock }[] = [
       { name: 'client ceiling (wsload ↔ trivial C sink)', route: { kind: 'ws', port: Number(sink.match[1]), path: '/', headers: [] } },
       { name: 'direct TCP', route: { kind: 'tcp', port: targetPort } },
-      { name: 'sockbridge relay', route: { kind: 'ws', port: Number(relay.match[1]), path: '/', headers: [] } },
-      { name: 'gateway /ws/raw', route: gateway.route },
+      { name: 'sockbridge relay', route: { kind: 'ws', port: Number(relay.match[1]), path: '/', headers: [] }, cpu: processCpu(relay.child.pid!) },
+      { name: 'gateway /ws/raw', route: gateway.route, cpu: ownCpu },
     ];
     if (existsSync(WEBSOCKIFY)) {
       const port = await freePort();
       const websockify = await startProcess(WEBSOCKIFY, [`127.0.0.1:${port}`, `127.0.0.1:${targetPort}`], /proxying from/);
       children.push(websockify.child);
-      paths.push({ name: 'websockify (Debian)', route: { kind: 'ws', port, path: '/', headers: [] } });
+      // websockify forks a process per connection: its CPU shows as reaped children's time.
+      paths.push({ name: 'websockify (Debian)', route: { kind: 'ws', port, path: '/', headers: [] }, cpu: processCpu(websockify.child.pid!) });
     } else {
       process.stdout.write(`(${WEBSOCKIFY} not installed: no websockify comparison)\n`);
     }
 
     const results = new Map<string, PathResult>();
-    for (const p of paths) results.set(p.name, await measure(bin, p.route, bytes, echoes, runs));
+    for (const p of paths) results.set(p.name, await measure(bin, p.route, bytes, echoes, runs, p.cpu));
 
     const ws = results.get('websockify (Debian)');
     const direct = results.get('direct TCP')!;
@@ -196,6 +235,20 @@ export async function run(): Promise<void> {
       [...results].map(([name, r]) => ({ name, value: r.p99, unit: 'µs', ...(ours.includes(name) && ws ? { baseline: ws.p99, goal: '< websockify' } : {}) })),
     );
     printTable('64-byte echo round trip p50', [...results].map(([name, r]) => ({ name, value: r.p50, unit: 'µs' })));
+    // Throughput on a shared machine swings with everyone else's load; the CPU a relay spends per GiB does not.
+    for (const dir of ['down', 'up'] as const) {
+      printTable(
+        `relay CPU per GiB ${dir} (user + system, lower is better)`,
+        [...results]
+          .filter(([, r]) => r.cpuMsPerGiB)
+          .map(([name, r]) => ({
+            name,
+            value: r.cpuMsPerGiB![dir],
+            unit: 'ms/GiB',
+            ...(ours.includes(name) && ws?.cpuMsPerGiB ? { baseline: ws.cpuMsPerGiB[dir] } : {}),
+          })),
+      );
+    }
   } finally {
     for (const close of closers) await close();
     for (const child of children) child.kill('SIGTERM');
