@@ -23,8 +23,9 @@ function promptHidden(question: string): Promise<string> {
   return new Promise((resolve, reject) => {
     const stdin = process.stdin;
     if (!stdin.isTTY) return reject(sbError('SB_ERR_USAGE', 'no terminal to prompt on; pass the password with --password-stdin'));
-    process.stderr.write(question);
+    // echo off before the prompt appears, so nothing typed right after it is shown
     stdin.setRawMode(true);
+    process.stderr.write(question);
     stdin.resume();
     stdin.setEncoding('utf8');
     let text = '';

@@ -51,3 +51,36 @@ describe('sockbridge user', () => {
     expect(res.stderr).toContain('--password-stdin');
   });
 });
+
+describe('sockbridge user on a terminal', () => {
+  it('prompts twice without echoing the password', async () => {
+    const { spawn } = await import('node-pty');
+    const { SOCKBRIDGE_BIN } = await import('../../helpers/cli.js');
+    const data = await tempDir();
+    const term = spawn(process.execPath, [SOCKBRIDGE_BIN, 'user', 'add', 'hank', '--data', data], { cols: 80, rows: 24, env: process.env as Record<string, string> });
+    let screen = '';
+    const exited = new Promise<number>((resolve) => term.onExit(({ exitCode }) => resolve(exitCode)));
+    const waitFor = (text: string) =>
+      new Promise<void>((resolve) => {
+        const check = () => screen.includes(text) && resolve();
+        term.onData((d) => {
+          screen += d;
+          check();
+        });
+        check();
+      });
+    await waitFor('password: ');
+    term.write('Hank-Pa55word!\r');
+    await waitFor('again: ');
+    term.write('Hank-Pa55word!\r');
+    expect(await exited).toBe(0);
+    expect(screen).toContain('added user hank');
+    expect(screen).not.toContain('Hank-Pa55word!');
+    const store = new UserStore(join(data, 'users.sqlite'));
+    try {
+      expect(await store.verify('hank', 'Hank-Pa55word!')).toEqual({ username: 'hank', role: 'user' });
+    } finally {
+      store.close();
+    }
+  });
+});
