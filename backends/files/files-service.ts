@@ -250,6 +250,9 @@ class FilesConnection {
         sent += (chunk as Buffer).length;
         await this.write(chunk as Buffer);
       }
+    } catch (err) {
+      // A read error mid-body: an error frame now would be taken for body bytes, so just cut.
+      this.logger.error({ err }, 'file read failed during get');
     } finally {
       stream.destroy();
     }

@@ -3,7 +3,9 @@
 import { readdir, readFile, symlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
+import fc from 'fast-check';
 import { afterEach, describe, expect, it } from 'vitest';
+import { fcOptions, splitAt } from '../helpers/fc.js';
 import { FilesClient } from '../../backends/files/files-client.js';
 import { encodeFrame } from '../../protocol/frame-codec.js';
 import { removeTempDirs } from '../helpers/tmp.js';
@@ -112,5 +114,25 @@ describe('files over TCP, adversarial', () => {
     await peer.write(Buffer.concat([encodeFrame({ cmd: 'get' }), encodeFrame({ cmd: 'stat', filename: { toString: 'x' } }), encodeFrame({ cmd: 'delete', filename: ['a'] })]));
     for (let i = 0; i < 3; i++) expect((await peer.next()).header).toMatchObject({ cmd: 'error', code: 'SB_ERR_FILE_NAME_INVALID' });
     await stillServes(s);
+  });
+
+  it('survives random bytes and random cuts of valid requests, and keeps serving', async () => {
+    const s = await startFiles({ maxFileSize: 4096 });
+    const valid = Buffer.concat([rawHead({ cmd: 'put', filename: 'fuzz', size: 3 }), Buffer.from('abc'), encodeFrame({ cmd: 'list' })]);
+    const input = fc.oneof(
+      fc.uint8Array({ maxLength: 300 }).map((b) => Buffer.from(b)),
+      fc.tuple(fc.integer({ min: 0, max: valid.length }), fc.uint8Array({ maxLength: 40 })).map(([at, junk]) => Buffer.concat([valid.subarray(0, at), junk])),
+    );
+    await fc.assert(
+      fc.asyncProperty(input, fc.array(fc.nat(), { maxLength: 6 }), async (bytes, cuts) => {
+        const peer = await RawPeer.connect(s.port);
+        for (const part of splitAt(bytes, cuts)) await peer.write(part).catch(() => undefined);
+        peer.socket.destroy();
+        await peer.closed;
+      }),
+      fcOptions(40),
+    );
+    await stillServes(s);
+    expect(await readdir(s.outside)).toEqual([]);
   });
 });

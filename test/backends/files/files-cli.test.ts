@@ -1,11 +1,11 @@
 // Integration: `sockbridge serve files`, `put`, `get`, `ls` as child processes (needs `npm run build:server`).
 import { randomBytes } from 'node:crypto';
-import { readdir, readFile, writeFile } from 'node:fs/promises';
+import { lstat, readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { FilesClient } from '../../../backends/files/files-client.js';
 import { encodeFrameHead } from '../../../protocol/frame-codec.js';
-import { runCli, startCli, stopAllCli } from '../../helpers/cli.js';
+import { runCli, startCli, stopAllCli, type CliProcess } from '../../helpers/cli.js';
 import { removeTempDirs, tempDir } from '../../helpers/tmp.js';
 import { eventually, RawPeer, sha256, stopFiles } from './harness.js';
 
@@ -15,12 +15,12 @@ afterEach(async () => {
   await removeTempDirs();
 });
 
-async function serve(): Promise<{ root: string; target: string; dir: string }> {
-  const dir = await tempDir();
+async function serve(existing?: { dir: string }): Promise<{ root: string; target: string; dir: string; proc: CliProcess }> {
+  const dir = existing?.dir ?? (await tempDir());
   const root = join(dir, 'root');
   const proc = startCli(['serve', 'files', '--port', '0', '--root', root]);
   const m = await proc.waitFor(/sockbridge files listening on tcp:\/\/127\.0\.0\.1:(\d+)/);
-  return { root, dir, target: `127.0.0.1:${m[1]}` };
+  return { root, dir, target: `127.0.0.1:${m[1]}`, proc };
 }
 
 describe('sockbridge put/get/ls', () => {
@@ -68,6 +68,25 @@ describe('sockbridge put/get/ls', () => {
     expect(put.code).toBe(0);
     expect(put.stderr).toContain('resuming resume.bin at byte 200000');
     expect((await readFile(join(root, 'resume.bin'))).equals(data)).toBe(true);
+  });
+
+  it('keeps nothing visible when the service is killed mid-upload, and resumes after a restart (issue 5)', async () => {
+    const first = await serve();
+    const data = randomBytes(400_000);
+    const local = join(first.dir, 'killed.bin');
+    await writeFile(local, data);
+    const peer = await RawPeer.connect(Number(first.target.split(':')[1]));
+    await peer.write(Buffer.concat([encodeFrameHead({ cmd: 'put', filename: 'killed.bin' }, data.length), data.subarray(0, 150_000)]));
+    await eventually(async () => (await readdir(join(first.root, '.partial'))).length === 1, 'the partial upload');
+    await eventually(async () => (await lstat(join(first.root, '.partial', (await readdir(join(first.root, '.partial')))[0]!))).size === 150_000, 'the bytes on disk');
+    await first.proc.stop('SIGKILL');
+    expect((await readdir(first.root)).filter((n) => !n.startsWith('.'))).toEqual([]);
+
+    const second = await serve({ dir: first.dir });
+    const put = await runCli(['put', second.target, local]);
+    expect(put.code).toBe(0);
+    expect(put.stderr).toContain('resuming killed.bin at byte 150000');
+    expect((await readFile(join(second.root, 'killed.bin'))).equals(data)).toBe(true);
   });
 
   it('reports a refused connection in one line with exit code 1', async () => {
