@@ -1,6 +1,8 @@
 // RelayServer (sockbridge relay's engine) end to end: a real ws client, the real relay, real TCP targets.
 import { afterEach, describe, expect, it } from 'vitest';
 import { once } from 'node:events';
+import { spawn } from 'node:child_process';
+import net from 'node:net';
 import { WebSocket } from 'ws';
 import { RelayServer, type RelayOptions } from '../../../server/relay/relay-server.js';
 import { MAX_READ_BYTES } from '../../../server/relay/websocket-tcp-bridge.js';
@@ -253,6 +255,22 @@ describe('RelayServer', () => {
     const { code } = await collectUntilClose(ws);
     expect(code).toBe(1006); // terminated, no closing handshake
     await closed;
+  });
+
+  it('closes 1011 SB_ERR_TIMEOUT when connecting to the target takes longer than connectTimeoutMs', async () => {
+    // A listener that never accepts, its accept queue filled: the kernel drops further SYNs, so a
+    // connection attempt hangs (as to a firewalled host) instead of being refused.
+    const stalled = spawn('python3', ['-c', 'import socket,time\ns=socket.socket()\ns.bind(("127.0.0.1",0))\ns.listen(0)\nprint(s.getsockname()[1],flush=True)\ntime.sleep(60)']);
+    cleanups.push(() => void stalled.kill());
+    const [line] = (await once(stalled.stdout, 'data')) as [Buffer];
+    const port = Number(line.toString().trim());
+    const fillers = Array.from({ length: 4 }, () => net.connect(port, '127.0.0.1').on('error', () => {}));
+    cleanups.push(() => fillers.forEach((f) => f.destroy()));
+    const { url } = await relayTo(port, { connectTimeoutMs: 500 });
+    const ws = await client(url);
+    const { code, reason } = await collectUntilClose(ws);
+    expect(code).toBe(1011);
+    expect(reason).toBe('SB_ERR_TIMEOUT');
   });
 
   it('closes an idle relay after idleTimeoutMs', async () => {
