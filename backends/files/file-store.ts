@@ -428,6 +428,8 @@ export class Upload {
     this.stream = createWriteStream('', { fd: handle.fd, autoClose: false, highWaterMark: WRITE_STREAM_HWM });
     this.stream.on('error', (err) => {
       this.failure ??= errno(err) === 'ENOSPC' ? sbError('SB_ERR_FILE_NO_SPACE', JSON.stringify(this.name)) : sbError('SB_ERR_INTERNAL', 'write failed');
+      // A failed write is never resumed: give the space back now, whatever the caller does next.
+      void rm(this.path, { force: true });
     });
   }
 
