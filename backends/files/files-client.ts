@@ -128,7 +128,11 @@ export class FilesClient {
         if (!refused && sent < size) throw this.shutdown(sbError('SB_ERR_BAD_REQUEST', `the source ended after ${sent} of ${size} bytes`));
       } catch (err) {
         // Refused mid-body: the service closed the connection, and its reply says why.
-        if (!refused) throw err;
+        if (!refused) {
+          // The source failed mid-body (e.g. a read error): the frame can never be finished.
+          this.shutdown(sbError('SB_ERR_BACKEND_DOWN', 'files', 'upload abandoned'));
+          throw err;
+        }
       } finally {
         source.destroy();
       }
