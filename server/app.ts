@@ -8,6 +8,7 @@ import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import fastifyCookie from '@fastify/cookie';
 import fastifyWebsocket from '@fastify/websocket';
 import { pino, type Logger } from 'pino';
+import { WS_CLOSE } from '../protocol/errors.js';
 import type { GatewayOptions } from './gateway-options.js';
 import { SessionStore } from './accounts/session-store.js';
 import { UserStore } from './accounts/user-store.js';
@@ -81,7 +82,17 @@ export async function buildApp(options: GatewayOptions, deps: AppDeps = {}): Pro
   registerAuth(app, { sessions, users, liveSockets });
   registerOriginCheck(app, options.origins);
 
-  await app.register(fastifyWebsocket, { options: { maxPayload: limits.wsMaxMessageBytes } });
+  await app.register(fastifyWebsocket, {
+    options: { maxPayload: limits.wsMaxMessageBytes },
+    // Shutdown closes every socket with 1001 "going away" (RFC 6455 §7.4.1) instead of the plugin's
+    // code-less close, so browsers can tell a restart from a refusal and reconnect.
+    preClose(done) {
+      liveSockets.closeAll();
+      for (const client of app.websocketServer.clients) client.close(WS_CLOSE.GOING_AWAY, 'server shutting down');
+      app.websocketServer.close();
+      done();
+    },
+  });
   await app.register(apiHealthRoutes);
   await app.register(apiAuthRoutes);
   await app.register(apiFilesRoutes);
@@ -93,7 +104,6 @@ export async function buildApp(options: GatewayOptions, deps: AppDeps = {}): Pro
 
   const monitor = new HealthMonitor(options, healthRegistry, app.log);
   if (deps.probeHealth ?? true) app.addHook('onReady', async () => monitor.start());
-  app.addHook('preClose', async () => liveSockets.closeAll());
   app.addHook('onClose', async () => {
     monitor.stop();
     sessions.close();

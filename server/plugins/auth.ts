@@ -107,15 +107,16 @@ export class LiveSockets {
     return this.perUser.get(username) ?? 0;
   }
 
-  closeSession(sessionId: string, reason: string): void {
+  closeSession(sessionId: string, reason: string, code: number = WS_CLOSE.POLICY_VIOLATION): void {
     const set = this.bySession.get(sessionId);
     if (!set) return;
     this.bySession.delete(sessionId);
-    for (const ws of set) ws.close(WS_CLOSE.POLICY_VIOLATION, reason);
+    for (const ws of set) ws.close(code, reason);
   }
 
+  /** Shutdown: 1001 "going away" (RFC 6455 §7.4.1), so clients know to reconnect later. */
   closeAll(): void {
-    for (const id of [...this.bySession.keys()]) this.closeSession(id, 'server shutting down');
+    for (const id of [...this.bySession.keys()]) this.closeSession(id, 'server shutting down', WS_CLOSE.GOING_AWAY);
   }
 }
 

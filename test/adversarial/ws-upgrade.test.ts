@@ -115,4 +115,13 @@ describe('WebSocket upgrade guard', () => {
     one.ws!.close();
     two.ws!.close();
   });
+
+  it('closes open sockets with 1001 when the gateway shuts down', async () => {
+    const { app, base, origin } = await listening();
+    const cookie = `sb_session=${await login(app)}`;
+    const { ws } = await upgradeStatus(`${base}/ws/probe`, { origin, cookie });
+    const code = new Promise<number>((resolve) => ws!.once('close', (c) => resolve(c)));
+    await app.close();
+    expect(await code).toBe(1001);
+  });
 });
