@@ -9,6 +9,7 @@
 
 import { spawn, type ChildProcessByStdio } from 'node:child_process';
 import { EventEmitter } from 'node:events';
+import { closeSync, constants as fsConstants, openSync } from 'node:fs';
 import { constants } from 'node:os';
 import type { Readable, Writable } from 'node:stream';
 import * as nodePty from 'node-pty';
@@ -56,6 +57,7 @@ export class RunningCommand extends EventEmitter {
   private reason: ExitReason | undefined;
   private exited = false;
   private paused = false;
+  private ptySlaveFd: number | undefined;
   private finished = false;
   private readonly timers = new Set<NodeJS.Timeout>();
 
@@ -82,9 +84,11 @@ export class RunningCommand extends EventEmitter {
         throw sbError('SB_ERR_EXEC_SPAWN', program.file, (err as Error).message);
       }
       this.pid = this.terminal.pid;
+      this.holdPtySlave();
       this.terminal.onData((data: string | Buffer) => this.output('stdout', typeof data === 'string' ? Buffer.from(data) : data));
       this.terminal.onExit(({ exitCode, signal }) => {
         this.exited = true;
+        this.releasePtySlave();
         this.finish({ code: signal ? null : exitCode, signal: signal ? (signalNames.get(signal) ?? String(signal)) : null });
       });
     } else {
@@ -110,6 +114,28 @@ export class RunningCommand extends EventEmitter {
       child.once('close', (code, signal) => this.finish({ code, signal }));
     }
     this.later(options.timeoutMs, () => this.terminate('timeout'));
+  }
+
+  /**
+   * node-pty drops the tail of the output of a program that exits quickly (microsoft/node-pty#72,
+   * #85): when the last slave fd closes, reading the master fails with EIO while bytes are still
+   * queued. Holding a slave fd open here until the exit has been seen (node-pty reports it once its
+   * socket has been drained or after 200 ms) lets those bytes be read first.
+   */
+  private holdPtySlave(): void {
+    const slave = (this.terminal as unknown as { ptsName?: string }).ptsName;
+    if (!slave) return;
+    try {
+      this.ptySlaveFd = openSync(slave, fsConstants.O_RDWR | fsConstants.O_NOCTTY);
+    } catch {
+      // Without it the program still runs; only a fast exit may lose its last bytes.
+    }
+  }
+
+  private releasePtySlave(): void {
+    if (this.ptySlaveFd === undefined) return;
+    closeSync(this.ptySlaveFd);
+    this.ptySlaveFd = undefined;
   }
 
   get running(): boolean {
@@ -222,6 +248,7 @@ export class RunningCommand extends EventEmitter {
   private finish(exit: CommandExit): void {
     if (this.finished) return;
     this.finished = true;
+    this.releasePtySlave();
     for (const timer of this.timers) clearTimeout(timer);
     this.timers.clear();
     // Whatever the group left behind goes with it, as a terminal hangup would take it: a command

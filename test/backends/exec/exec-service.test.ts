@@ -380,6 +380,27 @@ describe('pseudo-terminal', () => {
     expect((await job.done).code).toBe(0);
   });
 
+  it('runs an interactive shell', async () => {
+    const { port } = await startExec();
+    const client = await connect(port);
+    const job = client.run({ argv: ['sh'], pty: true });
+    const r = collect(job);
+    job.write('echo $((6*7))\n');
+    job.write('exit 5\n');
+    const out = await r;
+    expect(out.stdout.toString()).toMatch(/42\r\n/); // the shell computed it: the input only holds "6*7"
+    expect(out.exit.code).toBe(5);
+  });
+
+  it('delivers all of a pty\'s output before its exit', async () => {
+    const { port } = await startExec();
+    const client = await connect(port);
+    const r = await collect(client.run({ argv: ['seq', '1', '20000'], pty: true }));
+    const lines = r.stdout.toString().trim().split('\r\n');
+    expect(lines).toHaveLength(20000);
+    expect(lines.at(-1)).toBe('20000');
+  });
+
   it('refuses a pty when the service disables it', async () => {
     const { port } = await startExec({ pty: false });
     const client = await connect(port);
