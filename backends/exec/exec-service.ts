@@ -4,8 +4,10 @@
 // the shell, and every command is bounded in time and output and dies with its connection.
 // Wire contract: protocol/exec-messages.ts; docs/protocol.md § exec.
 
+import { statSync } from 'node:fs';
 import type net from 'node:net';
 import type { Logger } from 'pino';
+import { sbError } from '../../protocol/errors.js';
 import { DEFAULT_MAX_BODY_BYTES } from '../../protocol/frame-codec.js';
 import { hostSchema, loadConfig, portSchema } from '../../server/config.js';
 import { TcpService } from '../lib/tcp-service.js';
@@ -66,6 +68,10 @@ export class ExecService extends TcpService {
 
   constructor(options: Partial<ExecOptions>, deps: { logger?: Logger } = {}) {
     const config = loadConfig<ExecOptions>(execOptionsSchema, { base: options });
+    // Checked once here: a missing cwd would otherwise fail every run as "no such program".
+    if (config.cwd !== null && !statSync(config.cwd, { throwIfNoEntry: false })?.isDirectory()) {
+      throw sbError('SB_ERR_CONFIG_INVALID', `--cwd / "cwd": ${config.cwd} is not a directory`);
+    }
     super({ host: config.host, port: config.port, ...(deps.logger ? { logger: deps.logger } : {}) });
     this.options = config;
   }

@@ -20,6 +20,14 @@ describe('options', () => {
     expect(() => new ExecService({ port: 0, secret: 'short' })).toThrow(expect.objectContaining({ code: 'SB_ERR_CONFIG_INVALID' }));
   });
 
+  it('refuses a cwd that is not a directory, and runs commands in the one given', async () => {
+    expect(() => new ExecService({ port: 0, secret: SECRET, cwd: '/nonexistent/dir' })).toThrow(expect.objectContaining({ code: 'SB_ERR_CONFIG_INVALID' }));
+    const dir = await tempDir();
+    const { port } = await startExec({ cwd: dir });
+    const client = await connect(port);
+    expect((await collect(client.run({ argv: ['pwd'] }))).stdout.toString()).toBe(`${dir}\n`);
+  });
+
   it('has safe defaults', () => {
     const { options } = new ExecService({ secret: SECRET });
     expect(options).toMatchObject({ host: '127.0.0.1', port: 7002, allow: null, maxConcurrent: 8, timeoutMs: 600_000, authTimeoutMs: 10_000 });
