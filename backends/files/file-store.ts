@@ -314,10 +314,8 @@ export class FileStore {
   }
 
   private async cachedHash(name: string, st: Stats, handle: FileHandle): Promise<string> {
-    const meta = await readFile(this.metaPath(name), 'utf8')
-      .then((text) => JSON.parse(text) as MetaRecord)
-      .catch(() => undefined);
-    if (meta && meta.name === name && meta.size === st.size && meta.mtime === st.mtimeMs && meta.ino === st.ino) return meta.sha256;
+    const cached = await this.readMeta(name, st);
+    if (cached !== undefined) return cached;
     const hash = createHash('sha256');
     for await (const chunk of readFd(handle)) hash.update(chunk as Buffer);
     const sha256 = hash.digest('hex');
@@ -325,20 +323,44 @@ export class FileStore {
     return sha256;
   }
 
-  private async writeMeta(name: string, st: Stats, sha256: string): Promise<void> {
+  private async writeMeta(name: string, st: Stats, sha256: string, path = this.metaPath(name)): Promise<void> {
     const record: MetaRecord = { name, size: st.size, mtime: st.mtimeMs, ino: st.ino, sha256 };
     const tmp = join(this.metaDir, `.${randomBytes(6).toString('hex')}.tmp`);
     await writeFile(tmp, JSON.stringify(record), { mode: 0o600 });
-    await rename(tmp, this.metaPath(name));
+    await rename(tmp, path);
+  }
+
+  private async readMeta(name: string, st: Stats, path = this.metaPath(name)): Promise<string | undefined> {
+    const meta = await readFile(path, 'utf8')
+      .then((text) => JSON.parse(text) as MetaRecord)
+      .catch(() => undefined);
+    const valid = meta && meta.name === name && meta.size === st.size && meta.mtime === st.mtimeMs && meta.ino === st.ino;
+    return valid ? meta.sha256 : undefined;
+  }
+
+  /** @internal Records a kept partial's prefix hash (known for free at abort), so stat need not reread it. */
+  async notePartial(name: string, path: string, sha256: string): Promise<void> {
+    const st = await lstat(path);
+    await this.writeMeta(name, st, sha256, this.partialMetaPath(name));
+  }
+
+  private partialMetaPath(name: string): string {
+    return join(this.metaDir, `p-${nameHash(name)}.json`);
   }
 
   private async partialInfo(name: string): Promise<PartialInfo | undefined> {
     const path = this.resumablePath(name);
     const st = await lstat(path).catch(() => undefined);
     if (!st?.isFile()) return undefined;
-    const hash = createHash('sha256');
-    await hashInto(hash, path);
-    return { size: st.size, mtime: mtimeOf(st), sha256: hash.digest('hex') };
+    let sha256 = await this.readMeta(name, st, this.partialMetaPath(name));
+    if (sha256 === undefined) {
+      // No record (the service was killed mid-upload): hash the bytes that are there.
+      const hash = createHash('sha256');
+      await hashInto(hash, path);
+      sha256 = hash.digest('hex');
+      await this.writeMeta(name, st, sha256, this.partialMetaPath(name)).catch(() => undefined);
+    }
+    return { size: st.size, mtime: mtimeOf(st), sha256 };
   }
 
   /** Bytes in use: visible files, kept partials, and the full declared size of uploads in progress. */
@@ -506,6 +528,7 @@ export class Upload {
     try {
       await this.flushAndClose().catch(() => undefined);
       if (!this.resumable || this.failure) await rm(this.path, { force: true });
+      else if (this.hash) await this.store.notePartial(this.name, this.path, this.hash.copy().digest('hex')).catch(() => undefined);
     } finally {
       this.store.release(this);
     }
