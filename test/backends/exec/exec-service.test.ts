@@ -2,6 +2,8 @@
 import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { Writable } from 'node:stream';
+import { pino } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
 import { STDIN_WINDOW_BYTES } from '../../../backends/exec/exec-session.js';
 import { ExecService } from '../../../backends/exec/exec-service.js';
@@ -62,6 +64,25 @@ describe('authentication', () => {
     const peer = await rawConnect(port);
     expect((await peer.next('error')).header['code']).toBe('SB_ERR_EXEC_AUTH_REQUIRED');
     await peer.closed;
+  });
+
+  it('never logs the secret, a wrong guess or a command line', async () => {
+    let log = '';
+    const logger = pino({ level: 'trace' }, new Writable({ write: (chunk, _enc, done) => ((log += String(chunk)), done()) }));
+    const service = new ExecService({ port: 0, secret: SECRET }, { logger });
+    const { port: logged } = await service.start();
+    try {
+      await expect(connect(logged, 'a-wrong-guess-0123456789')).rejects.toMatchObject({ code: 'SB_ERR_EXEC_AUTH_FAILED' });
+      const client = await connect(logged);
+      await collect(client.run({ command: 'echo private-argument' }));
+      await client.close();
+    } finally {
+      await service.close();
+    }
+    expect(log).toContain('exec started'); // the logger was used…
+    expect(log).not.toContain(SECRET); // …and kept these out
+    expect(log).not.toContain('a-wrong-guess');
+    expect(log).not.toContain('private-argument');
   });
 
   it('accepts auth and run in one write (pipelined)', async () => {
