@@ -134,6 +134,28 @@ export async function apiFilesRoutes(app: FastifyInstance): Promise<void> {
     }
   });
 
+  // PUT /api/files/:name with the raw bytes as the body (`curl -T FILE`): the declared Content-Length
+  // is the file's size, so the body streams straight to the files service: no spool, no buffering.
+  // The parser hands over the unread request stream; Fastify's bodyLimit does not apply, the upload
+  // limit does (checked against Content-Length before a byte is read).
+  app.addContentTypeParser('application/octet-stream', (_request, payload, done) => done(null, payload));
+  app.put<{ Params: { name: string } }>('/api/files/:name', { schema: nameParams }, async (request, reply) => {
+    const session = requireSession(request);
+    const name = validateFileName(request.params.name);
+    const declared = request.headers['content-length'];
+    if (declared === undefined || !/^\d+$/.test(declared)) {
+      throw sbError('SB_ERR_UPLOAD_INVALID', 'send the file with a Content-Length (or use multipart POST /api/files)');
+    }
+    const size = Number(declared);
+    if (size > limits.maxUploadBytes) throw sbError('SB_ERR_FILE_TOO_LARGE', size, limits.maxUploadBytes);
+    const body = request.body as Readable | undefined;
+    if (!body || typeof body.pipe !== 'function') throw sbError('SB_ERR_UPLOAD_INVALID', 'send Content-Type: application/octet-stream');
+    const stored = await upstream.with((client) => client.put(name, body, size, { resumable: false }));
+    const entry: FileEntry = { ...stored, size };
+    request.log.info({ user: session.username, file: name, size }, 'file uploaded');
+    return reply.code(201).send({ files: [entry] } satisfies UploadResult);
+  });
+
   app.delete<{ Params: { name: string } }>('/api/files/:name', { schema: nameParams }, async (request, reply) => {
     const session = requireSession(request);
     const name = validateFileName(request.params.name);

@@ -106,4 +106,28 @@ describe('aborted uploads', () => {
     const cookieList = await app.inject({ method: 'GET', url: '/api/files', cookies: { sb_session: cookie } });
     expect(cookieList.json().files).toEqual([]);
   });
+
+  it('a raw PUT cut off mid-body leaves no file and no partial', async () => {
+    const { app, filesRoot } = await testGateway({ files: true });
+    const cookie = await login(app);
+    await app.listen({ host: '127.0.0.1', port: 0 });
+    const { port } = app.server.address() as AddressInfo;
+    const socket = net.connect({ host: '127.0.0.1', port });
+    socket.on('error', () => undefined);
+    await new Promise((r) => socket.once('connect', r));
+    socket.write(
+      `PUT /api/files/cut.bin HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nCookie: sb_session=${cookie}\r\n` +
+        `Content-Type: application/octet-stream\r\nContent-Length: 200000\r\n\r\n`,
+    );
+    socket.write(Buffer.alloc(100_000, 7));
+    await new Promise((r) => setTimeout(r, 300));
+    socket.destroy();
+    // neither the visible file nor anything in the store's partial-upload area (names there are hashed)
+    const leftovers = async () => [
+      ...(await readdir(filesRoot!)).filter((n) => n === 'cut.bin'),
+      ...(await readdir(`${filesRoot}/.partial`).catch(() => [] as string[])),
+    ];
+    for (let i = 0; i < 100 && (await leftovers()).length > 0; i++) await new Promise((r) => setTimeout(r, 50));
+    expect(await leftovers()).toEqual([]);
+  });
 });

@@ -85,4 +85,22 @@ describe('files API against a real files service', () => {
     expect(res.json().error.code).toBe('SB_ERR_BACKEND_DOWN');
     expect(app.healthRegistry.get('files')).toMatchObject({ status: 'down', reason: 'connection failed' });
   });
+
+  it('PUT streams a raw body of declared length straight to the files service', async () => {
+    const { app, data } = await testGateway({ files: true, extra: { limits: { maxUploadBytes: 500_000 } } });
+    const cookie = await login(app);
+    const body = randomBytes(400_000);
+    const put = await app.inject({ method: 'PUT', url: '/api/files/raw.bin', payload: body, headers: { 'content-type': 'application/octet-stream', origin: ORIGIN }, cookies: { sb_session: cookie } });
+    expect(put.statusCode).toBe(201);
+    expect(put.json().files[0]).toMatchObject({ name: 'raw.bin', size: body.length, sha256: sha(body) });
+    await expect(readdir(`${data}/tmp`)).rejects.toMatchObject({ code: 'ENOENT' }); // never spooled
+    const back = await app.inject({ method: 'GET', url: '/api/files/raw.bin', cookies: { sb_session: cookie } });
+    expect(back.rawPayload.equals(body)).toBe(true);
+
+    const big = await app.inject({ method: 'PUT', url: '/api/files/big.bin', payload: randomBytes(600_000), headers: { 'content-type': 'application/octet-stream', origin: ORIGIN }, cookies: { sb_session: cookie } });
+    expect(big.statusCode).toBe(413);
+    expect(big.json().error.code).toBe('SB_ERR_FILE_TOO_LARGE');
+    const traversal = await app.inject({ method: 'PUT', url: '/api/files/..%5cx', payload: 'x', headers: { 'content-type': 'application/octet-stream', origin: ORIGIN }, cookies: { sb_session: cookie } });
+    expect(traversal.statusCode).toBe(400);
+  });
 });
