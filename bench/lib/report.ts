@@ -18,7 +18,7 @@ export function printTable(title: string, rows: Row[]): void {
   }
 }
 
-const fmt = (v: number) => (Math.abs(v) >= 100 ? v.toFixed(0) : v.toFixed(2));
+const fmt = (v: number) => (Number.isInteger(v) || Math.abs(v) >= 100 ? v.toFixed(0) : v.toFixed(2));
 
 export const MB = 1024 * 1024;
 export const GB = 1024 * MB;
