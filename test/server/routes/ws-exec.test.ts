@@ -12,7 +12,7 @@ afterEach(async () => {
 });
 
 async function setup(limits: Record<string, number> = {}) {
-  const service = track(new ExecService({ port: 0, secret: EXEC_SECRET }));
+  const service = track(new ExecService({ port: 0, secret: EXEC_SECRET, killGraceMs: 200 }));
   const { port } = await service.start();
   const gw = await startGateway({ exec: `tcp://127.0.0.1:${port}` }, limits);
   const root = await gw.open('/ws/exec', await gw.login('root', 'root-password'));
@@ -171,7 +171,7 @@ describe('/ws/exec', () => {
   it('a command that does not read stdin stops the gateway reading the browser', async () => {
     const { root } = await setup();
     // short: a service connection paused on stdin backpressure does not see its peer leave until then
-    root.send({ cmd: 'run', id: 'nr', argv: ['sleep', '3'] });
+    root.send({ cmd: 'run', id: 'nr', argv: ['sleep', '2'] });
     await root.json((m) => m['cmd'] === 'started');
     const chunk = Buffer.alloc(60 * 1024, 0x61);
     for (let i = 0; i < 400; i++) root.send(encodeExecData('stdin', 'nr', chunk));

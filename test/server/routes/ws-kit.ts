@@ -17,6 +17,7 @@ export interface Gateway {
   app: FastifyInstance;
   /** http://127.0.0.1:PORT */
   origin: string;
+  /** logs in, creating the account on first use (`root` is an admin); returns the session cookie */
   login(username: string, password: string): Promise<string>;
   /** opens path with the user's session cookie and the gateway's own Origin */
   open(path: string, cookie: string): Promise<TestSocket>;
@@ -58,15 +59,18 @@ export async function startGateway(
   const logger = logLines ? pino({ level: 'debug' }, { write: (line: string) => void logLines.push(line) }) : pino({ level: 'silent' });
   const app = await buildApp(options, { logger, probeHealth: false });
   closers.push(() => app.close());
-  await app.users.add('alice', 'alice-password', 'user');
-  await app.users.add('bob', 'bob-password', 'user');
-  await app.users.add('root', 'root-password', 'admin');
   await app.listen({ host: '127.0.0.1', port: 0 });
   const origin = `http://127.0.0.1:${(app.server.address() as AddressInfo).port}`;
+  const created = new Set<string>();
   return {
     app,
     origin,
     async login(username, password) {
+      // accounts are made on first login (scrypt is slow on purpose): root is the admin, others users
+      if (!created.has(username)) {
+        await app.users.add(username, password, username === 'root' ? 'admin' : 'user');
+        created.add(username);
+      }
       const res = await app.inject({ method: 'POST', url: '/api/login', payload: { username, password } });
       if (res.statusCode !== 200) throw new Error(`login ${username}: ${res.statusCode} ${res.body}`);
       return res.cookies.find((c) => c.name === 'sb_session')!.value;
