@@ -177,7 +177,7 @@ export class FileStore {
         await handle.close();
         return { entry, offset, stream: null };
       }
-      const stream = handle.createReadStream({ start: offset, end: st.size - 1, highWaterMark: 256 * 1024, autoClose: true });
+      const stream = handle.createReadStream({ start: offset, end: st.size - 1, highWaterMark: 1024 * 1024, autoClose: true });
       return { entry, offset, stream };
     } catch (err) {
       await handle.close().catch(() => undefined);

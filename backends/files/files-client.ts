@@ -147,7 +147,7 @@ export class FilesClient {
         () =>
           new Promise<void>((release) => {
             const stream = new Readable({
-              highWaterMark: 256 * 1024,
+              highWaterMark: 1024 * 1024,
               read: () => this.socket.resume(),
               destroy: (err, cb) => {
                 // Abandoned mid-body: the connection cannot be used for another request.
