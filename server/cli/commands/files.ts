@@ -62,7 +62,8 @@ export async function get(argv: string[]): Promise<number> {
   if (!name || extra.length > 0) throw sbError('SB_ERR_USAGE', `expected HOST:PORT NAME [FILE]\nusage: ${GET_USAGE}`);
   const { host, port } = parseHostPort(target, GET_USAGE);
   checkName(name, GET_USAGE);
-  const file = fileArg ?? name;
+  // Like cp: a directory as FILE means "into it, under NAME".
+  const file = fileArg === undefined ? name : (await stat(fileArg).then((st) => st.isDirectory(), () => false)) ? join(fileArg, name) : fileArg;
   const temp = join(dirname(file), `.${basename(file)}.${process.pid}.sockbridge-part`);
 
   const client = await FilesClient.connect(host, port);

@@ -48,6 +48,10 @@ describe('sockbridge put/get/ls', () => {
     expect((await readFile(back)).equals(data)).toBe(true);
     // The temp file was renamed, not left behind.
     expect((await readdir(dir)).filter((n) => n.includes('sockbridge-part'))).toEqual([]);
+    // A directory as FILE: the file goes into it under its name.
+    const into = await runCli(['get', target, 'stored.bin', root + '/..']);
+    expect(into.code).toBe(0);
+    expect((await readFile(join(dir, 'stored.bin'))).equals(data)).toBe(true);
   });
 
   it('resumes on its own when the service keeps a matching partial upload', async () => {
