@@ -1,5 +1,5 @@
 // Raw relay speed (issue 4): bytes per second both ways and the 64-byte echo round trip through
-// (a) `sockbridge relay`, (b) the gateway's /ws/raw/:target, (c) Debian's websockify, all relaying
+// (a) `sockbridge relay`, (b) the gateway's /ws/raw/:target (`sockbridge gateway`, its own process), (c) Debian's websockify, all relaying
 // the same TCP target, and (d) a direct TCP connection to it. The load client and the target are C
 // (bench/c/wsload.c, compiled here with gcc -O2 into bench/out/): a Node `ws` client tops out near
 // 650 MB/s on its own, so it would measure itself. The client's own ceiling (against wsload's
@@ -15,10 +15,8 @@ import net, { type AddressInfo } from 'node:net';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
-import { pino } from 'pino';
-import { buildApp } from '../server/app.js';
-import { loadConfig } from '../server/config.js';
-import { gatewayOptionsSchema, type GatewayOptions } from '../server/gateway-options.js';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { MB, printTable, type Row } from './lib/report.js';
 
 const run$ = promisify(execFile);
@@ -45,18 +43,12 @@ type CpuClock = () => Promise<number>;
 /** A child's CPU time from /proc (utime + stime + reaped children's, in clock ticks of 10 ms). */
 function processCpu(pid: number): CpuClock {
   return async () => {
-    const { readFile } = await import('node:fs/promises');
     const fields = (await readFile(`/proc/${pid}/stat`, 'utf8')).split(') ')[1]!.split(' ');
     // after "pid (comm) ": state is field 3, so utime (14), stime (15), cutime (16), cstime (17) are 11..14
     return [11, 12, 13, 14].reduce((sum, i) => sum + Number(fields[i]), 0) * 10;
   };
 }
 
-/** This process's CPU time (the in-process gateway; the bench itself only waits meanwhile). */
-const ownCpu: CpuClock = async () => {
-  const { user, system } = process.cpuUsage();
-  return (user + system) / 1000;
-};
 /** How wsload reaches one path: `ws HOST PORT PATH` (+ headers) or `tcp HOST PORT`. */
 type Route = { kind: 'ws'; port: number; path: string; headers: string[] } | { kind: 'tcp'; port: number };
 
@@ -75,9 +67,9 @@ async function compileWsload(root: string): Promise<string> {
 }
 
 /** Starts a process and resolves once its output matches `ready` (rejects if it exits first). */
-function startProcess(cmd: string, args: string[], ready: RegExp): Promise<{ child: ChildProcess; match: RegExpMatchArray }> {
+function startProcess(cmd: string, args: string[], ready: RegExp, env: Record<string, string> = {}): Promise<{ child: ChildProcess; match: RegExpMatchArray }> {
   return new Promise((resolve, reject) => {
-    const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
     let text = '';
     const timer = setTimeout(() => reject(new Error(`${cmd} did not start: ${text}`)), 15_000);
     const check = (d: Buffer) => {
@@ -149,29 +141,28 @@ async function measure(bin: string, route: Route, bytes: number, echoes: number,
   };
 }
 
-/** The gateway in this process, with the C target as raw target "bench" and a logged-in session. */
-async function startGateway(targetPort: number) {
-  const { mkdtemp, rm } = await import('node:fs/promises');
-  const { tmpdir } = await import('node:os');
-  const data = await mkdtemp(join(tmpdir(), 'sockbridge-bench-'));
-  const options = loadConfig<GatewayOptions>(gatewayOptionsSchema, {
-    base: { data, port: 0, webRoot: join(data, 'no-web'), raw: { bench: `127.0.0.1:${targetPort}` } },
+/**
+ * The gateway as a user runs it (`sockbridge gateway`, its own process, so its CPU is its own), with
+ * the C target as raw target "bench", and a session logged in over HTTP.
+ */
+async function startGateway(root: string, targetPort: number, dataDir: string) {
+  const password = 'bench-password-relay';
+  const gateway = await startProcess(
+    process.execPath,
+    [join(root, 'bin', 'sockbridge'), 'gateway', '--port', '0', '--data', dataDir, '--raw', `bench=127.0.0.1:${targetPort}`],
+    /open http:\/\/127\.0\.0\.1:(\d+)/,
+    { SOCKBRIDGE_ADMIN_PASSWORD: password, SOCKBRIDGE_LOG_LEVEL: 'warn' },
+  );
+  const port = Number(gateway.match[1]);
+  const login = await fetch(`http://127.0.0.1:${port}/api/login`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ username: 'admin', password }),
   });
-  const app = await buildApp(options, { logger: pino({ level: 'silent' }), probeHealth: false });
-  await app.users.add('bench', 'bench-password', 'user');
-  await app.listen({ host: '127.0.0.1', port: 0 });
-  const { port } = app.server.address() as AddressInfo;
-  const login = await app.inject({ method: 'POST', url: '/api/login', payload: { username: 'bench', password: 'bench-password' } });
-  const cookie = login.cookies.find((c) => c.name === 'sb_session');
-  if (!cookie) throw new Error(`bench login failed: ${login.statusCode}`);
-  const route: Route = { kind: 'ws', port, path: '/ws/raw/bench', headers: [`Origin: http://127.0.0.1:${port}`, `Cookie: sb_session=${cookie.value}`] };
-  return {
-    route,
-    close: async () => {
-      await app.close();
-      await rm(data, { recursive: true, force: true });
-    },
-  };
+  const cookie = /sb_session=([^;]+)/.exec(login.headers.get('set-cookie') ?? '')?.[1];
+  if (!cookie) throw new Error(`bench login failed: ${login.status} ${await login.text()}`);
+  const route: Route = { kind: 'ws', port, path: '/ws/raw/bench', headers: [`Origin: http://127.0.0.1:${port}`, `Cookie: sb_session=${cookie}`] };
+  return { child: gateway.child, route };
 }
 
 export async function run(): Promise<void> {
@@ -191,14 +182,16 @@ export async function run(): Promise<void> {
 
     const relay = await startProcess(process.execPath, [join(root, 'bin', 'sockbridge'), 'relay', '127.0.0.1:0', `127.0.0.1:${targetPort}`], /listening on ws:\/\/127\.0\.0\.1:(\d+)/);
     children.push(relay.child);
-    const gateway = await startGateway(targetPort);
-    closers.push(gateway.close);
+    const dataDir = await mkdtemp(join(tmpdir(), 'sockbridge-bench-'));
+    closers.push(() => rm(dataDir, { recursive: true, force: true }));
+    const gateway = await startGateway(root, targetPort, dataDir);
+    children.push(gateway.child);
 
     const paths: { name: string; route: Route; cpu?: CpuClock }[] = [
       { name: 'client ceiling (wsload ↔ trivial C sink)', route: { kind: 'ws', port: Number(sink.match[1]), path: '/', headers: [] } },
       { name: 'direct TCP', route: { kind: 'tcp', port: targetPort } },
       { name: 'sockbridge relay', route: { kind: 'ws', port: Number(relay.match[1]), path: '/', headers: [] }, cpu: processCpu(relay.child.pid!) },
-      { name: 'gateway /ws/raw', route: gateway.route, cpu: ownCpu },
+      { name: 'gateway /ws/raw', route: gateway.route, cpu: processCpu(gateway.child.pid!) },
     ];
     if (existsSync(WEBSOCKIFY)) {
       const port = await freePort();
@@ -250,7 +243,8 @@ export async function run(): Promise<void> {
       );
     }
   } finally {
-    for (const close of closers) await close();
     for (const child of children) child.kill('SIGTERM');
+    await new Promise((r) => setTimeout(r, 300)); // let the gateway close its database before its directory goes
+    for (const close of closers) await close();
   }
 }
