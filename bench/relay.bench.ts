@@ -182,7 +182,7 @@ export async function run(): Promise<void> {
 
     const relay = await startProcess(process.execPath, [join(root, 'bin', 'sockbridge'), 'relay', '127.0.0.1:0', `127.0.0.1:${targetPort}`], /listening on ws:\/\/127\.0\.0\.1:(\d+)/);
     children.push(relay.child);
-    const dataDir = await mkdtemp(join(tmpdir(), 'sockbridge-bench-'));
+    const dataDir = await mkdtemp(join(tmpdir(), 'sockbridge-bench-relay-'));
     closers.push(() => rm(dataDir, { recursive: true, force: true }));
     const gateway = await startGateway(root, targetPort, dataDir);
     children.push(gateway.child);
