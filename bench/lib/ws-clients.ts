@@ -56,7 +56,7 @@ export function loadConfig(opts: { sockets: number; users: number; messagesPerSe
 
 /** Starts `sockbridge start` on free ports in a fresh data dir holding `users` accounts (bench0…). */
 export async function startStack(opts: { users: number; config: Record<string, unknown> }): Promise<RunningStack> {
-  const data = await mkdtemp(join(tmpdir(), 'sockbridge-bench-'));
+  const data = await mkdtemp(join(tmpdir(), 'sockbridge-load-'));
   const accounts = await createAccounts(data, opts.users);
   const configFile = join(data, 'bench-config.json');
   await writeFile(configFile, JSON.stringify(opts.config));
