@@ -32,7 +32,6 @@ import {
 
 const ROOM = 'lobby';
 
-
 export async function run(): Promise<void> {
   const clients = numberEnv('CHAT_BENCH_CLIENTS', 1000);
   const rates = (process.env['CHAT_BENCH_RATES'] ?? '5,10,20,40').split(',').map(Number);
@@ -100,7 +99,7 @@ async function fanOut(clients: number, accounts: number, rates: number[], second
       const start = performance.now();
       await sendAtRate(sockets, rate, seconds * 1000, step);
       await drain(step, clients, stack);
-      const wall = (step.lastDelivery - start) / 1000;
+      const wall = ((step.lastDelivery || performance.now()) - start) / 1000;
       const stackSeconds = (await cpuSeconds(stack.pid)) - stackCpu;
       const stackUse = stackSeconds / wall;
       const ownUse = (ownCpuSeconds() - ownCpu) / wall;

@@ -6,6 +6,8 @@
 // must come back byte-exact (sha256 of what was sent = the upload response's = the download's).
 // Anything else prints `SOAK FAILED: …` and throws; otherwise `SOAK OK`. Gateway RSS is sampled every
 // second: at start (clients connected, no load), peak, at the end of the load, and after they leave.
+// Meanwhile SOAK_CHURN (10) more tabs connect and disconnect; once every client has left, the stack must
+// hold no more file descriptors than before the first connected (no leaked socket or temp file).
 import { createHash, randomBytes } from 'node:crypto';
 import http from 'node:http';
 import { once } from 'node:events';
@@ -18,6 +20,7 @@ import {
   loadConfig,
   login,
   memoryMb,
+  openFds,
   numberEnv,
   openChat,
   percentile,
@@ -27,6 +30,8 @@ import {
 } from './lib/ws-clients.js';
 
 const ROOM = 'lobby';
+// one connection per request, closed after it: descriptors counted at the end are the stack's own
+const agent = new http.Agent({ keepAlive: false });
 
 /** One chat client's view: which messages (by send sequence) it received, and whether ids only grew. */
 interface ChatClient {
@@ -62,8 +67,9 @@ export async function run(): Promise<void> {
   const rate = numberEnv('SOAK_RATE', 10);
   const uploads = numberEnv('SOAK_UPLOADS', 20);
   const uploadBytes = Math.round(numberEnv('SOAK_UPLOAD_MB', 50) * MB);
+  const churners = numberEnv('SOAK_CHURN', 10);
 
-  const { config, raised } = loadConfig({ sockets: clientCount, users: accounts, messagesPerSecond: rate });
+  const { config, raised } = loadConfig({ sockets: clientCount + churners, users: accounts, messagesPerSecond: rate });
   process.stdout.write(`config raised: ${raised.join(', ')}\n`);
   process.stdout.write(`load average ${loadavg().map((l) => l.toFixed(1)).join(' ')} on ${cpus().length} CPUs\n`);
   const stack = await startStack({ users: accounts, config });
@@ -85,6 +91,7 @@ export async function run(): Promise<void> {
   // a socket that closes before the verdict has missed messages: it is a failure, not a survivor
   let judging = false;
   try {
+    const fdsBefore = await openFds(stack.pid);
     const cookies = await inBatches(accounts, 8, (i) => login(stack.origin, stack.accounts[i]!));
     clients.push(
       ...(await inBatches(clientCount, 50, async (i) => {
@@ -103,7 +110,10 @@ export async function run(): Promise<void> {
     const uploading = Promise.all(
       Array.from({ length: uploads }, (_, w) => uploadLoop(stack.origin, cookies[w % accounts]!, w, uploadBytes, deadline, uploadTally)),
     );
+    const churnTally: ChurnTally = { cycles: 0, errors: [] };
+    const churning = Promise.all(Array.from({ length: churners }, (_, w) => churnLoop(stack.origin, cookies[w % accounts]!, deadline, churnTally)));
     await chatLoop(clients, rate, deadline, tally);
+    await churning;
     const chatEnded = performance.now();
     await uploading;
     await settle(clients, tally, stack);
@@ -114,9 +124,15 @@ export async function run(): Promise<void> {
 
     judging = true;
     const verdict = judge(clients, tally, uploadTally, uploads, stack);
+    const fdsLoaded = await openFds(stack.pid);
     await closeAll(clients.map((c) => c.ws));
-    await sleep(3000);
+    // idle keep-alive connections (fetch's pool) close within a few seconds
+    await sleep(5000);
     const rssAfter = stack.exited() ? NaN : (await memoryMb(stack.pid)).rss;
+    const fdsAfter = stack.exited() ? NaN : await openFds(stack.pid);
+    if (churnTally.errors.length > 0) verdict.failures.push(`${churnTally.errors.length} connect/disconnect cycles failed`);
+    // every socket, temp file and upstream connection of the run must be gone again
+    if (fdsAfter > fdsBefore + 4) verdict.failures.push(`${fdsAfter - fdsBefore} file descriptors still open after every client left (${fdsBefore} before, ${fdsAfter} after)`);
 
     const ackSorted = tally.ackMs.sort((a, b) => a - b);
     const acked = tally.acked.reduce((n, a) => n + a, 0);
@@ -129,14 +145,19 @@ export async function run(): Promise<void> {
       { name: 'ack latency p99', value: percentile(ackSorted, 99), unit: 'ms' },
       { name: 'uploads byte-exact', value: uploadTally.completed, unit: '', goal: `${uploadTally.mismatches.length} mismatched, ${uploadTally.errors.length} failed` },
       { name: 'upload+download rate', value: mbPerSecond(uploadTally.bytes * 2, wall * 1000), unit: 'MB/s' },
+      { name: 'connect/disconnect cycles', value: churnTally.cycles, unit: '', goal: `${churners} sockets joining and leaving throughout, ${churnTally.errors.length} failed` },
       { name: 'gateway RSS at start', value: rssStart, unit: 'MB' },
       { name: 'gateway RSS peak sample', value: Math.max(rssStart, ...rss), unit: 'MB', goal: `VmHWM ${peak.toFixed(0)} MB` },
       { name: 'gateway RSS at end', value: rssEnd, unit: 'MB', baseline: rssStart, goal: 'flat' },
       { name: 'gateway RSS, clients gone', value: rssAfter, unit: 'MB' },
+      { name: 'stack open fds: before', value: fdsBefore, unit: '' },
+      { name: 'stack open fds: loaded', value: fdsLoaded, unit: '' },
+      { name: 'stack open fds: clients gone', value: fdsAfter, unit: '', goal: 'as before' },
     ]);
     // every 10 s: a leak grows with time, a warm-up does not
     process.stdout.write(`gateway RSS every 10 s (MB): ${rss.filter((_, i) => i % 10 === 9).map((v) => v.toFixed(0)).join(' ')}\n`);
     for (const line of [...uploadTally.mismatches, ...uploadTally.errors].slice(0, 5)) process.stdout.write(`  upload: ${line}\n`);
+    for (const line of churnTally.errors.slice(0, 5)) process.stdout.write(`  connect/disconnect: ${line}\n`);
     for (const [code, n] of tally.otherErrors) process.stdout.write(`  chat error without ref: ${code} × ${n}\n`);
     const logged = stack.logLines();
     if (logged.length > 0) {
@@ -264,6 +285,24 @@ async function uploadLoop(origin: string, cookie: string, worker: number, size: 
   }
 }
 
+interface ChurnTally {
+  cycles: number;
+  errors: string[];
+}
+
+/** Another tab comes and goes: open /ws/chat, wait for "joined", close; every 200 ms until the deadline. */
+async function churnLoop(origin: string, cookie: string, deadline: number, tally: ChurnTally): Promise<void> {
+  while (performance.now() < deadline) {
+    try {
+      await closeAll([await openChat(origin, cookie, () => undefined)]);
+      tally.cycles++;
+    } catch (err) {
+      tally.errors.push((err as Error).message);
+    }
+    await sleep(200);
+  }
+}
+
 interface FileEntry {
   name: string;
   size: number;
@@ -280,6 +319,7 @@ async function upload(origin: string, cookie: string, name: string, size: number
   const head = Buffer.from(`--${boundary}\r\ncontent-disposition: form-data; name="file"; filename="${name}"\r\ncontent-type: application/octet-stream\r\n\r\n`);
   const tail = Buffer.from(`\r\n--${boundary}--\r\n`);
   const req = http.request(`${origin}/api/files`, {
+    agent,
     method: 'POST',
     headers: { cookie, origin, 'content-type': `multipart/form-data; boundary=${boundary}`, 'content-length': head.length + size + tail.length },
   });
@@ -309,7 +349,7 @@ async function upload(origin: string, cookie: string, name: string, size: number
 
 function download(origin: string, cookie: string, name: string): Promise<{ size: number; sha256: string }> {
   return new Promise((resolve, reject) => {
-    const req = http.get(`${origin}/api/files/${name}`, { headers: { cookie } }, (res) => {
+    const req = http.get(`${origin}/api/files/${name}`, { agent, headers: { cookie } }, (res) => {
       if (res.statusCode !== 200) {
         res.resume();
         return reject(new Error(`download HTTP ${res.statusCode}`));
@@ -325,7 +365,7 @@ function download(origin: string, cookie: string, name: string): Promise<{ size:
 }
 
 function request(origin: string, method: string, path: string, headers: Record<string, string>): Promise<{ status: number; body: string }> {
-  const req = http.request(`${origin}${path}`, { method, headers });
+  const req = http.request(`${origin}${path}`, { agent, method, headers });
   req.end();
   return responseOf(req);
 }
