@@ -13,6 +13,7 @@ import {
   validateChatRequest,
   type BrowserChatRequest,
 } from '../../protocol/browser-messages.js';
+import { CHAT_LIMITS } from '../../protocol/chat-messages.js';
 import { isSockbridgeError } from '../../protocol/errors.js';
 import {
   BackendLink,
@@ -41,8 +42,10 @@ export async function wsChatRoutes(app: FastifyInstance, opts: { options: Gatewa
       service: 'chat',
       address: chatAddress,
       highWaterBytes: limits.wsHighWaterBytes,
-      // chat frames are headers only: a body is garbage
+      // chat frames are headers only: a body is garbage; but a `joined` carries the room's history
+      // (up to 100 messages of 4096 bytes), far past the codec's default 64 KiB header limit
       maxBodyBytes: 0,
+      maxHeaderBytes: CHAT_LIMITS.eventMaxBytes,
       logger,
       onHeader(header) {
         if (header.cmd === 'welcome') app.health.markUp('chat');

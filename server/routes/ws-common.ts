@@ -163,6 +163,8 @@ export interface BackendLinkOptions {
   highWaterBytes: number;
   /** largest frame body the backend may send (0 for chat, whose frames are headers only) */
   maxBodyBytes: number;
+  /** largest frame header the backend may send (default DEFAULT_MAX_HEADER_BYTES, 64 KiB) */
+  maxHeaderBytes?: number;
   connectTimeoutMs?: number;
   logger: FastifyBaseLogger;
   onHeader(header: FrameHeader, bodySize: number): void;
@@ -201,7 +203,7 @@ export class BackendLink {
     private readonly ws: WebSocket,
     private readonly options: BackendLinkOptions,
   ) {
-    this.decoder = new FrameDecoder({ maxBodyBytes: options.maxBodyBytes });
+    this.decoder = new FrameDecoder({ maxBodyBytes: options.maxBodyBytes, ...(options.maxHeaderBytes ? { maxHeaderBytes: options.maxHeaderBytes } : {}) });
     const { host, port } = options.address;
     this.socket = net.connect({ host, port, noDelay: true });
     this.socket.setTimeout(options.connectTimeoutMs ?? CONNECT_TIMEOUT_MS, () => {

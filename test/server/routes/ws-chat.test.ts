@@ -2,6 +2,7 @@
 // messages to every tab of an account, refusals, and a chat service that is down, then back.
 import net from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
+import { ChatClient } from '../../../backends/chat/chat-client.js';
 import { ChatService } from '../../../backends/chat/chat-service.js';
 import { encodeFrame, WholeFrameDecoder, type FrameHeader } from '../../../protocol/frame-codec.js';
 import { removeTempDirs, tempDir } from '../../helpers/tmp.js';
@@ -12,7 +13,7 @@ afterEach(async () => {
   await removeTempDirs();
 });
 
-async function startChat(port = 0, extra: { maxConnectionsPerNick?: number } = {}): Promise<{ service: ChatService; url: string; port: number }> {
+async function startChat(port = 0, extra: { maxConnectionsPerNick?: number; rateCapacity?: number } = {}): Promise<{ service: ChatService; url: string; port: number }> {
   const service = track(new ChatService({ port, linePort: null, dataDir: await tempDir(), gatewayToken: CHAT_TOKEN, ...extra }));
   const address = await service.start();
   return { service, url: `tcp://127.0.0.1:${address.port}`, port: address.port };
@@ -186,6 +187,23 @@ describe('/ws/chat', () => {
     expect(log).toContain(`"origin":"${gw.origin}"`);
     expect(log).toContain('SB_ERR_WS_CMD_RESERVED');
     for (const secret of ['my-private-words', cookie, CHAT_TOKEN]) expect(log).not.toContain(secret);
+  });
+
+  // Regression: the gateway decoded the service's frames with the codec's default 64 KiB header
+  // limit, so the `joined` of a room with a full history closed the browser socket with 1011.
+  it('a room with 100 messages of ~4000 bytes: a browser joining through the gateway gets all of its history', async () => {
+    const chat = await startChat(0, { rateCapacity: 1000 });
+    const carol = track(await ChatClient.connect('127.0.0.1', chat.port, { nick: 'carol', room: 'full', timeoutMs: 5000 }));
+    const texts = Array.from({ length: 100 }, (_, i) => `${String(i).padStart(3, '0')}:${'x'.repeat(3996)}`);
+    for (const text of texts) await carol.say('full', text);
+    const gw = await startGateway({ chat: chat.url });
+    const alice = await welcomed(await gw.open('/ws/chat', await gw.login('alice', 'alice-password')), 'alice');
+    alice.send({ cmd: 'join', room: 'full' });
+    const joined = await alice.json<{ history: { text: string }[] }>((m) => m['cmd'] === 'joined' && m['room'] === 'full');
+    expect(joined.history.map((m) => m.text)).toEqual(texts);
+    // and the socket is still open: a message said now arrives
+    await carol.say('full', 'after');
+    await alice.json(isMessage('after'));
   });
 
   it('refuses an upgrade without a session with 401', async () => {
