@@ -11,7 +11,9 @@
 import { createHash, randomBytes } from 'node:crypto';
 import http from 'node:http';
 import { once } from 'node:events';
+import { readdir } from 'node:fs/promises';
 import { cpus, loadavg } from 'node:os';
+import { join } from 'node:path';
 import WebSocket from 'ws';
 import { MB, mbPerSecond, printTable } from './lib/report.js';
 import {
@@ -55,6 +57,7 @@ interface ChatTally {
 
 interface UploadTally {
   completed: number;
+  aborted: number;
   bytes: number;
   mismatches: string[];
   errors: string[];
@@ -106,7 +109,7 @@ export async function run(): Promise<void> {
     sampling = setInterval(() => void memoryMb(stack.pid).then((m) => rss.push(m.rss), () => undefined), 1000);
     const start = performance.now();
     const deadline = start + seconds * 1000;
-    const uploadTally: UploadTally = { completed: 0, bytes: 0, mismatches: [], errors: [] };
+    const uploadTally: UploadTally = { completed: 0, aborted: 0, bytes: 0, mismatches: [], errors: [] };
     const uploading = Promise.all(
       Array.from({ length: uploads }, (_, w) => uploadLoop(stack.origin, cookies[w % accounts]!, w, uploadBytes, deadline, uploadTally)),
     );
@@ -132,6 +135,8 @@ export async function run(): Promise<void> {
     const fdsAfter = stack.exited() ? NaN : await openFds(stack.pid);
     if (churnTally.errors.length > 0) verdict.failures.push(`${churnTally.errors.length} connect/disconnect cycles failed`);
     // every socket, temp file and upstream connection of the run must be gone again
+    const leftovers = await leftoverFiles(stack.data);
+    if (leftovers.length > 0) verdict.failures.push(`files left behind after every upload was deleted or cut off: ${leftovers.slice(0, 5).join(', ')}`);
     if (fdsAfter > fdsBefore + 4) verdict.failures.push(`${fdsAfter - fdsBefore} file descriptors still open after every client left (${fdsBefore} before, ${fdsAfter} after)`);
 
     const ackSorted = tally.ackMs.sort((a, b) => a - b);
@@ -144,6 +149,7 @@ export async function run(): Promise<void> {
       { name: 'ack latency p50', value: percentile(ackSorted, 50), unit: 'ms' },
       { name: 'ack latency p99', value: percentile(ackSorted, 99), unit: 'ms' },
       { name: 'uploads byte-exact', value: uploadTally.completed, unit: '', goal: `${uploadTally.mismatches.length} mismatched, ${uploadTally.errors.length} failed` },
+      { name: 'uploads cut off half-way', value: uploadTally.aborted, unit: '', goal: 'never visible' },
       { name: 'upload+download rate', value: mbPerSecond(uploadTally.bytes * 2, wall * 1000), unit: 'MB/s' },
       { name: 'connect/disconnect cycles', value: churnTally.cycles, unit: '', goal: `${churners} sockets joining and leaving throughout, ${churnTally.errors.length} failed` },
       { name: 'gateway RSS at start', value: rssStart, unit: 'MB' },
@@ -260,11 +266,22 @@ function judge(clients: ChatClient[], tally: ChatTally, uploads: UploadTally, up
   return { lost, failures };
 }
 
-/** One upload slot: upload, check, download, check, delete; again until the deadline. */
+/**
+ * One upload slot: upload, check, download, check, delete; again until the deadline. Every
+ * SOAK_ABORT_EVERY-th round (5) is cut off half-way instead, and must never become visible.
+ */
 async function uploadLoop(origin: string, cookie: string, worker: number, size: number, deadline: number, tally: UploadTally): Promise<void> {
+  const abortEvery = numberEnv('SOAK_ABORT_EVERY', 5);
   for (let round = 0; performance.now() < deadline; round++) {
     const name = `soak-${worker}-${round}.bin`;
     try {
+      if (abortEvery > 0 && round % abortEvery === abortEvery - 1) {
+        await upload(origin, cookie, name, size, worker, Math.floor(size / 2));
+        tally.aborted++;
+        const seen = await request(origin, 'GET', `/api/files/${name}`, { cookie });
+        if (seen.status !== 404) tally.mismatches.push(`${name}: aborted half-way, yet GET answers ${seen.status}`);
+        continue;
+      }
       const sent = await upload(origin, cookie, name, size, worker);
       if (sent.response.size !== size || sent.response.sha256 !== sent.sha256) {
         tally.mismatches.push(`${name}: sent ${size} B sha256 ${sent.sha256}, stored ${sent.response.size} B ${sent.response.sha256}`);
@@ -283,6 +300,17 @@ async function uploadLoop(origin: string, cookie: string, worker: number, size: 
       tally.errors.push(`${name}: ${(err as Error).message}`);
     }
   }
+}
+
+/** Stored files, the gateway's upload temp files and the files service's partial uploads, by path. */
+async function leftoverFiles(data: string): Promise<string[]> {
+  const list = async (dir: string, keep: (name: string) => boolean) =>
+    (await readdir(join(data, dir)).catch(() => [] as string[])).filter(keep).map((name) => join(dir, name));
+  return [
+    ...(await list('tmp', () => true)),
+    ...(await list('files', (name) => !name.startsWith('.'))),
+    ...(await list('files/.partial', () => true)),
+  ];
 }
 
 interface ChurnTally {
@@ -311,10 +339,10 @@ interface FileEntry {
 
 /**
  * Streams a multipart upload of `size` bytes, honouring backpressure; returns the sha256 of what was
- * sent and the gateway's FileEntry. Content: one random MiB per upload, each chunk stamped with its
+ * sent and the gateway's FileEntry (or, cut off at `abortAt` bytes, nothing meaningful). Content: one random MiB per upload, each chunk stamped with its
  * index, so a chunk dropped, repeated or moved changes the hash.
  */
-async function upload(origin: string, cookie: string, name: string, size: number, worker: number): Promise<{ sha256: string; response: FileEntry }> {
+async function upload(origin: string, cookie: string, name: string, size: number, worker: number, abortAt = Infinity): Promise<{ sha256: string; response: FileEntry }> {
   const boundary = `soak${randomBytes(12).toString('hex')}`;
   const head = Buffer.from(`--${boundary}\r\ncontent-disposition: form-data; name="file"; filename="${name}"\r\ncontent-type: application/octet-stream\r\n\r\n`);
   const tail = Buffer.from(`\r\n--${boundary}--\r\n`);
@@ -336,6 +364,11 @@ async function upload(origin: string, cookie: string, name: string, size: number
     if (chunk.length >= 8) {
       chunk.writeUInt32BE(index, 0);
       chunk.writeUInt32BE(worker, 4);
+    }
+    if (offset >= abortAt) {
+      // the connection drops mid-file, as when a tab is closed during an upload
+      req.destroy();
+      return { sha256: '', response: { name, size: -1, sha256: '' } };
     }
     hash.update(chunk);
     if (!req.write(chunk)) await Promise.race([once(req, 'drain').catch(() => undefined), answered.catch(() => undefined)]);
