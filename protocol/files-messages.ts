@@ -3,6 +3,11 @@
 //
 //   put    {cmd:'put', filename, size|filesize, sha256?, offset?, resumable?} + body
 //            → {cmd:'ok', op:'put', name, total, mtime, sha256}
+//   chunked put, for a file whose length is not known up front (a browser's multipart part):
+//          {cmd:'put', filename, chunked:true, sha256?, offset?, resumable?}   (no body)
+//          {cmd:'chunk'} + body, any number of times (1..FILES_CHUNK_MAX_BYTES bytes each)
+//          {cmd:'chunk'}   (no body: the end)
+//            → the same ok as a sized put. maxFileSize and the quota apply to the running total.
 //   get    {cmd:'get', filename, offset?}
 //            → {cmd:'data', name, size, total, offset, mtime, sha256} + body (size = total - offset bytes)
 //   list   {cmd:'list'}             → {cmd:'list', count, size} + JSON body: FileEntry[]
@@ -24,7 +29,9 @@ export type { FileEntry };
 export const FILES_DEFAULT_PORT = 7003;
 /** The longest file name, in UTF-8 bytes (NAME_MAX on Linux). */
 export const FILE_NAME_MAX_BYTES = 255;
-export const FILES_COMMANDS = ['put', 'get', 'list', 'stat', 'delete'] as const;
+/** The largest body of one `chunk` frame of a chunked put. */
+export const FILES_CHUNK_MAX_BYTES = 1024 * 1024;
+export const FILES_COMMANDS = ['put', 'chunk', 'get', 'list', 'stat', 'delete'] as const;
 export type FilesCommand = (typeof FILES_COMMANDS)[number];
 
 // ---- client → service ----
@@ -41,12 +48,16 @@ export interface PutRequest {
   offset?: number;
   /** false: an interrupted upload is deleted at once instead of being kept for a resume (default true) */
   resumable?: boolean;
+  /** true: no body and no size; the bytes follow in ChunkRequest frames (a chunked put) */
+  chunked?: boolean;
 }
+/** Part of a chunked put: a body of 1..FILES_CHUNK_MAX_BYTES bytes, or no body to end the upload. */
+export interface ChunkRequest { cmd: 'chunk'; size?: number }
 export interface GetRequest { cmd: 'get'; filename: string; offset?: number }
 export interface ListRequest { cmd: 'list' }
 export interface StatRequest { cmd: 'stat'; filename: string }
 export interface DeleteRequest { cmd: 'delete'; filename: string }
-export type FilesRequest = PutRequest | GetRequest | ListRequest | StatRequest | DeleteRequest;
+export type FilesRequest = PutRequest | ChunkRequest | GetRequest | ListRequest | StatRequest | DeleteRequest;
 
 // ---- service → client ----
 /** A file's entry on the wire: FileEntry with `size` renamed `total` (see above). */

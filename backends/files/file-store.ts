@@ -35,8 +35,11 @@ export interface FileStoreOptions {
 }
 
 export interface UploadRequest {
-  /** bytes that this request will write (the file will be offset + size bytes) */
-  size: number;
+  /**
+   * bytes that this request will write (the file will be offset + size bytes); undefined for a
+   * streamed upload whose length is known only at complete() (each write must first get room())
+   */
+  size?: number;
   offset?: number;
   sha256?: string;
   resumable?: boolean;
@@ -56,6 +59,9 @@ const WRITE_STREAM_HWM = 1024 * 1024;
 // Flushed to disk every so often while the upload runs, so the fdatasync before the rename does not
 // have to write a whole large file at the end (disk I/O overlaps the network instead of following it).
 const SYNC_EVERY_BYTES = 64 * 1024 * 1024;
+// A streamed upload claims quota in steps this big (or what is left), so the quota's directory scan
+// runs once per step rather than once per chunk.
+const QUOTA_STEP_BYTES = 64 * 1024 * 1024;
 
 const nameHash = (name: string) => createHash('sha256').update(name, 'utf8').digest('hex');
 const mtimeOf = (st: Stats) => Math.floor(st.mtimeMs);
@@ -219,9 +225,9 @@ export class FileStore {
     validateFileName(name);
     const offset = request.offset ?? 0;
     const resumable = request.resumable ?? true;
-    const total = offset + request.size;
+    const total = request.size === undefined ? undefined : offset + request.size;
     if (!Number.isSafeInteger(offset) || offset < 0) throw sbError('SB_ERR_FILE_OFFSET', JSON.stringify(name), offset, 'not a non-negative integer');
-    if (total > this.options.maxFileSize) throw sbError('SB_ERR_FILE_TOO_LARGE', total, this.options.maxFileSize);
+    if ((total ?? offset) > this.options.maxFileSize) throw sbError('SB_ERR_FILE_TOO_LARGE', total ?? offset, this.options.maxFileSize);
     if (this.active.has(name)) throw sbError('SB_ERR_FILE_BUSY', JSON.stringify(name));
     await this.refuseLinkedTarget(name);
 
@@ -230,7 +236,7 @@ export class FileStore {
     const upload = new Upload(this, name, path, { offset, total, resumable, sha256: request.sha256 });
     this.active.set(name, upload);
     try {
-      await this.checkQuota(total);
+      await this.checkQuota(upload.reserved);
       const hash = createHash('sha256');
       let handle: FileHandle;
       if (offset > 0) {
@@ -254,6 +260,22 @@ export class FileStore {
   }
 
   // ---- for Upload ----
+
+  /**
+   * @internal Grows a streamed upload's quota claim to at least `need` bytes: a step more when the
+   * quota allows, exactly `need` when only that fits. The claim is raised before the scan, so two
+   * uploads growing at once each see the other's claim and together never exceed the quota.
+   */
+  async claim(upload: Upload, need: number): Promise<void> {
+    upload.reserved = Math.min(Math.max(need, upload.size + QUOTA_STEP_BYTES), this.options.maxFileSize);
+    const excess = (await this.usedBytes()) - this.options.quotaBytes;
+    if (excess <= 0) return;
+    if (upload.reserved - excess < need) {
+      upload.reserved = upload.size;
+      throw sbError('SB_ERR_FILE_QUOTA', `${need} bytes`, this.options.quotaBytes);
+    }
+    upload.reserved -= excess;
+  }
 
   /** @internal */
   release(upload: Upload): void {
@@ -363,13 +385,13 @@ export class FileStore {
     return { size: st.size, mtime: mtimeOf(st), sha256 };
   }
 
-  /** Bytes in use: visible files, kept partials, and the full declared size of uploads in progress. */
+  /** Bytes in use: visible files, kept partials, and what uploads in progress have claimed (Upload.reserved). */
   async usedBytes(): Promise<number> {
     const inUse = new Set<string>();
     let reserved = 0;
     for (const upload of this.active.values()) {
       inUse.add(upload.path);
-      reserved += upload.total;
+      reserved += upload.reserved;
     }
     let used = reserved;
     for (const [dir, skipHidden] of [[this.root, true], [this.partialDir, false]] as const) {
@@ -427,7 +449,10 @@ export class Upload {
   private failure: SockbridgeError | undefined;
   private settled = false;
   readonly offset: number;
-  readonly total: number;
+  /** the declared final size; undefined for a streamed upload */
+  readonly total: number | undefined;
+  /** bytes counted against the quota: the declared total, or what a streamed upload has claimed so far */
+  reserved: number;
   readonly resumable: boolean;
   private readonly declaredSha256: string | undefined;
 
@@ -435,10 +460,11 @@ export class Upload {
     private readonly store: FileStore,
     readonly name: string,
     readonly path: string,
-    init: { offset: number; total: number; resumable: boolean; sha256: string | undefined },
+    init: { offset: number; total: number | undefined; resumable: boolean; sha256: string | undefined },
   ) {
     this.offset = init.offset;
     this.total = init.total;
+    this.reserved = init.total ?? init.offset;
     this.resumable = init.resumable;
     this.declaredSha256 = init.sha256;
   }
@@ -460,10 +486,35 @@ export class Upload {
     return this.offset + this.received;
   }
 
+  /**
+   * A streamed upload must call this before writing `bytes` more (a sized one may, it is a no-op).
+   * Refuses with SB_ERR_FILE_TOO_LARGE or SB_ERR_FILE_QUOTA the moment the running total would pass
+   * the limit; the upload is then failed, so abort() deletes it even when resumable. Returns a
+   * promise only when the quota has to be consulted.
+   */
+  room(bytes: number): Promise<void> | undefined {
+    if (this.failure) throw this.failure;
+    const need = this.size + bytes;
+    if (this.total !== undefined || need <= this.reserved) return undefined;
+    const max = this.store.options.maxFileSize;
+    if (need > max) throw (this.failure = sbError('SB_ERR_FILE_TOO_LARGE', `at least ${need}`, max));
+    if (this.store.options.quotaBytes <= 0) {
+      this.reserved = need;
+      return undefined;
+    }
+    return this.store.claim(this, need).catch((err: unknown) => {
+      this.failure ??= isSockbridgeError(err) ? err : sbError('SB_ERR_INTERNAL', 'quota check failed');
+      throw this.failure;
+    });
+  }
+
   /** Writes one chunk; false means wait for drained() before the next. The chunk must not be reused. */
   write(chunk: Buffer): boolean {
     if (this.failure) throw this.failure;
-    if (this.size + chunk.length > this.total) throw sbError('SB_ERR_BAD_REQUEST', 'more bytes than declared');
+    const limit = this.total ?? this.reserved;
+    if (this.size + chunk.length > limit) {
+      throw this.total !== undefined ? sbError('SB_ERR_BAD_REQUEST', 'more bytes than declared') : sbError('SB_ERR_INTERNAL', 'a streamed upload wrote without room()');
+    }
     this.hash!.update(chunk);
     this.received += chunk.length;
     this.unsynced += chunk.length;
@@ -503,7 +554,7 @@ export class Upload {
   async complete(): Promise<FileEntry> {
     try {
       await this.flushAndClose();
-      if (this.size !== this.total) throw sbError('SB_ERR_BAD_REQUEST', `received ${this.size} of ${this.total} bytes`);
+      if (this.total !== undefined && this.size !== this.total) throw sbError('SB_ERR_BAD_REQUEST', `received ${this.size} of ${this.total} bytes`);
       const sha256 = this.hash!.digest('hex');
       if (this.declaredSha256 !== undefined && this.declaredSha256 !== sha256) {
         // The bytes are wrong somewhere: a resume would only extend a bad prefix, so nothing is kept.

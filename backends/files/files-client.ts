@@ -2,9 +2,11 @@
 //
 // Stable API (the gateway depends on it):
 //   FilesClient.connect(host, port, opts?: FilesClientOptions): Promise<FilesClient>
-//   put(name, source: Readable, size, { sha256?, offset?, resumable?, onProgress? }): Promise<FileEntry>
+//   put(name, source: Readable, size?, { sha256?, offset?, resumable?, maxBytes?, onProgress? }): Promise<FileEntry>
 //       sends `size` bytes read from source (the file from `offset`); resolves once the service has
 //       stored and verified them. `sha256`, when given, covers the whole file (from byte 0).
+//       With `size` undefined it sends a chunked put: whatever the source holds, in chunk frames of
+//       at most FILES_CHUNK_MAX_BYTES, each read from the source only once the socket has drained.
 //   get(name, { offset? }): Promise<{ entry, offset, stream }>
 //       resolves at the reply header; `stream` yields entry.size - offset bytes then ends. Backpressure
 //       is end to end: a stream that is not read pauses the socket. Read it to the end (or close())
@@ -21,7 +23,7 @@ import net from 'node:net';
 import { Readable } from 'node:stream';
 import { isErrorCode, sbError, SockbridgeError } from '../../protocol/errors.js';
 import { encodeFrame, encodeFrameHead, FrameDecoder, type FrameEvent, type FrameHeader } from '../../protocol/frame-codec.js';
-import { fromWireEntry, type FileEntry, type FileStat } from '../../protocol/files-messages.js';
+import { FILES_CHUNK_MAX_BYTES, fromWireEntry, type FileEntry, type FileStat } from '../../protocol/files-messages.js';
 
 export interface FilesClientOptions {
   /** give up connecting after this long (default 10 s) */
@@ -36,6 +38,11 @@ export interface PutOptions {
   sha256?: string;
   offset?: number;
   resumable?: boolean;
+  /**
+   * chunked put only: the source may hold at most this many bytes; one more rejects with
+   * SB_ERR_FILE_TOO_LARGE and abandons the upload (the service drops it)
+   */
+  maxBytes?: number;
   /** called with the bytes of this request sent so far */
   onProgress?: (sent: number) => void;
 }
@@ -101,11 +108,12 @@ export class FilesClient {
     });
   }
 
-  put(name: string, source: Readable, size: number, options: PutOptions = {}): Promise<FileEntry> {
+  put(name: string, source: Readable, size: number | undefined, options: PutOptions = {}): Promise<FileEntry> {
     return this.enqueue(async () => {
       const header = {
         cmd: 'put',
         filename: name,
+        ...(size === undefined ? { chunked: true } : {}),
         ...(options.sha256 !== undefined ? { sha256: options.sha256 } : {}),
         ...(options.offset ? { offset: options.offset } : {}),
         ...(options.resumable !== undefined ? { resumable: options.resumable } : {}),
@@ -115,17 +123,9 @@ export class FilesClient {
       let refused = false;
       reply.catch(() => (refused = true));
       try {
-        await this.write(encodeFrameHead(header, size));
-        let sent = 0;
-        for await (const chunk of source) {
-          if (refused) break;
-          const buf = Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk as Uint8Array);
-          if (sent + buf.length > size) throw this.shutdown(sbError('SB_ERR_BAD_REQUEST', `the source holds more than the declared ${size} bytes`));
-          sent += buf.length;
-          await this.write(buf);
-          options.onProgress?.(sent);
-        }
-        if (!refused && sent < size) throw this.shutdown(sbError('SB_ERR_BAD_REQUEST', `the source ended after ${sent} of ${size} bytes`));
+        await this.write(encodeFrameHead(header, size ?? 0));
+        if (size === undefined) await this.sendChunks(source, options, () => refused);
+        else await this.sendBody(source, size, options, () => refused);
       } catch (err) {
         // Refused mid-body: the service closed the connection, and its reply says why.
         if (!refused) {
@@ -139,6 +139,40 @@ export class FilesClient {
       const { header: ok } = await this.withTimeout(reply);
       return fromWireEntry(ok);
     });
+  }
+
+  /** The body of a sized put: exactly `size` bytes, or the connection is given up. */
+  private async sendBody(source: Readable, size: number, options: PutOptions, refused: () => boolean): Promise<void> {
+    let sent = 0;
+    for await (const chunk of source) {
+      if (refused()) return;
+      const buf = toBuffer(chunk);
+      if (sent + buf.length > size) throw this.shutdown(sbError('SB_ERR_BAD_REQUEST', `the source holds more than the declared ${size} bytes`));
+      sent += buf.length;
+      await this.write(buf);
+      options.onProgress?.(sent);
+    }
+    if (!refused() && sent < size) throw this.shutdown(sbError('SB_ERR_BAD_REQUEST', `the source ended after ${sent} of ${size} bytes`));
+  }
+
+  /** The chunk frames of a chunked put, then the empty chunk that ends it. */
+  private async sendChunks(source: Readable, options: PutOptions, refused: () => boolean): Promise<void> {
+    const maxBytes = options.maxBytes ?? Number.MAX_SAFE_INTEGER;
+    let sent = 0;
+    for await (const chunk of source) {
+      if (refused()) return;
+      const buf = toBuffer(chunk);
+      if (sent + buf.length > maxBytes) throw sbError('SB_ERR_FILE_TOO_LARGE', `more than ${maxBytes}`, maxBytes);
+      for (let at = 0; at < buf.length; at += FILES_CHUNK_MAX_BYTES) {
+        const piece = buf.subarray(at, at + FILES_CHUNK_MAX_BYTES);
+        // The head is a few bytes: only the piece after it needs to wait for 'drain'.
+        this.socket.write(encodeFrameHead({ cmd: 'chunk' }, piece.length));
+        await this.write(piece);
+      }
+      sent += buf.length;
+      options.onProgress?.(sent);
+    }
+    if (!refused()) await this.write(encodeFrameHead({ cmd: 'chunk' }));
   }
 
   get(name: string, options: { offset?: number } = {}): Promise<GetResult> {
@@ -299,6 +333,10 @@ export class FilesClient {
     }
     return this.closedError;
   }
+}
+
+function toBuffer(chunk: unknown): Buffer {
+  return Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk as Uint8Array);
 }
 
 function replyError(header: FrameHeader): SockbridgeError {

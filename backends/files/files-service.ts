@@ -1,7 +1,7 @@
 // The files service: put/get/list/stat/delete over length-prefixed frames (protocol/files-messages.ts).
 //
 // One FilesConnection per socket handles requests strictly in order. Bodies stream: a put's body
-// goes chunk by chunk into the FileStore's temp file, and the socket is paused whenever that file's
+// (or a chunked put's chunk frames) goes piece by piece into the FileStore's temp file, and the socket is paused whenever that file's
 // write buffer is full (resumed on its 'drain'); a get pipes the file into socket.write() and waits
 // for the socket's 'drain' when write() returns false. Memory per connection stays bounded by the
 // socket's and the file stream's buffers, whatever the file size.
@@ -9,7 +9,9 @@
 // Errors:
 // - A malformed frame (codec error) or a refused put (bad name, too large, quota, busy, offset…) gets
 //   an error frame and the connection closes: the peer may still be sending the body, so the stream
-//   is no longer in sync (sendErrorAndClose).
+//   is no longer in sync (sendErrorAndClose). So does a chunked put whose running total passes
+//   maxFileSize or the quota (refused at the chunk header that would pass it, its temp file
+//   deleted), a chunk outside a chunked put, and any other request in the middle of one.
 // - get/list/stat/delete carry no body, so a file-level refusal (not found, invalid name) is an error
 //   frame and the connection stays open for the next request. So does a checksum mismatch reported
 //   after a put's last byte: the stream is in sync again.
@@ -19,7 +21,7 @@ import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
 import { isSockbridgeError, sbError, type SockbridgeError } from '../../protocol/errors.js';
 import { DEFAULT_MAX_HEADER_BYTES, encodeFrame, encodeFrameHead, FrameDecoder, type FrameEvent, type FrameHeader } from '../../protocol/frame-codec.js';
-import { FILES_COMMANDS, FILES_DEFAULT_PORT, isSha256Hex, toWireEntry } from '../../protocol/files-messages.js';
+import { FILES_CHUNK_MAX_BYTES, FILES_COMMANDS, FILES_DEFAULT_PORT, isSha256Hex, toWireEntry } from '../../protocol/files-messages.js';
 import { hostSchema, loadConfig, portSchema } from '../../server/config.js';
 import { sendErrorAndClose, TcpService } from '../lib/tcp-service.js';
 import { FileStore, type Upload } from './file-store.js';
@@ -94,6 +96,12 @@ export class FilesService extends TcpService {
 class FilesConnection {
   private readonly decoder: FrameDecoder;
   private upload: Upload | undefined;
+  /** the current upload is a chunked put: its bytes come in chunk frames, its end is an empty one */
+  private chunked = false;
+  /** the frame whose body (or end) comes next */
+  private frame: 'put' | 'chunk' | 'other' = 'other';
+  /** the current chunk frame has no body: it ends the chunked put */
+  private lastChunkWasEmpty = false;
   /** the current put was refused: its remaining body is not ours to read */
   private failed = false;
   private closed = false;
@@ -109,8 +117,8 @@ class FilesConnection {
   ) {
     this.decoder = new FrameDecoder({
       maxHeaderBytes: options.maxHeaderBytes,
-      // Limits checked the moment a header is read: only put carries a body.
-      maxBodyBytes: (header) => (header.cmd === 'put' ? options.maxFileSize : 0),
+      // Limits checked the moment a header is read: only a sized put and a chunk carry a body.
+      maxBodyBytes: (header) => (header.cmd === 'put' ? (header['chunked'] === true ? 0 : options.maxFileSize) : header.cmd === 'chunk' ? FILES_CHUNK_MAX_BYTES : 0),
       commands: FILES_COMMANDS,
     });
     socket.on('data', (chunk: Buffer) => this.onData(chunk));
@@ -164,12 +172,16 @@ class FilesConnection {
         // seed's client closes right after its last byte without reading the reply).
         if (this.failed) break;
         if (event.type === 'header') {
-          if (event.header.cmd === 'put') await this.beginPut(event.header, event.bodySize);
+          const { cmd } = event.header;
+          if (this.chunked && cmd !== 'chunk') throw sbError('SB_ERR_BAD_REQUEST', `"${cmd}" in the middle of a chunked put`);
+          this.frame = cmd === 'put' || cmd === 'chunk' ? cmd : 'other';
+          if (cmd === 'put') await this.beginPut(event.header, event.bodySize);
+          else if (cmd === 'chunk') await this.beginChunk(event.bodySize);
           else await this.request(event.header);
         } else if (event.type === 'body') {
           const upload = this.upload;
           if (upload && !upload.write(event.chunk)) await upload.drained();
-        } else if (this.upload) {
+        } else if (this.upload && this.isLastFrameOfPut()) {
           await this.completePut();
         }
       }
@@ -180,24 +192,39 @@ class FilesConnection {
     }
   }
 
+  /** A sized put ends with its body; a chunked put with its empty chunk. */
+  private isLastFrameOfPut(): boolean {
+    return this.chunked ? this.frame === 'chunk' && this.lastChunkWasEmpty : this.frame === 'put';
+  }
+
+  private async beginChunk(bodySize: number): Promise<void> {
+    if (!this.chunked || !this.upload) throw sbError('SB_ERR_BAD_REQUEST', 'a chunk outside a chunked put');
+    this.lastChunkWasEmpty = bodySize === 0;
+    if (bodySize > 0) await this.upload.room(bodySize);
+  }
+
   private async beginPut(header: FrameHeader, bodySize: number): Promise<void> {
     const sha256 = header['sha256'];
     const offset = header['offset'] ?? 0;
     const resumable = header['resumable'] ?? true;
+    const chunked = header['chunked'] ?? false;
+    if (typeof chunked !== 'boolean') throw sbError('SB_ERR_BAD_REQUEST', 'chunked must be true or false');
     if (sha256 !== undefined && !isSha256Hex(sha256)) throw sbError('SB_ERR_BAD_REQUEST', 'sha256 must be 64 lowercase hex digits');
     if (typeof offset !== 'number' || !Number.isSafeInteger(offset) || offset < 0) throw sbError('SB_ERR_BAD_REQUEST', 'offset must be a non-negative integer');
     if (typeof resumable !== 'boolean') throw sbError('SB_ERR_BAD_REQUEST', 'resumable must be true or false');
     this.upload = await this.store.beginUpload(header['filename'] as string, {
-      size: bodySize,
+      ...(chunked ? {} : { size: bodySize }),
       offset,
       resumable,
       ...(sha256 !== undefined ? { sha256 } : {}),
     });
+    this.chunked = chunked;
   }
 
   private async completePut(): Promise<void> {
     const upload = this.upload!;
     this.upload = undefined;
+    this.chunked = false;
     try {
       const entry = await upload.complete();
       await this.send({ cmd: 'ok', op: 'put', ...toWireEntry(entry) });
