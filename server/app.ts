@@ -59,6 +59,9 @@ export async function buildApp(options: GatewayOptions, deps: AppDeps = {}): Pro
         handler,
       ),
     bodyLimit: 64 * 1024,
+    // A file name may be 255 UTF-8 bytes, up to 765 characters once percent-encoded in
+    // /api/files/:name; the router's default (100) answered 414 for valid names.
+    routerOptions: { maxParamLength: 1024 },
     // Strict input: an unknown key or a wrong type is a 400, never silently dropped or coerced.
     ajv: { customOptions: { removeAdditional: false, coerceTypes: false, allErrors: false } },
   });
