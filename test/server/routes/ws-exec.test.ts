@@ -168,16 +168,53 @@ describe('/ws/exec', () => {
     expect(received).toBe(total);
   });
 
-  it('a command that does not read stdin stops the gateway reading the browser', async () => {
-    const { root } = await setup();
-    // short: a service connection paused on stdin backpressure does not see its peer leave until then
-    root.send({ cmd: 'run', id: 'nr', argv: ['sleep', '2'] });
-    await root.json((m) => m['cmd'] === 'started');
+  // Regression: the gateway wrote stdin without the service's window, so a paste into a command that
+  // never reads its stdin made the service stop reading the whole connection.
+  describe('stdin window (StartedEvent.stdinWindow)', () => {
     const chunk = Buffer.alloc(60 * 1024, 0x61);
-    for (let i = 0; i < 400; i++) root.send(encodeExecData('stdin', 'nr', chunk));
-    // 24 MB sent; kernel buffers and the service take some, the rest must wait in the browser
-    await waitFor(() => root.ws.bufferedAmount < 24 * 1024 * 1024, 5000, 'some of it to be taken');
-    await new Promise((r) => setTimeout(r, 500));
-    expect(root.ws.bufferedAmount).toBeGreaterThan(4 * 1024 * 1024);
+
+    /** Runs `sleep 30` as `nr` and pastes 6 MB into it, far past its window and the gateway's queue. */
+    async function pasteIntoSleep(root: TestSocket) {
+      root.send({ cmd: 'run', id: 'nr', argv: ['sleep', '30'] });
+      const { pid } = await root.json<{ pid: number }>((m) => m['cmd'] === 'started' && m['id'] === 'nr');
+      for (let i = 0; i < 100; i++) root.send(encodeExecData('stdin', 'nr', chunk));
+      // what does not fit is refused, not buffered: the browser hears it for that command
+      expect(await root.json((m) => m['cmd'] === 'error')).toMatchObject({ code: 'SB_ERR_EXEC_STDIN_FULL', id: 'nr' });
+      return pid;
+    }
+
+    it('a command that ignores its stdin: excess stdin is refused, while other commands and cancel still work', async () => {
+      const { root } = await setup();
+      const pid = await pasteIntoSleep(root);
+      root.send({ cmd: 'run', id: 'other', argv: ['echo', 'still here'] });
+      const { text, exit } = await outputUntilExit(root, 'other');
+      expect(text).toBe('still here\n');
+      expect(exit).toMatchObject({ code: 0 });
+      root.send({ cmd: 'cancel', id: 'nr' });
+      expect(await root.json((m) => m['cmd'] === 'exit' && m['id'] === 'nr')).toMatchObject({ reason: 'cancelled' });
+      await waitFor(() => !processAlive(pid), 5000, 'sleep to be gone');
+      // the browser socket was never paused for it: the gateway read every message
+      expect(root.ws.bufferedAmount).toBe(0);
+    });
+
+    it('closing the tab while a command ignores its stdin still kills it', async () => {
+      const { root } = await setup();
+      const pid = await pasteIntoSleep(root);
+      await root.close();
+      await waitFor(() => !processAlive(pid), 5000, 'sleep to be killed');
+    });
+
+    it('stdin past one window waits for stdin-ack and reaches the command whole and in order, eof last', async () => {
+      const { root } = await setup();
+      root.send({ cmd: 'run', id: 'wc', argv: ['wc', '-c'] });
+      // sent before `started`: it waits in the gateway until the window is known
+      const count = 34; // 34 × 60 KiB ≈ 2 MiB: one window in flight and one waiting, never refused
+      for (let i = 0; i < count; i++) root.send(encodeExecData('stdin', 'wc', chunk));
+      root.send({ cmd: 'stdin', id: 'wc', eof: true });
+      const { text, exit } = await outputUntilExit(root, 'wc');
+      expect(text.trim()).toBe(String(count * chunk.length));
+      expect(exit).toMatchObject({ code: 0 });
+      expect(root.messages.some((m) => !m.binary && m.data.toString().includes('SB_ERR_EXEC_STDIN_FULL'))).toBe(false);
+    });
   });
 });
