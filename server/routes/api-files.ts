@@ -49,8 +49,8 @@ export async function apiFilesRoutes(app: FastifyInstance): Promise<void> {
 
   await app.register(fastifyMultipart, {
     limits: {
-      // one byte over the limit, so the spool's own check sees the excess and refuses the file
-      // (at exactly the limit busboy would silently truncate and the rest would look complete)
+      // one byte over the limit, so the upload's own check (FilesClient.put maxBytes) sees the excess
+      // and refuses the file (at exactly the limit busboy would silently truncate, looking complete)
       fileSize: limits.maxUploadBytes + 1,
       files: limits.maxUploadFiles,
       // non-file fields are ignored, but counted: 1,001 empty parts stop at the limit, not at 1,001
@@ -82,8 +82,8 @@ export async function apiFilesRoutes(app: FastifyInstance): Promise<void> {
           part.file.resume();
           throw err;
         }
+        // Streamed part by part into a chunked put: an aborted request leaves no temp or partial file.
         const entry = await upstream.upload(name, part.file, limits.maxUploadBytes);
-        if (part.file.truncated) throw sbError('SB_ERR_FILE_TOO_LARGE', `more than ${limits.maxUploadBytes}`, limits.maxUploadBytes);
         stored.push(entry);
         request.log.info({ user: session.username, file: name, size: entry.size }, 'file uploaded');
       }

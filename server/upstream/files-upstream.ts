@@ -1,15 +1,9 @@
 // The gateway's side of the files service: one FilesClient connection per HTTP request (a download
-// streams on its connection until done), failures reported to the health registry, and uploads
-// spooled to DATA/tmp because the files protocol needs each file's size before its bytes (a
-// multipart part has no size up front). The spool is bounded by the upload limit, private (0600),
-// and always deleted; it costs one extra disk write per upload, never memory.
+// streams on its connection until done), failures reported to the health registry, and uploads of
+// unknown length (a multipart part) streamed as a chunked put: nothing is spooled to disk or held in
+// memory, and the part is read only as fast as the files service takes it.
 
-import { randomBytes } from 'node:crypto';
-import { createReadStream, createWriteStream } from 'node:fs';
-import { mkdir, stat, unlink } from 'node:fs/promises';
-import { join } from 'node:path';
-import { Transform, type Readable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
+import type { Readable } from 'node:stream';
 import { isSockbridgeError, sbError } from '../../protocol/errors.js';
 import type { FileEntry } from '../../protocol/api.js';
 import { FilesClient } from '../../backends/files/files-client.js';
@@ -19,14 +13,12 @@ import type { HealthRegistry } from './health-registry.js';
 
 export class FilesUpstream {
   private readonly address: BackendAddress;
-  private readonly spoolDir: string;
 
   constructor(
-    options: Pick<GatewayOptions, 'files' | 'data'>,
+    options: Pick<GatewayOptions, 'files'>,
     private readonly health: Pick<HealthRegistry, 'markUp' | 'markDown'>,
   ) {
     this.address = parseBackendUrl(options.files, 'tcp', '--files');
-    this.spoolDir = join(options.data, 'tmp');
   }
 
   /** Runs `fn` with a fresh connection, closed afterwards unless `keepOpen` (then the caller closes it). */
@@ -53,27 +45,12 @@ export class FilesUpstream {
     }
   }
 
-  /** Spools `source` (at most `maxBytes`) to a private temp file, stores it as `name`, deletes the spool. */
-  async upload(name: string, source: Readable, maxBytes: number): Promise<FileEntry> {
-    await mkdir(this.spoolDir, { recursive: true, mode: 0o700 });
-    const spool = join(this.spoolDir, `upload-${randomBytes(12).toString('hex')}`);
-    try {
-      let seen = 0;
-      const limit = new Transform({
-        transform(chunk: Buffer, _enc, done) {
-          seen += chunk.length;
-          if (seen > maxBytes) done(sbError('SB_ERR_FILE_TOO_LARGE', `more than ${maxBytes}`, maxBytes));
-          else done(null, chunk);
-        },
-      });
-      await pipeline(source, limit, createWriteStream(spool, { flags: 'wx', mode: 0o600 }));
-      const { size } = await stat(spool);
-      const entry = await this.with((client) => client.put(name, createReadStream(spool), size, { resumable: false }));
-      // the reply's size shares its key with the frame body length: the spooled size is the truth
-      return { ...entry, size };
-    } finally {
-      await unlink(spool).catch(() => undefined);
-    }
+  /**
+   * Streams `source` (at most `maxBytes`, else SB_ERR_FILE_TOO_LARGE) into a non-resumable chunked
+   * put: if the source fails or ends the connection early, the files service deletes the upload.
+   */
+  upload(name: string, source: Readable, maxBytes: number): Promise<FileEntry> {
+    return this.with((client) => client.put(name, source, undefined, { resumable: false, maxBytes }));
   }
 
   private noteFailure(err: unknown): void {

@@ -2,6 +2,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { readdir } from 'node:fs/promises';
 import { afterEach, describe, expect, it } from 'vitest';
 import { removeTempDirs } from '../../helpers/tmp.js';
+import { eventually } from '../../backends/files/harness.js';
 import { closeAll, login, multipart, ORIGIN, testGateway } from '../app-fixture.js';
 
 afterEach(async () => {
@@ -20,8 +21,8 @@ describe('files API against a real files service', () => {
     const up = await app.inject({ method: 'POST', url: '/api/files', cookies: { sb_session: cookie }, ...multipart([{ filename: 'a.bin', data: a }, { filename: 'é b.txt', data: b }]) });
     expect(up.statusCode).toBe(201);
     expect(up.json().files.map((f: { name: string }) => f.name)).toEqual(['a.bin', 'é b.txt']);
-    // the spool is always emptied
-    expect(await readdir(`${data}/tmp`)).toEqual([]);
+    // streamed to the files service: never spooled
+    await expect(readdir(`${data}/tmp`)).rejects.toMatchObject({ code: 'ENOENT' });
 
     const list = await app.inject({ method: 'GET', url: '/api/files', cookies: { sb_session: cookie } });
     const entries = list.json().files as Array<{ name: string; size: number; sha256: string }>;
@@ -74,7 +75,8 @@ describe('files API against a real files service', () => {
     expect(res.statusCode).toBe(413);
     expect(res.json().error.code).toBe('SB_ERR_FILE_TOO_LARGE');
     expect((await readdir(filesRoot!)).filter((n) => !n.startsWith('.'))).toEqual([]);
-    expect(await readdir(`${data}/tmp`)).toEqual([]);
+    await eventually(async () => (await readdir(`${filesRoot!}/.partial`)).length === 0, 'the refused upload to be deleted');
+    await expect(readdir(`${data}/tmp`)).rejects.toMatchObject({ code: 'ENOENT' });
   });
 
   it('reports the files service down when it is unreachable', async () => {
