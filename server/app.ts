@@ -16,6 +16,7 @@ import { LiveSockets, registerAuth } from './plugins/auth.js';
 import { registerErrorHandler } from './plugins/error-handler.js';
 import { registerOriginCheck } from './plugins/origin.js';
 import { registerSecurityHeaders } from './plugins/security-headers.js';
+import { websocketErrorHandler } from './plugins/ws-errors.js';
 import { defaultWebRoot, registerWebStatic } from './plugins/web-static.js';
 import { HealthRegistry } from './upstream/health-registry.js';
 import { HealthMonitor } from './upstream/health-monitor.js';
@@ -87,6 +88,8 @@ export async function buildApp(options: GatewayOptions, deps: AppDeps = {}): Pro
 
   await app.register(fastifyWebsocket, {
     options: { maxPayload: limits.wsMaxMessageBytes },
+    // Client protocol errors logged at info and closed with a full closing handshake (see ws-errors.ts).
+    errorHandler: websocketErrorHandler,
     // Shutdown closes every socket with 1001 "going away" (RFC 6455 §7.4.1) instead of the plugin's
     // code-less close, so browsers can tell a restart from a refusal and reconnect.
     preClose(done) {
