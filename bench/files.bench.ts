@@ -3,13 +3,19 @@
 // net.Server piping the socket to a file and a file to the socket). The client side is the same
 // in both: read the local file into the socket, or the socket into a local file.
 // Goals: ≥ 80 % of the plain copy; the service's peak RSS (VmHWM) under 150 MB.
-import { spawn } from 'node:child_process';
+// Then the browser's path (issue 4): the same file as a multipart POST /api/files through
+// `sockbridge gateway` (its own process, streaming each part into a chunked put) versus
+// `sockbridge put` straight to the files service. Goals: ≥ 70 % of the CLI; the gateway's peak RSS
+// flat (it must not grow with the file).
+import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
 import { mkdtemp, open, rm } from 'node:fs/promises';
+import http from 'node:http';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { fileURLToPath } from 'node:url';
 import { FilesClient } from '../backends/files/files-client.js';
@@ -36,7 +42,7 @@ export async function run(): Promise<void> {
     await rm(join(dir, 'plain-up.bin'), { force: true });
     await rm(join(dir, 'plain-down.bin'), { force: true });
 
-    const port = await listeningPort(service.stdout);
+    const port = Number((await outputMatch(service, /files listening on tcp:\/\/\S+:(\d+)/))[1]);
     const client = await FilesClient.connect('127.0.0.1', port);
     const put = await timed(() => client.put('bench.bin', createReadStream(source, { highWaterMark: 1024 * 1024 }), bytes));
     const get = await timed(async () => {
@@ -55,6 +61,7 @@ export async function run(): Promise<void> {
       { name: 'files get', value: mbPerSecond(bytes, get), unit: 'MB/s', baseline: mbPerSecond(bytes, plainGet), goal: '≥ 80%' },
       { name: 'files service peak RSS', value: rss, unit: 'MB', goal: '< 150 MB' },
     ]);
+    await browserUpload(dir, source, bytes, port, megabytes);
   } finally {
     service.kill('SIGTERM');
     await new Promise((resolve) => service.once('exit', resolve));
@@ -106,15 +113,87 @@ async function plainCopyDown(source: string, target: string): Promise<void> {
   server.close();
 }
 
-function listeningPort(stdout: NodeJS.ReadableStream): Promise<number> {
+/** Resolves with the first match of `pattern` in the child's stdout (rejects if it exits first). */
+function outputMatch(child: ChildProcess, pattern: RegExp): Promise<RegExpMatchArray> {
   return new Promise((resolve, reject) => {
     let text = '';
-    stdout.setEncoding('utf8');
-    stdout.on('data', (d: string) => {
+    child.stdout!.setEncoding('utf8');
+    child.stdout!.on('data', (d: string) => {
       text += d;
-      const m = /files listening on tcp:\/\/\S+:(\d+)/.exec(text);
-      if (m) resolve(Number(m[1]));
+      const m = pattern.exec(text);
+      if (m) resolve(m);
     });
-    stdout.once('end', () => reject(new Error(`files service exited before listening: ${text}`)));
+    child.stdout!.once('end', () => reject(new Error(`${child.spawnargs.join(' ')} exited before ${pattern}: ${text}`)));
   });
+}
+
+/** The upload a browser makes (multipart through the gateway) against the CLI's direct put. */
+async function browserUpload(dir: string, source: string, bytes: number, filesPort: number, megabytes: number): Promise<void> {
+  const cli = await timed(
+    () =>
+      new Promise<void>((resolve, reject) => {
+        const put = spawn(process.execPath, [BIN, 'put', `127.0.0.1:${filesPort}`, source, 'cli.bin'], { stdio: 'ignore' });
+        put.once('exit', (code) => (code === 0 ? resolve() : reject(new Error(`sockbridge put exited ${code}`))));
+      }),
+  );
+  const password = 'bench-password-files';
+  const gateway = spawn(process.execPath, [BIN, 'gateway', '--port', '0', '--data', join(dir, 'gateway'), '--files', `tcp://127.0.0.1:${filesPort}`], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+    env: { ...process.env, SOCKBRIDGE_ADMIN_PASSWORD: password, SOCKBRIDGE_LOG_LEVEL: 'error' },
+  });
+  try {
+    const port = Number((await outputMatch(gateway, /open http:\/\/127\.0\.0\.1:(\d+)/))[1]);
+    const login = await fetch(`http://127.0.0.1:${port}/api/login`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ username: 'admin', password }),
+    });
+    const cookie = /sb_session=([^;]+)/.exec(login.headers.get('set-cookie') ?? '')?.[1];
+    if (!cookie) throw new Error(`bench login failed: ${login.status}`);
+    const idle = await peakRssMb(gateway.pid!);
+    const web = await timed(() => multipartPost(port, cookie, source, bytes));
+    const rss = await peakRssMb(gateway.pid!);
+    printTable(`files: ${megabytes} MB uploaded as a browser does (multipart POST /api/files through the gateway)`, [
+      { name: 'sockbridge put (direct)', value: mbPerSecond(bytes, cli), unit: 'MB/s' },
+      { name: 'gateway POST /api/files', value: mbPerSecond(bytes, web), unit: 'MB/s', baseline: mbPerSecond(bytes, cli), goal: '≥ 70%' },
+      { name: 'gateway peak RSS before the upload', value: idle, unit: 'MB' },
+      { name: 'gateway peak RSS after it', value: rss, unit: 'MB', goal: 'flat: growth far below the file size' },
+    ]);
+  } finally {
+    gateway.kill('SIGTERM');
+    await new Promise((resolve) => gateway.once('exit', resolve));
+  }
+}
+
+/** One file part streamed from disk, with a Content-Length as a browser sends it. */
+async function multipartPost(port: number, cookie: string, path: string, bytes: number): Promise<void> {
+  const boundary = `----sbbench${randomBytes(8).toString('hex')}`;
+  const head = Buffer.from(`--${boundary}\r\nContent-Disposition: form-data; name="file"; filename="web.bin"\r\nContent-Type: application/octet-stream\r\n\r\n`);
+  const tail = Buffer.from(`\r\n--${boundary}--\r\n`);
+  async function* body() {
+    yield head;
+    yield* createReadStream(path, { highWaterMark: 1024 * 1024 });
+    yield tail;
+  }
+  const status = await new Promise<number>((resolve, reject) => {
+    const req = http.request({
+      host: '127.0.0.1',
+      port,
+      method: 'POST',
+      path: '/api/files',
+      headers: {
+        cookie: `sb_session=${cookie}`,
+        origin: `http://127.0.0.1:${port}`,
+        'content-type': `multipart/form-data; boundary=${boundary}`,
+        'content-length': head.length + bytes + tail.length,
+      },
+    });
+    req.once('response', (res) => {
+      res.resume();
+      res.once('end', () => resolve(res.statusCode ?? 0));
+    });
+    req.once('error', reject);
+    void pipeline(Readable.from(body()), req).catch(reject);
+  });
+  if (status !== 201) throw new Error(`POST /api/files answered ${status}`);
 }
