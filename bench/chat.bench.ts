@@ -25,6 +25,7 @@ import {
   openFileLimit,
   ownCpuSeconds,
   percentile,
+  printStackLog,
   sleep,
   startStack,
   type RunningStack,
@@ -83,7 +84,7 @@ async function fanOut(clients: number, accounts: number, rates: number[], second
     step.lastDelivery = now;
   };
   try {
-    const cookies = await inBatches(accounts, 8, (i) => login(stack.origin, stack.accounts[i]!));
+    const cookies = await inBatches(accounts, 2, (i) => login(stack.origin, stack.accounts[i]!));
     const opened = performance.now();
     // socket i belongs to account i % accounts: consecutive senders are different accounts
     sockets.push(...(await inBatches(clients, 50, (i) => openChat(stack.origin, cookies[i % accounts]!, onText))));
@@ -120,7 +121,7 @@ async function fanOut(clients: number, accounts: number, rates: number[], second
     rows.push({ name: 'stack peak RSS (VmHWM)', value: memory.hwm, unit: 'MB' });
     printTable(`chat fan-out: ${clients} /ws/chat clients in one room (${accounts} accounts), ${seconds} s per rate`, rows);
     if (closedEarly > 0) process.stdout.write(`FAILED: ${closedEarly} sockets closed during the run\n`);
-    reportLog(stack);
+    printStackLog(stack);
   } finally {
     await closeAll(sockets);
     await stack.close();
@@ -157,7 +158,7 @@ async function idleMemory(count: number, accounts: number): Promise<void> {
   const stack = await startStack({ users: accounts, config: loadConfig({ sockets: count, users: accounts, messagesPerSecond: 0 }).config });
   const sockets: WebSocket[] = [];
   try {
-    const cookies = await inBatches(accounts, 8, (i) => login(stack.origin, stack.accounts[i]!));
+    const cookies = await inBatches(accounts, 2, (i) => login(stack.origin, stack.accounts[i]!));
     // warm up every code path once (and let the login's scrypt buffers go) before the baseline
     await closeAll(await inBatches(accounts, 20, (i) => openChat(stack.origin, cookies[i]!, () => undefined)));
     await sleep(3000);
@@ -175,17 +176,9 @@ async function idleMemory(count: number, accounts: number): Promise<void> {
       { name: 'per idle socket', value: perSocketKb, unit: 'KB', goal: '< 50 KB' },
       { name: 'client process per socket', value: (process.memoryUsage().rss - ownBefore) / 1024 / count, unit: 'KB' },
     ]);
-    reportLog(stack);
+    printStackLog(stack);
   } finally {
     await closeAll(sockets);
     await stack.close();
   }
-}
-
-function reportLog(stack: RunningStack): void {
-  const lines = stack.logLines();
-  if (stack.exited()) process.stdout.write('FAILED: the stack process exited during the run\n');
-  if (lines.length === 0) return;
-  process.stdout.write(`the stack logged ${lines.length} warn/error lines; first:\n`);
-  for (const line of lines.slice(0, 5)) process.stdout.write(`  ${line.slice(0, 300)}\n`);
 }

@@ -124,7 +124,10 @@ function printedOrigin(child: ChildProcessWithoutNullStreams): Promise<string> {
   });
 }
 
-/** Logs in and returns the `Cookie` header value (sb_session=…). */
+/**
+ * Logs in and returns the `Cookie` header value (sb_session=…). Each login is a scrypt hash of 32 MiB in
+ * the stack: callers log in two at a time so the stack's peak RSS shows the load, not the logins.
+ */
 export async function login(origin: string, account: Account): Promise<string> {
   const res = await fetch(`${origin}/api/login`, {
     method: 'POST',
@@ -229,6 +232,15 @@ export function ownCpuSeconds(): number {
 export async function openFileLimit(): Promise<number> {
   const limits = await readFile('/proc/self/limits', 'utf8');
   return Number(/Max open files\s+(\d+)/.exec(limits)?.[1] ?? 1024);
+}
+
+/** Says whether the stack died and prints the first warn/error lines it logged. */
+export function printStackLog(stack: RunningStack): void {
+  if (stack.exited()) process.stdout.write('FAILED: the stack process exited during the run\n');
+  const lines = stack.logLines();
+  if (lines.length === 0) return;
+  process.stdout.write(`the stack logged ${lines.length} warn/error lines; first:\n`);
+  for (const line of lines.slice(0, 5)) process.stdout.write(`  ${line.slice(0, 300)}\n`);
 }
 
 export function percentile(sorted: number[], p: number): number {
