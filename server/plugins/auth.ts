@@ -26,8 +26,11 @@ declare module 'fastify' {
   interface FastifyInstance {
     /** preValidation hook for WebSocket routes: 401 without a session, 403 for a wrong role or a bad Origin — before any 101 */
     wsGuard(opts?: { role?: Role }): preValidationAsyncHookHandler;
-    /** open sockets of a session: closed with 1008 when it logs out or expires */
-    liveSockets: { add(sessionId: string, ws: WebSocket): void };
+    /**
+     * open sockets of a session: closed with 1008 when it logs out or expires. Logs the socket's
+     * connect and disconnect lines, with address and Origin when given the request.
+     */
+    liveSockets: { add(sessionId: string, ws: WebSocket, request?: FastifyRequest): void };
     /** backend health, shown by GET /api/health */
     health: { markUp(service: ServiceName): void; markDown(service: ServiceName, reason: string): void };
     /** the validated options */
@@ -70,6 +73,11 @@ export function requireSession(request: FastifyRequest, role: Role = 'user'): Se
   return session;
 }
 
+/** Who a socket or upgrade belongs to, for the connect, disconnect and refusal log lines. */
+export function socketPeer(request: FastifyRequest): { user: string | undefined; remote: string; origin: string | undefined } {
+  return { user: request.session?.username, remote: request.ip, origin: request.headers.origin };
+}
+
 /** Tracks open WebSockets per session and per user; closes them when their session ends. */
 export class LiveSockets {
   private readonly bySession = new Map<string, Set<WebSocket>>();
@@ -82,9 +90,17 @@ export class LiveSockets {
     sessions.onEnd((session, why) => this.closeSession(session.id, why === 'expired' ? 'session expired' : 'logged out'));
   }
 
-  add(sessionId: string, ws: WebSocket): void {
+  /**
+   * Registers an open socket with its session and logs its connect and disconnect lines. With the
+   * request, both lines say who and from where (user, address, Origin, path; never contents, cookies
+   * or the client's close reason, which is text it chose).
+   */
+  add(sessionId: string, ws: WebSocket, request?: FastifyRequest): void {
     const session = this.sessions.get(sessionId);
+    const log = request?.log ?? this.log;
+    const who = request ? { ...socketPeer(request), user: session?.username, url: request.url } : { user: session?.username };
     if (!session) {
+      log.info({ ...who, code: 'SB_ERR_AUTH_REQUIRED' }, 'websocket refused');
       ws.close(WS_CLOSE.POLICY_VIOLATION, 'session ended');
       return;
     }
@@ -92,9 +108,9 @@ export class LiveSockets {
     if (!set) this.bySession.set(sessionId, (set = new Set()));
     set.add(ws);
     this.perUser.set(session.username, (this.perUser.get(session.username) ?? 0) + 1);
-    this.log.info({ user: session.username, sockets: set.size }, 'websocket connected');
+    log.info({ ...who, sockets: set.size }, 'websocket connected');
     ws.once('close', (code: number) => {
-      this.log.info({ user: session.username, code }, 'websocket disconnected');
+      log.info({ ...who, code }, 'websocket disconnected');
       set.delete(ws);
       if (set.size === 0 && this.bySession.get(sessionId) === set) this.bySession.delete(sessionId);
       const left = (this.perUser.get(session.username) ?? 1) - 1;
@@ -134,15 +150,15 @@ export function registerAuth(app: FastifyInstance, deps: { sessions: SessionStor
   });
 
   app.decorate('liveSockets', {
-    add: (sessionId: string, ws: WebSocket) => {
-      deps.liveSockets.add(sessionId, ws);
+    add: (sessionId: string, ws: WebSocket, request?: FastifyRequest) => {
+      deps.liveSockets.add(sessionId, ws, request);
     },
   });
 
   app.decorate('wsGuard', (opts: { role?: Role } = {}): preValidationAsyncHookHandler => {
     return async function wsGuard(request: FastifyRequest) {
       const origin = request.headers.origin;
-      const who = { user: request.session?.username, remote: request.ip, origin, url: request.url };
+      const who = { ...socketPeer(request), url: request.url };
       try {
         // Browsers always send Origin on a WebSocket handshake (RFC 6455 §4.1); a client without one
         // is not a browser and cannot be driven by a hostile page, so only a present Origin is checked.
@@ -157,7 +173,8 @@ export function registerAuth(app: FastifyInstance, deps: { sessions: SessionStor
         request.log.info({ ...who, code: (err as { code?: string }).code }, 'websocket refused');
         throw err;
       }
-      request.log.info(who, 'websocket admitted');
+      // debug: the 'websocket connected' line that follows the 101 says the same at info
+      request.log.debug(who, 'websocket admitted');
     };
   });
 }

@@ -18,6 +18,7 @@
 import type { FastifyRequest } from 'fastify';
 import type { WebSocket } from 'ws';
 import { WS_CLOSE } from '../../protocol/errors.js';
+import { socketPeer } from './auth.js';
 
 /** How long a peer has to answer our close frame before its socket is destroyed (ws waits 30 s). */
 export const CLOSE_GRACE_MS = 2000;
@@ -29,11 +30,6 @@ const PEER_GONE = new Set(['ECONNRESET', 'EPIPE', 'ETIMEDOUT', 'ECONNABORTED', '
 export function isClientSideError(err: unknown): boolean {
   const code = (err as { code?: unknown } | null)?.code;
   return typeof code === 'string' && (code.startsWith('WS_ERR_') || PEER_GONE.has(code));
-}
-
-/** Who the socket belongs to, for log lines (the same fields as the connect and refusal lines). */
-export function socketPeer(request: FastifyRequest): { user: string | undefined; remote: string; origin: string | undefined } {
-  return { user: request.session?.username, remote: request.ip, origin: request.headers.origin };
 }
 
 export function websocketErrorHandler(err: Error, socket: WebSocket, request: FastifyRequest): void {

@@ -15,14 +15,15 @@ import { sbError, isSockbridgeError, isErrorCode, type SockbridgeError } from '.
 import { FrameDecoder, encodeFrame, type FrameHeader } from '../../protocol/frame-codec.js';
 import { endsSocket } from '../../protocol/browser-messages.js';
 import type { ServiceName } from '../../protocol/api.js';
+import { socketPeer } from '../plugins/auth.js';
 
 // ---- accepting a socket ----
 
 /**
  * What every route does first with a new browser socket (attached synchronously, before any await):
- * registers it with its session (closed on logout), starts the heartbeat, and logs open and close
- * with user, address and Origin (never message contents). Undefined when there is no session
- * (wsGuard has refused it already; this is the belt to its braces).
+ * registers it with its session (closed on logout; liveSockets logs its connect and disconnect lines
+ * with user, address and Origin, never message contents) and starts the heartbeat. Undefined when
+ * there is no session (wsGuard has refused it already; this is the belt to its braces).
  */
 export function acceptBrowserSocket(
   app: FastifyInstance,
@@ -32,14 +33,13 @@ export function acceptBrowserSocket(
 ): { username: string; logger: FastifyBaseLogger } | undefined {
   const session = request.session;
   if (!session) {
+    request.log.info({ ...socketPeer(request), url: request.url, code: 'SB_ERR_AUTH_REQUIRED' }, 'websocket refused');
     closeWithError(ws, sbError('SB_ERR_AUTH_REQUIRED'));
     return undefined;
   }
   const logger = request.log.child({ service, user: session.username });
-  app.liveSockets.add(session.id, ws);
+  app.liveSockets.add(session.id, ws, request);
   startHeartbeat(ws, app.gatewayOptions.limits.heartbeatMs);
-  logger.info({ remote: request.ip, origin: request.headers.origin }, 'websocket open');
-  ws.once('close', (code: number) => logger.info({ code }, 'websocket closed'));
   return { username: session.username, logger };
 }
 

@@ -181,7 +181,7 @@ describe('/ws/chat', () => {
     await alice.json(isMessage('my-private-words'));
     alice.send({ cmd: 'hello', nick: 'x' });
     await alice.closed;
-    await waitFor(() => lines.some((l) => l.includes('websocket closed')), 5000, 'the close line');
+    await waitFor(() => lines.some((l) => l.includes('websocket disconnected')), 5000, 'the close line');
     const log = lines.join('\n');
     expect(log).toContain('"user":"alice"');
     expect(log).toContain(`"origin":"${gw.origin}"`);
