@@ -3,6 +3,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { ExecService } from '../../../backends/exec/exec-service.js';
 import { encodeExecData, decodeExecData } from '../../../protocol/exec-messages.js';
+import { StdinWindows } from '../../../server/routes/ws-exec.js';
 import { removeTempDirs } from '../../helpers/tmp.js';
 import { EXEC_SECRET, closeAll, startGateway, track, waitFor, type TestSocket } from './ws-kit.js';
 
@@ -216,5 +217,64 @@ describe('/ws/exec', () => {
       expect(exit).toMatchObject({ code: 0 });
       expect(root.messages.some((m) => !m.binary && m.data.toString().includes('SB_ERR_EXEC_STDIN_FULL'))).toBe(false);
     });
+  });
+});
+
+describe('StdinWindows', () => {
+  /** Records what would be sent to the service, as `id:bytes` and `id:eof`. */
+  function windows(maxQueued?: number) {
+    const sent: string[] = [];
+    const w = new StdinWindows((frame, body) => sent.push(frame.eof ? `${frame.id}:eof` : `${frame.id}:${body?.length ?? 0}`), maxQueued);
+    return { w, sent };
+  }
+  const bytes = (n: number) => new Uint8Array(n);
+
+  it('sends nothing before started, then up to the window; each ack lets as much more through; eof after the bytes', () => {
+    const { w, sent } = windows();
+    w.onRun('a');
+    expect(w.write('a', bytes(70))).toBeUndefined();
+    expect(w.write('a', undefined, true)).toBeUndefined();
+    expect(sent).toEqual([]);
+    w.onStarted('a', 50);
+    expect(sent).toEqual(['a:50']);
+    w.onAck('a', 10);
+    expect(sent).toEqual(['a:50', 'a:10']);
+    w.onAck('a', 40);
+    expect(sent).toEqual(['a:50', 'a:10', 'a:10', 'a:eof']);
+  });
+
+  it('refuses a whole message past one more window, keeps the command\'s order, and accepts again after acks', () => {
+    const { w, sent } = windows();
+    w.onRun('a');
+    w.onStarted('a', 100);
+    expect(w.write('a', bytes(100))).toBeUndefined(); // in flight
+    expect(w.write('a', bytes(60))).toBeUndefined(); // waits
+    expect(w.write('a', bytes(41))?.code).toBe('SB_ERR_EXEC_STDIN_FULL'); // 60 + 41 > one window
+    expect(w.write('a', bytes(40))).toBeUndefined(); // 100 waiting: exactly one window
+    expect(sent).toEqual(['a:100']);
+    w.onAck('a', 100);
+    expect(sent).toEqual(['a:100', 'a:60', 'a:40']);
+  });
+
+  it('bounds what waits per socket, and drops what waited for a command that exited or was refused', () => {
+    const { w, sent } = windows(100);
+    for (const id of ['a', 'b', 'c']) w.onRun(id);
+    expect(w.write('a', bytes(80))).toBeUndefined();
+    expect(w.write('b', bytes(30))?.code).toBe('SB_ERR_EXEC_STDIN_FULL');
+    w.onError('a'); // the run was refused before it started: its 80 bytes are gone
+    expect(w.write('b', bytes(30))).toBeUndefined();
+    w.onStarted('b', 1000);
+    w.onGone('b');
+    expect(w.write('c', bytes(100))).toBeUndefined();
+    expect(sent).toEqual(['b:30']);
+  });
+
+  it('a service that announces no window gets no limit; an id the gateway never ran goes straight through', () => {
+    const { w, sent } = windows(10);
+    w.onRun('a');
+    w.onStarted('a', undefined);
+    expect(w.write('a', bytes(5000))).toBeUndefined();
+    expect(w.write('stranger', bytes(3))).toBeUndefined();
+    expect(sent).toEqual(['a:5000', 'stranger:3']);
   });
 });
