@@ -77,7 +77,8 @@ function stalledSource(first: Buffer): { source: Readable; release(rest: Buffer)
 
 /** An HTTP request whose body the test writes piece by piece; resolves with status and JSON body. */
 function slowRequest(port: number, method: string, path: string, headers: Record<string, string | number>) {
-  const req = http.request({ host: '127.0.0.1', port, method, path, headers });
+  // agent: false: a one-off connection, closed with the exchange (a kept-alive one would hold app.close())
+  const req = http.request({ host: '127.0.0.1', port, method, path, headers, agent: false });
   const response = new Promise<{ status: number; body: { error?: { code: string } } }>((resolve, reject) => {
     req.on('response', (res) => {
       let text = '';
@@ -121,51 +122,44 @@ describe('the files service killed mid-upload', () => {
     expect(await visible(root)).toEqual({ onDisk: ['big.bin'], listed: ['big.bin'] });
   });
 
-  it('over HTTP PUT (streamed straight through): 503, nothing visible, and the redone upload is byte-exact', async () => {
+  // Both HTTP uploads stream straight through to the files service (PUT with its Content-Length,
+  // multipart POST as a chunked put per part), so the kill lands while the service holds the bytes.
+  const HTTP_UPLOADS = {
+    'PUT /api/files/:name': (data: Buffer, origin: string) => ({
+      method: 'PUT',
+      path: '/api/files/upload.bin',
+      headers: { origin, 'content-type': 'application/octet-stream' } as Record<string, string>,
+      payload: data,
+    }),
+    'POST /api/files (multipart)': (data: Buffer, origin: string) => {
+      const body = multipart([{ filename: 'upload.bin', data }]);
+      return { method: 'POST', path: '/api/files', headers: { ...body.headers, origin } as Record<string, string>, payload: body.payload };
+    },
+  };
+
+  it.each(Object.keys(HTTP_UPLOADS) as (keyof typeof HTTP_UPLOADS)[])('over HTTP %s: 503, nothing visible or spooled, and the redone upload is byte-exact', async (kind) => {
     const { root, first, gw, cookie, gwPort } = await gatewayWithFiles();
     const data = randomBytes(300_000);
-    const headers = { cookie, origin: gw.origin, 'content-type': 'application/octet-stream', 'content-length': data.length };
+    const upload = HTTP_UPLOADS[kind](data, gw.origin);
+    const headers = { ...upload.headers, cookie };
 
-    const { req, response } = slowRequest(gwPort, 'PUT', '/api/files/put.bin', headers);
-    req.write(data.subarray(0, 100_000));
+    const { req, response } = slowRequest(gwPort, upload.method, upload.path, { ...headers, 'content-length': upload.payload.length });
+    req.write(upload.payload.subarray(0, 100_000));
     await eventually(async () => (await partialBytes(root)) > 0, 'bytes reaching the files service');
     await first.proc.stop('SIGKILL');
     // the browser keeps uploading: the gateway's next write upstream finds the connection gone
-    req.end(data.subarray(100_000));
+    req.end(upload.payload.subarray(100_000));
     const answer = await response;
     expect(answer.status).toBe(503);
     expect(answer.body.error?.code).toBe('SB_ERR_BACKEND_DOWN');
     expect(await visible(root)).toEqual({ onDisk: [], listed: [] });
+    // no temporary copy on the gateway's side either
+    expect(await readdir(join(gw.app.gatewayOptions.data, 'tmp')).catch(() => [])).toEqual([]);
 
     await serveFiles(root, first.port);
-    const redo = await fetch(`${gw.origin}/api/files/put.bin`, { method: 'PUT', headers: { cookie, origin: gw.origin, 'content-type': 'application/octet-stream' }, body: data });
+    const redo = await fetch(`${gw.origin}${upload.path}`, { method: upload.method, headers, body: new Uint8Array(upload.payload) });
     expect(redo.status).toBe(201);
     expect(((await redo.json()) as { files: { sha256: string }[] }).files[0]!.sha256).toBe(sha256(data));
-    expect((await visible(root)).listed).toEqual(['put.bin']);
-  });
-
-  it('over HTTP POST (multipart, slow body): 503 when the body ends, nothing visible or spooled, and the redone upload is byte-exact', async () => {
-    const { root, first, gw, cookie, gwPort } = await gatewayWithFiles();
-    const data = randomBytes(200_000);
-    const body = multipart([{ filename: 'post.bin', data }]);
-    const spool = join(gw.app.gatewayOptions.data, 'tmp');
-
-    const { req, response } = slowRequest(gwPort, 'POST', '/api/files', { ...body.headers, cookie, origin: gw.origin, 'content-length': body.payload.length });
-    req.write(body.payload.subarray(0, 100_000));
-    // the gateway spools a multipart file (its size is unknown until the part ends): wait for the spool
-    await eventually(async () => (await readdir(spool).catch(() => [])).length > 0, 'the upload spooling');
-    await first.proc.stop('SIGKILL');
-    req.end(body.payload.subarray(100_000));
-    const answer = await response;
-    expect(answer.status).toBe(503);
-    expect(answer.body.error?.code).toBe('SB_ERR_BACKEND_DOWN');
-    expect(await visible(root)).toEqual({ onDisk: [], listed: [] });
-    expect(await readdir(spool)).toEqual([]);
-
-    await serveFiles(root, first.port);
-    const redo = await fetch(`${gw.origin}/api/files`, { method: 'POST', headers: { ...body.headers, cookie, origin: gw.origin }, body: new Uint8Array(body.payload) });
-    expect(redo.status).toBe(201);
-    expect(((await redo.json()) as { files: { sha256: string }[] }).files[0]!.sha256).toBe(sha256(data));
-    expect((await visible(root)).listed).toEqual(['post.bin']);
+    expect((await visible(root)).listed).toEqual(['upload.bin']);
   });
 });
