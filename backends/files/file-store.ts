@@ -448,6 +448,7 @@ export class Upload {
   private syncing: Promise<void> | undefined;
   private failure: SockbridgeError | undefined;
   private settled = false;
+  private aborting: Promise<void> | undefined;
   readonly offset: number;
   /** the declared final size; undefined for a streamed upload */
   readonly total: number | undefined;
@@ -572,10 +573,18 @@ export class Upload {
     }
   }
 
-  /** Stops the upload: a resumable one is kept for a later put {offset}, any other is deleted. */
-  async abort(): Promise<void> {
-    if (this.settled) return;
+  /**
+   * Stops the upload: a resumable one is kept for a later put {offset}, any other is deleted. A second
+   * call (FileStore.close while the connection's own abort runs) waits for the first to finish.
+   */
+  abort(): Promise<void> {
+    if (this.settled) return this.aborting ?? Promise.resolve();
     this.settled = true;
+    this.aborting = this.stop();
+    return this.aborting;
+  }
+
+  private async stop(): Promise<void> {
     try {
       await this.flushAndClose().catch(() => undefined);
       if (!this.resumable || this.failure) await rm(this.path, { force: true });

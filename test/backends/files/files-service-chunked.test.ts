@@ -2,6 +2,7 @@
 // real FilesService on 127.0.0.1:0, through FilesClient and through raw frames split anywhere.
 import { randomBytes, randomInt } from 'node:crypto';
 import { readdir, readFile } from 'node:fs/promises';
+import net, { type AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -166,5 +167,41 @@ describe('FilesService: chunked put', () => {
     expect(await visible(root)).toEqual([]);
     // the service is still up
     expect(await (await connect(port)).list()).toEqual([]);
+  });
+});
+
+describe('FilesClient: chunked put', () => {
+  it('reads the source no faster than the socket drains: a peer that stops reading stops the source', async () => {
+    // A peer that accepts and never reads (a stalled network), not a files service.
+    const accepted: net.Socket[] = [];
+    const stalled = net.createServer((socket) => accepted.push(socket.pause()));
+    await new Promise<void>((resolve) => stalled.listen(0, '127.0.0.1', resolve));
+    try {
+      const client = await connect((stalled.address() as AddressInfo).port);
+      let pulled = 0;
+      const block = randomBytes(64 * 1024);
+      const endless = new Readable({
+        read() {
+          pulled += block.length;
+          this.push(block);
+        },
+      });
+      const put = client.put('endless.bin', endless, undefined);
+      put.catch(() => undefined);
+      // Wait until the source is no longer read: the kernel's socket buffers are full.
+      let last = -1;
+      while (pulled !== last) {
+        last = pulled;
+        await new Promise((r) => setTimeout(r, 250));
+      }
+      // Without backpressure the source would be read without end (gigabytes in seconds).
+      expect(pulled).toBeGreaterThan(0);
+      expect(pulled).toBeLessThan(64 * 1024 * 1024);
+      await client.close();
+      await expect(put).rejects.toMatchObject({ code: 'SB_ERR_BACKEND_DOWN' });
+    } finally {
+      for (const socket of accepted) socket.destroy();
+      await new Promise((resolve) => stalled.close(resolve));
+    }
   });
 });
