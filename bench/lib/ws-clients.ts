@@ -62,7 +62,8 @@ export async function startStack(opts: { users: number; config: Record<string, u
   await writeFile(configFile, JSON.stringify(opts.config));
   const child = spawn(
     process.execPath,
-    [BIN, 'start', '--port', '0', '--chat-port', '0', '--chat-line-port', '0', '--exec-port', '0', '--files-port', '0', '--time-port', '0', '--data', data, '--config', configFile],
+    // BENCH_STACK_NODE_ARGS='--cpu-prof --cpu-prof-dir=prof' profiles the stack under load
+    [...(process.env['BENCH_STACK_NODE_ARGS']?.split(' ').filter(Boolean) ?? []), BIN, 'start', '--port', '0', '--chat-port', '0', '--chat-line-port', '0', '--exec-port', '0', '--files-port', '0', '--time-port', '0', '--data', data, '--config', configFile],
     // info would log every socket's open and close: the figures are the gateway's, not the log's
     { env: { ...process.env, SOCKBRIDGE_ADMIN_PASSWORD: ADMIN_PASSWORD, SOCKBRIDGE_LOG_LEVEL: process.env['SOCKBRIDGE_LOG_LEVEL'] ?? 'warn' }, stdio: 'pipe' },
   );
