@@ -87,7 +87,9 @@ export async function buildApp(options: GatewayOptions, deps: AppDeps = {}): Pro
   registerOriginCheck(app, options.origins);
 
   await app.register(fastifyWebsocket, {
-    options: { maxPayload: limits.wsMaxMessageBytes },
+    // ws has one maxPayload for the whole server: the largest route limit (the raw relay's). Each
+    // route enforces its own smaller limit with 1009 (ws-common.ts onBrowserMessage).
+    options: { maxPayload: Math.max(limits.wsMaxMessageBytes, limits.rawMaxMessageBytes) },
     // Client protocol errors logged at info and closed with a full closing handshake (see ws-errors.ts).
     errorHandler: websocketErrorHandler,
     // Shutdown closes every socket with 1001 "going away" (RFC 6455 §7.4.1) instead of the plugin's

@@ -55,7 +55,7 @@ export async function wsRawRoutes(app: FastifyInstance, opts: { options: Gateway
   app.get('/ws/raw/*', { websocket: true, preValidation: [app.wsGuard(), resolveTarget] }, (socket, request) => {
     const target = request.rawRelayTarget!;
     const session = request.session!;
-    app.liveSockets.add(session.id, socket);
+    app.liveSockets.add(session.id, socket, request);
     startHeartbeat(socket, options.limits.heartbeatMs);
     const who = { user: session.username, remote: request.ip, target: (request.params as { '*': string })['*'] };
     request.log.info(who, 'raw relay connected');

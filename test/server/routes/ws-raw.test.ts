@@ -51,6 +51,16 @@ describe('/ws/raw/:target', () => {
     expect(sha256(await back)).toBe(sha256(payload));
   });
 
+  it('relays messages up to rawMaxMessageBytes, larger than the chat/exec limit (regression: one server-wide maxPayload)', async () => {
+    const echo = await target(startEchoTarget);
+    const g = await gateway({ echo: `127.0.0.1:${echo.port}` });
+    const ws = await client(g, '/ws/raw/echo');
+    const payload = patternBytes(512 * 1024, 3); // 8 × the 64 KiB wsMaxMessageBytes, under the 1 MiB raw limit
+    const back = receiveBytes(ws, payload.length);
+    ws.send(payload);
+    expect(sha256(await back)).toBe(sha256(payload));
+  });
+
   it('delivers the whole tail when the target writes 1 MB and closes at once', async () => {
     const payload = patternBytes(1024 * 1024, 4);
     const source = await target(() => startTarget((s) => s.end(payload)));
