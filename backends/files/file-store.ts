@@ -449,6 +449,7 @@ export class Upload {
   private failure: SockbridgeError | undefined;
   private settled = false;
   private aborting: Promise<void> | undefined;
+  private digested = false;
   readonly offset: number;
   /** the declared final size; undefined for a streamed upload */
   readonly total: number | undefined;
@@ -557,6 +558,7 @@ export class Upload {
       await this.flushAndClose();
       if (this.total !== undefined && this.size !== this.total) throw sbError('SB_ERR_BAD_REQUEST', `received ${this.size} of ${this.total} bytes`);
       const sha256 = this.hash!.digest('hex');
+      this.digested = true;
       if (this.declaredSha256 !== undefined && this.declaredSha256 !== sha256) {
         // The bytes are wrong somewhere: a resume would only extend a bad prefix, so nothing is kept.
         await rm(this.path, { force: true });
@@ -588,7 +590,8 @@ export class Upload {
     try {
       await this.flushAndClose().catch(() => undefined);
       if (!this.resumable || this.failure) await rm(this.path, { force: true });
-      else if (this.hash) await this.store.notePartial(this.name, this.path, this.hash.copy().digest('hex')).catch(() => undefined);
+      // complete() may have finalised the hash before a shutdown abort arrives: nothing to note then.
+      else if (this.hash && !this.digested) await this.store.notePartial(this.name, this.path, this.hash.copy().digest('hex')).catch(() => undefined);
     } finally {
       this.store.release(this);
     }
