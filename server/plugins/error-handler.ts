@@ -30,6 +30,12 @@ export function registerErrorHandler(app: FastifyInstance): void {
       if (known.status >= 500) request.log.warn({ code: known.code }, known.message);
       return sendError(reply, known);
     }
+    // A client that hangs up mid-request (a closed tab during an upload) is its own business, not a
+    // gateway fault: logging it at error level would let any client flood the error log.
+    if (request.raw.aborted || request.raw.destroyed || (err as NodeJS.ErrnoException).code === 'ECONNRESET') {
+      request.log.info({ remote: request.ip, url: request.url }, 'client aborted the request');
+      return sendError(reply, sbError('SB_ERR_BAD_REQUEST', 'request aborted by the client'));
+    }
     request.log.error({ err }, 'unhandled error');
     return sendError(reply, sbError('SB_ERR_INTERNAL', 'see the gateway log'));
   });
