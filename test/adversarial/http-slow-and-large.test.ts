@@ -100,9 +100,12 @@ describe('aborted uploads', () => {
     await new Promise((r) => setTimeout(r, 300));
     socket.destroy();
     const visible = async () => (await readdir(filesRoot!)).filter((n) => !n.startsWith('.'));
-    for (let i = 0; i < 100 && ((await visible()).length > 0 || (await readdir(`${data}/tmp`)).length > 0); i++) await new Promise((r) => setTimeout(r, 50));
+    // Uploads stream straight into the files service (no spool): nothing visible, nothing kept in .partial.
+    const partials = async () => (await readdir(`${filesRoot!}/.partial`).catch(() => [] as string[]));
+    for (let i = 0; i < 100 && ((await visible()).length > 0 || (await partials()).length > 0); i++) await new Promise((r) => setTimeout(r, 50));
     expect(await visible()).toEqual([]);
-    expect(await readdir(`${data}/tmp`)).toEqual([]);
+    expect(await partials()).toEqual([]);
+    await expect(readdir(`${data}/tmp`)).rejects.toMatchObject({ code: 'ENOENT' });
     const cookieList = await app.inject({ method: 'GET', url: '/api/files', cookies: { sb_session: cookie } });
     expect(cookieList.json().files).toEqual([]);
   });
