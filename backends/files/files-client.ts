@@ -77,12 +77,15 @@ export class FilesClient {
       try {
         events = this.decoder.push(chunk);
       } catch (err) {
-        this.shutdown(err as SockbridgeError);
+        // Bytes that are no frame are the service's fault, not the caller's: the gateway must answer
+        // 503 and show files down, not relay the decoder's 400 as if the browser had sent them.
+        const code = err instanceof SockbridgeError ? err.code : 'SB_ERR_INTERNAL';
+        this.shutdown(sbError('SB_ERR_BACKEND_DOWN', 'files', `malformed reply (${code})`));
         return;
       }
       for (const event of events) {
         if (this.listener) this.listener(event);
-        else this.shutdown(sbError('SB_ERR_BAD_REQUEST', 'the files service sent an unexpected frame'));
+        else this.shutdown(sbError('SB_ERR_BACKEND_DOWN', 'files', 'an unexpected frame'));
       }
     });
     socket.on('error', () => undefined);
