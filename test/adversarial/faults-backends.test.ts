@@ -189,11 +189,8 @@ describe('the files service fails under the HTTP API', () => {
     expect((await health(gw))['files']!.status).toBe('up');
   });
 
-  // KNOWN BUG (reported to the lead): FilesClient hands the frame decoder's own error for the
-  // service's bytes (SB_ERR_FRAME_HEADER_LENGTH, a 400) to the gateway, which answers 400 as if the
-  // browser were at fault and leaves files "up". `it.fails` keeps this running: it turns red the day
-  // the client maps a malformed reply to SB_ERR_BACKEND_DOWN, and then `.fails` should be removed.
-  it.fails('garbage: a reply that is no frame is a 5xx SB_ERR_BACKEND_DOWN and files shows down', async () => {
+  // Regression: FilesClient used to hand on the decoder's own error (SB_ERR_FRAME_HEADER_LENGTH, a 400).
+  it('garbage: a reply that is no frame is 503 SB_ERR_BACKEND_DOWN and files shows down', async () => {
     const port = await freePort();
     const gw = await startGateway({ files: `tcp://127.0.0.1:${port}` });
     const cookie = `sb_session=${await gw.login('alice', 'alice-password')}`;
