@@ -54,9 +54,10 @@ function reasonOf(err: unknown): string {
 }
 
 export class HealthMonitor {
-  private readonly targets: Array<{ service: ServiceName; address: BackendAddress; probe: Probe; failures: number; timer?: NodeJS.Timeout }>;
+  private readonly targets: Array<{ service: ServiceName; address: BackendAddress; probe: Probe; failures: number; checking: boolean; timer?: NodeJS.Timeout }>;
   private readonly abort = new AbortController();
   private running = false;
+  private unsubscribe: (() => void) | undefined;
 
   constructor(
     options: Pick<GatewayOptions, ServiceName>,
@@ -72,24 +73,42 @@ export class HealthMonitor {
         address: parseBackendUrl(options[service], scheme, `--${service}`),
         probe: probes[service] ?? (service === 'time' ? ntpProbe : tcpProbe),
         failures: 0,
+        checking: false,
       };
     });
   }
 
+  /**
+   * A WebSocket route saw a backend fail and marked it down: probe it soon rather than at the next
+   * steady up-interval, so /api/health shows it up again as soon as it is back.
+   */
+  private readonly onHealthChange = (service: ServiceName, health: { status: 'up' | 'down' }): void => {
+    if (!this.running || health.status !== 'down') return;
+    const target = this.targets.find((t) => t.service === service);
+    // The monitor's own probes already retry a service they found down, with backoff.
+    if (!target || target.checking || target.failures > 0) return;
+    clearTimeout(target.timer);
+    target.timer = setTimeout(() => void this.check(target), this.timing.baseBackoffMs);
+    target.timer.unref();
+  };
+
   start(): void {
     if (this.running) return;
     this.running = true;
+    this.unsubscribe = this.registry.onChange(this.onHealthChange);
     for (const target of this.targets) void this.check(target);
   }
 
   stop(): void {
     this.running = false;
+    this.unsubscribe?.();
     this.abort.abort();
     for (const target of this.targets) clearTimeout(target.timer);
   }
 
   private async check(target: HealthMonitor['targets'][number]): Promise<void> {
     let delay: number;
+    target.checking = true;
     try {
       await target.probe(target.address, this.timing.probeTimeoutMs, this.abort.signal);
       if (!this.running) return;
@@ -106,6 +125,7 @@ export class HealthMonitor {
       const ceiling = Math.min(this.timing.maxBackoffMs, this.timing.baseBackoffMs * 2 ** Math.min(target.failures - 1, 20));
       delay = ceiling / 2 + Math.random() * (ceiling / 2);
     }
+    target.checking = false;
     target.timer = setTimeout(() => void this.check(target), delay);
     target.timer.unref();
   }

@@ -68,4 +68,29 @@ describe('HealthMonitor', () => {
     await new Promise((r) => setTimeout(r, 200));
     expect(attempts).toBe(after);
   });
+
+  it('re-probes soon when a route marks an up service down, instead of waiting for the steady interval (regression)', async () => {
+    let probes = 0;
+    const counting: Probe = async () => {
+      probes += 1;
+    };
+    const registry = new HealthRegistry();
+    const slowUp = { ...timing, upIntervalMs: 60_000 };
+    const up = async () => undefined;
+    const monitor = new HealthMonitor(
+      { chat: 'tcp://127.0.0.1:1', exec: 'tcp://127.0.0.1:1', files: 'tcp://127.0.0.1:1', time: 'udp://127.0.0.1:1' },
+      registry,
+      log,
+      slowUp,
+      { chat: counting, exec: up, files: up, time: up },
+    );
+    cleanup.push(() => monitor.stop());
+    monitor.start();
+    await until(() => registry.get('chat').status === 'up');
+    expect(probes).toBe(1);
+    // a WebSocket route saw a reset; the backend itself is fine again
+    registry.markDown('chat', 'ECONNRESET');
+    await until(() => registry.get('chat').status === 'up');
+    expect(probes).toBe(2);
+  });
 });
