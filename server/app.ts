@@ -8,12 +8,12 @@ import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import fastifyCookie from '@fastify/cookie';
 import fastifyWebsocket from '@fastify/websocket';
 import { pino, type Logger } from 'pino';
-import { WS_CLOSE } from '../protocol/errors.js';
+import { WS_CLOSE, sbError } from '../protocol/errors.js';
 import type { GatewayOptions } from './gateway-options.js';
 import { SessionStore } from './accounts/session-store.js';
 import { UserStore } from './accounts/user-store.js';
 import { LiveSockets, registerAuth } from './plugins/auth.js';
-import { registerErrorHandler } from './plugins/error-handler.js';
+import { registerErrorHandler, sendError, toSockbridgeError } from './plugins/error-handler.js';
 import { registerOriginCheck } from './plugins/origin.js';
 import { registerSecurityHeaders } from './plugins/security-headers.js';
 import { websocketErrorHandler } from './plugins/ws-errors.js';
@@ -63,6 +63,9 @@ export async function buildApp(options: GatewayOptions, deps: AppDeps = {}): Pro
     // A file name may be 255 UTF-8 bytes, up to 765 characters once percent-encoded in
     // /api/files/:name; the router's default (100) answered 414 for valid names.
     routerOptions: { maxParamLength: 1024 },
+    // Errors the router raises before any route runs (a malformed or over-long URL) answer in our
+    // format too, `{error:{code,message}}`, not Fastify's own.
+    frameworkErrors: (err, _request, reply) => sendError(reply, toSockbridgeError(err) ?? sbError('SB_ERR_BAD_REQUEST', err.message)),
     // Strict input: an unknown key or a wrong type is a 400, never silently dropped or coerced.
     ajv: { customOptions: { removeAdditional: false, coerceTypes: false, allErrors: false } },
   });

@@ -44,4 +44,15 @@ describe('error handler', () => {
     const res = await app.inject({ method: 'GET', url: '/api/files', cookies: { sb_session: cookie } });
     expect(res.statusCode).toBe(200);
   });
+
+  it.each([
+    ['an over-long name', `/api/files/${'a'.repeat(1100)}`, 414],
+    ['a broken percent-encoding', '/api/files/%E0%A4%A', 400],
+  ])('answers %s, refused by the router itself, in the API error format', async (_what, url, status) => {
+    const { app } = await testGateway();
+    const cookie = await login(app);
+    const res = await app.inject({ url, cookies: { sb_session: cookie } });
+    expect(res.statusCode).toBe(status);
+    expect(res.json()).toMatchObject({ error: { code: 'SB_ERR_BAD_REQUEST' } });
+  });
 });
