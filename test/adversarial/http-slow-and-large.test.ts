@@ -4,7 +4,7 @@ import { readdir } from 'node:fs/promises';
 import net, { type AddressInfo } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { removeTempDirs } from '../helpers/tmp.js';
-import { closeAll, login, multipart, testGateway } from '../server/app-fixture.js';
+import { closeAll, login, multipart, startRawUpload, testGateway } from '../server/app-fixture.js';
 
 afterEach(async () => {
   await closeAll();
@@ -89,14 +89,7 @@ describe('aborted uploads', () => {
       { filename: 'first.bin', data: Buffer.alloc(10_000, 1) },
       { filename: 'second.bin', data: Buffer.alloc(200_000, 2) },
     ]);
-    const socket = net.connect({ host: '127.0.0.1', port });
-    socket.on('error', () => undefined);
-    await new Promise((r) => socket.once('connect', r));
-    socket.write(
-      `POST /api/files HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nOrigin: http://127.0.0.1:${port}\r\nCookie: sb_session=${cookie}\r\n` +
-        `Content-Type: ${body.headers['content-type']}\r\nContent-Length: ${body.payload.length}\r\n\r\n`,
-    );
-    socket.write(body.payload.subarray(0, 150_000)); // all of first.bin, part of second.bin
+    const socket = await startRawUpload(port, cookie, body, 150_000); // all of first.bin, part of second.bin
     await new Promise((r) => setTimeout(r, 300));
     socket.destroy();
     const visible = async () => (await readdir(filesRoot!)).filter((n) => !n.startsWith('.'));

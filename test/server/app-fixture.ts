@@ -1,6 +1,7 @@
 // Shared by the gateway's tests: a gateway built on a temp data dir with two accounts, optionally
 // wired to real backends on port 0, and small helpers for logging in and multipart bodies.
 import { randomBytes } from 'node:crypto';
+import net from 'node:net';
 import type { FastifyInstance } from 'fastify';
 import { pino, type Logger } from 'pino';
 import { buildApp } from '../../server/app.js';
@@ -67,4 +68,20 @@ export function multipart(parts: Part[]): { payload: Buffer; headers: Record<str
   }
   chunks.push(Buffer.from(`--${boundary}--\r\n`));
   return { payload: Buffer.concat(chunks), headers: { 'content-type': `multipart/form-data; boundary=${boundary}`, origin: ORIGIN } };
+}
+
+/**
+ * Opens a raw TCP connection and starts a multipart POST /api/files with `sent` bytes of `body`,
+ * so a test can cut the upload off wherever it likes (`socket.destroy()`).
+ */
+export async function startRawUpload(port: number, cookie: string, body: { payload: Buffer; headers: Record<string, string> }, sent: number): Promise<net.Socket> {
+  const socket = net.connect({ host: '127.0.0.1', port });
+  socket.on('error', () => undefined);
+  await new Promise((r) => socket.once('connect', r));
+  socket.write(
+    `POST /api/files HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nOrigin: http://127.0.0.1:${port}\r\nCookie: sb_session=${cookie}\r\n` +
+      `Content-Type: ${body.headers['content-type']}\r\nContent-Length: ${body.payload.length}\r\n\r\n`,
+  );
+  socket.write(body.payload.subarray(0, sent));
+  return socket;
 }

@@ -1,9 +1,9 @@
 // A client hanging up mid-upload is logged as a client event (info), never as a gateway error.
-import net, { type AddressInfo } from 'node:net';
+import type { AddressInfo } from 'node:net';
 import { Writable } from 'node:stream';
 import { afterEach, describe, expect, it } from 'vitest';
 import { pino } from 'pino';
-import { closeAll, login, multipart, testGateway } from '../app-fixture.js';
+import { closeAll, login, multipart, startRawUpload, testGateway } from '../app-fixture.js';
 import { removeTempDirs } from '../../helpers/tmp.js';
 
 afterEach(async () => {
@@ -25,14 +25,7 @@ describe('error handler', () => {
     await app.listen({ host: '127.0.0.1', port: 0 });
     const { port } = app.server.address() as AddressInfo;
     const body = multipart([{ filename: 'big.bin', data: Buffer.alloc(400_000, 2) }]);
-    const socket = net.connect({ host: '127.0.0.1', port });
-    socket.on('error', () => undefined);
-    await new Promise((r) => socket.once('connect', r));
-    socket.write(
-      `POST /api/files HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nOrigin: http://127.0.0.1:${port}\r\nCookie: sb_session=${cookie}\r\n` +
-        `Content-Type: ${body.headers['content-type']}\r\nContent-Length: ${body.payload.length}\r\n\r\n`,
-    );
-    socket.write(body.payload.subarray(0, 100_000));
+    const socket = await startRawUpload(port, cookie, body, 100_000);
     await new Promise((r) => setTimeout(r, 200));
     socket.destroy();
     // wait until the gateway has finished with the request (its completion line), bounded

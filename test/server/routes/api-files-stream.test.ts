@@ -4,7 +4,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { readdir, readFile } from 'node:fs/promises';
 import http from 'node:http';
-import net, { type AddressInfo } from 'node:net';
+import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import v8 from 'node:v8';
@@ -12,7 +12,7 @@ import vm from 'node:vm';
 import { afterEach, describe, expect, it } from 'vitest';
 import { removeTempDirs } from '../../helpers/tmp.js';
 import { eventually } from '../../backends/files/harness.js';
-import { closeAll, login, multipart, testGateway } from '../app-fixture.js';
+import { closeAll, login, multipart, startRawUpload, testGateway } from '../app-fixture.js';
 
 afterEach(async () => {
   await closeAll();
@@ -114,14 +114,7 @@ describe('POST /api/files streams to the files service', () => {
       { filename: 'first.bin', data: randomBytes(100_000) },
       { filename: 'second.bin', data: randomBytes(8 * MiB) },
     ]);
-    const socket = net.connect({ host: '127.0.0.1', port });
-    socket.on('error', () => undefined);
-    await new Promise((r) => socket.once('connect', r));
-    socket.write(
-      `POST /api/files HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nOrigin: http://127.0.0.1:${port}\r\nCookie: sb_session=${cookie}\r\n` +
-        `Content-Type: ${body.headers['content-type']}\r\nContent-Length: ${body.payload.length}\r\n\r\n`,
-    );
-    socket.write(body.payload.subarray(0, 4 * MiB)); // all of first.bin, half of second.bin
+    const socket = await startRawUpload(port, cookie, body, 4 * MiB); // all of first.bin, half of second.bin
     // first.bin stored, second.bin in progress in the files service's .partial/
     await eventually(async () => (await visible(filesRoot)).length === 1 && (await partials(filesRoot)).length === 1, 'the upload to be under way');
     socket.destroy();
