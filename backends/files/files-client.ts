@@ -19,6 +19,7 @@
 // service's code (err.code); a lost connection rejects with SB_ERR_BACKEND_DOWN, a refused
 // connect with SB_ERR_CONNECT, a silent service with SB_ERR_TIMEOUT.
 
+import { IncomingMessage } from 'node:http';
 import net from 'node:net';
 import { Readable } from 'node:stream';
 import { isErrorCode, sbError, SockbridgeError } from '../../protocol/errors.js';
@@ -127,8 +128,11 @@ export class FilesClient {
       reply.catch(() => (refused = true));
       try {
         await this.write(encodeFrameHead(header, size ?? 0));
-        if (size === undefined) await this.sendChunks(source, options, () => refused);
-        else await this.sendBody(source, size, options, () => refused);
+        const sending = size === undefined ? this.sendChunks(source, options, () => refused) : this.sendBody(source, size, options, () => refused);
+        sending.catch(() => undefined);
+        // A refusal or a lost connection settles `reply` at once; without this race a stalled source
+        // (a browser upload paused by its sender) would hold the request until its next chunk.
+        await Promise.race([sending, reply.then(() => new Promise<void>(() => undefined), () => undefined)]);
       } catch (err) {
         // Refused mid-body: the service closed the connection, and its reply says why.
         if (!refused) {
@@ -137,7 +141,7 @@ export class FilesClient {
           throw err;
         }
       } finally {
-        source.destroy();
+        releaseSource(source);
       }
       const { header: ok } = await this.withTimeout(reply);
       return fromWireEntry(ok);
@@ -147,7 +151,7 @@ export class FilesClient {
   /** The body of a sized put: exactly `size` bytes, or the connection is given up. */
   private async sendBody(source: Readable, size: number, options: PutOptions, refused: () => boolean): Promise<void> {
     let sent = 0;
-    for await (const chunk of source) {
+    for await (const chunk of source.iterator({ destroyOnReturn: false })) {
       if (refused()) return;
       const buf = toBuffer(chunk);
       if (sent + buf.length > size) throw this.shutdown(sbError('SB_ERR_BAD_REQUEST', `the source holds more than the declared ${size} bytes`));
@@ -162,7 +166,7 @@ export class FilesClient {
   private async sendChunks(source: Readable, options: PutOptions, refused: () => boolean): Promise<void> {
     const maxBytes = options.maxBytes ?? Number.MAX_SAFE_INTEGER;
     let sent = 0;
-    for await (const chunk of source) {
+    for await (const chunk of source.iterator({ destroyOnReturn: false })) {
       if (refused()) return;
       const buf = toBuffer(chunk);
       if (sent + buf.length > maxBytes) throw sbError('SB_ERR_FILE_TOO_LARGE', `more than ${maxBytes}`, maxBytes);
@@ -347,4 +351,16 @@ function replyError(header: FrameHeader): SockbridgeError {
   const err = sbError(isErrorCode(code) ? code : 'SB_ERR_INTERNAL', 'unknown error from the files service');
   if (isErrorCode(code) && typeof header['message'] === 'string') err.message = header['message'];
   return err;
+}
+
+/**
+ * Lets go of an upload's source. An HTTP request is drained, not destroyed: destroying it would drop
+ * the connection before the gateway can answer why the upload failed (503, 413, …).
+ */
+function releaseSource(source: Readable): void {
+  if (source instanceof IncomingMessage) {
+    if (!source.readableEnded) source.resume();
+  } else {
+    source.destroy();
+  }
 }
