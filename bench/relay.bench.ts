@@ -6,8 +6,15 @@
 // trivial WebSocket sink, no relay) is printed beside the figures. Loopback only; every loop bounded.
 // Goals: ≥ 2× websockify's throughput both ways and a lower p99; ≥ 60 % of direct TCP.
 //
-// Environment: BENCH_RELAY_MB (default 512) bytes per transfer, BENCH_RELAY_ECHOES (default 20000),
-// BENCH_RELAY_RUNS (default 3; the median run is reported).
+// Up-stream is measured twice: with 64,000-byte messages (bulk; under the gateway's 64 KiB message
+// limit) and with 2 KiB ones ("up 2K"), which is what browsers send (noVNC's input events, terminal
+// keystrokes) and where per-message costs show.
+//
+// Environment: BENCH_RELAY_MB (default 512) bytes per transfer (a quarter of it for "up 2K"),
+// BENCH_RELAY_ECHOES (default 20000), BENCH_RELAY_RUNS (default 3; the median run is reported),
+// BENCH_RELAY_BASELINE: the root of another built checkout (e.g. `git worktree add /tmp/base HEAD~1
+// && (cd /tmp/base && npm run build:server)`, with node_modules linked) whose `sockbridge relay` and gateway
+// are measured in the same run, for before/after figures on the same machine load.
 
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync } from 'node:fs';
@@ -32,11 +39,16 @@ interface Echo {
 interface PathResult {
   down: number;
   up: number;
+  /** up-stream with small (SMALL_FRAME_BYTES) messages */
+  upSmall: number;
   p50: number;
   p99: number;
   /** CPU the relay itself spent per GiB moved (user + system), when it is known: robust on a busy machine */
-  cpuMsPerGiB?: { down: number; up: number };
+  cpuMsPerGiB?: { down: number; up: number; upSmall: number };
 }
+type Direction = 'down' | 'up' | 'upSmall';
+/** The message size of the "up 2K" measurement. */
+const SMALL_FRAME_BYTES = 2048;
 /** Cumulative CPU milliseconds of the relay under test. */
 type CpuClock = () => Promise<number>;
 
@@ -97,26 +109,43 @@ async function freePort(): Promise<number> {
   return port;
 }
 
-async function wsload<T>(bin: string, route: Route, mode: 'down' | 'up' | 'echo', n: number): Promise<T> {
+async function wsload<T>(bin: string, route: Route, mode: 'down' | 'up' | 'echo', n: number, frameBytes?: number): Promise<T> {
   const args =
     route.kind === 'ws'
       ? ['ws', '127.0.0.1', String(route.port), route.path, mode, String(n), ...route.headers]
       : ['tcp', '127.0.0.1', String(route.port), mode, String(n)];
-  const { stdout } = await run$(bin, args, { timeout: 120_000 });
+  const env = frameBytes ? { ...process.env, WSLOAD_FRAME: String(frameBytes) } : process.env;
+  const { stdout } = await run$(bin, args, { timeout: 120_000, env });
   return JSON.parse(stdout) as T;
 }
 
 const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]!;
 
+/** Per-figure medians of single runs. */
+function combineRuns(list: PathResult[]): PathResult {
+  const of = (pick: (r: PathResult) => number) => median(list.map(pick));
+  const cpu = list.every((r) => r.cpuMsPerGiB) ? list.map((r) => r.cpuMsPerGiB!) : undefined;
+  return {
+    down: of((r) => r.down),
+    up: of((r) => r.up),
+    upSmall: of((r) => r.upSmall),
+    p50: of((r) => r.p50),
+    p99: of((r) => r.p99),
+    ...(cpu ? { cpuMsPerGiB: { down: median(cpu.map((c) => c.down)), up: median(cpu.map((c) => c.up)), upSmall: median(cpu.map((c) => c.upSmall)) } } : {}),
+  };
+}
+
 async function measure(bin: string, route: Route, bytes: number, echoes: number, runs: number, cpu?: CpuClock): Promise<PathResult> {
   const down: number[] = [];
   const up: number[] = [];
+  const upSmall: number[] = [];
   const p50: number[] = [];
   const p99: number[] = [];
-  const cpuMs = { down: 0, up: 0 };
-  const timed = async (dir: 'down' | 'up') => {
+  const cpuMs = { down: 0, up: 0, upSmall: 0 };
+  const timed = async (dir: Direction) => {
     const before = cpu ? await cpu() : 0;
-    const result = await wsload<Transfer>(bin, route, dir, bytes);
+    const result =
+      dir === 'upSmall' ? await wsload<Transfer>(bin, route, 'up', bytes / 4, SMALL_FRAME_BYTES) : await wsload<Transfer>(bin, route, dir, bytes);
     if (cpu) {
       // websockify's per-connection process is counted once its parent has reaped it.
       await new Promise((r) => setTimeout(r, 300));
@@ -127,6 +156,7 @@ async function measure(bin: string, route: Route, bytes: number, echoes: number,
   for (let i = 0; i < runs; i++) {
     down.push(await timed('down'));
     up.push(await timed('up'));
+    upSmall.push(await timed('upSmall'));
     const echo = await wsload<Echo>(bin, route, 'echo', echoes);
     p50.push(echo.p50_us);
     p99.push(echo.p99_us);
@@ -135,9 +165,10 @@ async function measure(bin: string, route: Route, bytes: number, echoes: number,
   return {
     down: median(down),
     up: median(up),
+    upSmall: median(upSmall),
     p50: median(p50),
     p99: median(p99),
-    ...(cpu ? { cpuMsPerGiB: { down: cpuMs.down / gib, up: cpuMs.up / gib } } : {}),
+    ...(cpu ? { cpuMsPerGiB: { down: cpuMs.down / gib, up: cpuMs.up / gib, upSmall: cpuMs.upSmall / (gib / 4) } } : {}),
   };
 }
 
@@ -146,6 +177,7 @@ async function measure(bin: string, route: Route, bytes: number, echoes: number,
  * the C target as raw target "bench", and a session logged in over HTTP.
  */
 async function startGateway(root: string, targetPort: number, dataDir: string) {
+  // `root` may be a baseline checkout (BENCH_RELAY_BASELINE): its own bin/sockbridge and dist/.
   const password = 'bench-password-relay';
   const gateway = await startProcess(
     process.execPath,
@@ -180,19 +212,26 @@ export async function run(): Promise<void> {
     const sink = await startProcess(bin, ['sink', '0'], /listening (\d+)/);
     children.push(sink.child);
 
-    const relay = await startProcess(process.execPath, [join(root, 'bin', 'sockbridge'), 'relay', '127.0.0.1:0', `127.0.0.1:${targetPort}`], /listening on ws:\/\/127\.0\.0\.1:(\d+)/);
-    children.push(relay.child);
-    const dataDir = await mkdtemp(join(tmpdir(), 'sockbridge-bench-relay-'));
-    closers.push(() => rm(dataDir, { recursive: true, force: true }));
-    const gateway = await startGateway(root, targetPort, dataDir);
-    children.push(gateway.child);
-
     const paths: { name: string; route: Route; cpu?: CpuClock }[] = [
       { name: 'client ceiling (wsload ↔ trivial C sink)', route: { kind: 'ws', port: Number(sink.match[1]), path: '/', headers: [] } },
       { name: 'direct TCP', route: { kind: 'tcp', port: targetPort } },
-      { name: 'sockbridge relay', route: { kind: 'ws', port: Number(relay.match[1]), path: '/', headers: [] }, cpu: processCpu(relay.child.pid!) },
-      { name: 'gateway /ws/raw', route: gateway.route, cpu: processCpu(gateway.child.pid!) },
     ];
+    /** Our two entry points, built from the checkout at `checkout`, under names ending in `suffix`. */
+    const addOurs = async (checkout: string, suffix: string) => {
+      const relay = await startProcess(process.execPath, [join(checkout, 'bin', 'sockbridge'), 'relay', '127.0.0.1:0', `127.0.0.1:${targetPort}`], /listening on ws:\/\/127\.0\.0\.1:(\d+)/);
+      children.push(relay.child);
+      const dataDir = await mkdtemp(join(tmpdir(), 'sockbridge-bench-relay-'));
+      closers.push(() => rm(dataDir, { recursive: true, force: true }));
+      const gateway = await startGateway(checkout, targetPort, dataDir);
+      children.push(gateway.child);
+      paths.push(
+        { name: `sockbridge relay${suffix}`, route: { kind: 'ws', port: Number(relay.match[1]), path: '/', headers: [] }, cpu: processCpu(relay.child.pid!) },
+        { name: `gateway /ws/raw${suffix}`, route: gateway.route, cpu: processCpu(gateway.child.pid!) },
+      );
+    };
+    await addOurs(root, '');
+    const baseline = process.env['BENCH_RELAY_BASELINE'];
+    if (baseline) await addOurs(baseline, ' (baseline)');
     if (existsSync(WEBSOCKIFY)) {
       const port = await freePort();
       const websockify = await startProcess(WEBSOCKIFY, [`127.0.0.1:${port}`, `127.0.0.1:${targetPort}`], /proxying from/);
@@ -203,21 +242,28 @@ export async function run(): Promise<void> {
       process.stdout.write(`(${WEBSOCKIFY} not installed: no websockify comparison)\n`);
     }
 
+    // Run by run, every path in turn, so that a change in the machine's load hits all of them alike.
     const results = new Map<string, PathResult>();
-    for (const p of paths) results.set(p.name, await measure(bin, p.route, bytes, echoes, runs, p.cpu));
+    const perRun = new Map<string, PathResult[]>(paths.map((p) => [p.name, []]));
+    for (let i = 0; i < runs; i++) {
+      for (const p of paths) perRun.get(p.name)!.push(await measure(bin, p.route, bytes, echoes, 1, p.cpu));
+    }
+    for (const [name, list] of perRun) results.set(name, combineRuns(list));
 
     const ws = results.get('websockify (Debian)');
     const direct = results.get('direct TCP')!;
-    const ours = ['sockbridge relay', 'gateway /ws/raw'];
+    const ours = [...results.keys()].filter((name) => name.startsWith('sockbridge relay') || name.startsWith('gateway /ws/raw'));
     process.stdout.write(`\n${bytes / MB} MiB per transfer, ${echoes} echoes of 64 bytes, median of ${runs} runs; C client (bench/c/wsload.c)\n`);
-    for (const dir of ['down', 'up'] as const) {
+    const label = (dir: Direction) =>
+      dir === 'down' ? 'target → browser' : dir === 'up' ? 'browser → target' : `browser → target, ${SMALL_FRAME_BYTES}-byte messages`;
+    for (const dir of ['down', 'up', 'upSmall'] as const) {
       const rows: Row[] = [];
       for (const [name, r] of results) {
         const row: Row = { name, value: r[dir], unit: 'MB/s' };
         if (ours.includes(name) && ws) Object.assign(row, { baseline: ws[dir], goal: '≥ 200% of websockify' });
         rows.push(row);
       }
-      printTable(`raw relay ${dir === 'down' ? 'target → browser' : 'browser → target'} (vs websockify)`, rows);
+      printTable(`raw relay ${label(dir)} (vs websockify)`, rows);
       printTable(
         `raw relay ${dir} (vs direct TCP)`,
         ours.map((name) => ({ name, value: results.get(name)![dir], unit: 'MB/s', baseline: direct[dir], goal: '≥ 60% of direct TCP' })),
@@ -229,9 +275,9 @@ export async function run(): Promise<void> {
     );
     printTable('64-byte echo round trip p50', [...results].map(([name, r]) => ({ name, value: r.p50, unit: 'µs' })));
     // Throughput on a shared machine swings with everyone else's load; the CPU a relay spends per GiB does not.
-    for (const dir of ['down', 'up'] as const) {
+    for (const dir of ['down', 'up', 'upSmall'] as const) {
       printTable(
-        `relay CPU per GiB ${dir} (user + system, lower is better)`,
+        `relay CPU per GiB ${label(dir)} (user + system, lower is better)`,
         [...results]
           .filter(([, r]) => r.cpuMsPerGiB)
           .map(([name, r]) => ({
