@@ -88,6 +88,8 @@ export const ERROR_SPECS = {
   SB_ERR_EXEC_DUPLICATE_ID: spec('a command with id %s is already running', 409, P.POLICY_VIOLATION),
   SB_ERR_EXEC_TOO_MANY: spec('at most %s commands may run at once on one connection', 429, P.TRY_AGAIN_LATER),
   SB_ERR_EXEC_STDIN_FULL: spec('stdin of command %s is full (%s bytes wait): this message was dropped; send more after a stdin-ack', 429, P.TRY_AGAIN_LATER),
+  SB_ERR_EXEC_DATA_TOKEN: spec('unknown, used or expired data-connection token', 403, P.POLICY_VIOLATION),
+  SB_ERR_EXEC_DATA_TIMEOUT: spec('no data connection attached for command %s within %s ms', 408, P.POLICY_VIOLATION),
 
   // -- time service --
   SB_ERR_NTP_PACKET: spec('malformed NTP packet: %s', 400, P.PROTOCOL_ERROR),

@@ -21,15 +21,23 @@ export interface RunRequest {
   rows?: number;
   /** per-command timeout; capped by the service's own limit */
   timeoutMs?: number;
+  /**
+   * Bulk mode (not with `pty`): stdout goes over a second TCP connection of its own, handed to the
+   * child as its stdout fd, so its bytes never pass through the service. The service answers
+   * `data-token`; the client opens the data connection with `auth` then `attach`.
+   */
+  stdout?: 'connection';
 }
 /** TCP: stdin bytes are the frame body. Browser: binary message with stream STDIN. `eof` closes stdin. */
 export interface StdinRequest { cmd: 'stdin'; id: string; eof?: boolean }
 export interface ResizeRequest { cmd: 'resize'; id: string; cols: number; rows: number }
+/** Data connection only, right after its `auth`: hands this connection to the run that issued the token. */
+export interface AttachRequest { cmd: 'attach'; token: string }
 /** Kill the whole process group (default SIGTERM, then SIGKILL after a grace period). */
 export interface CancelRequest { cmd: 'cancel'; id: string; signal?: 'SIGINT' | 'SIGTERM' | 'SIGKILL' | 'SIGHUP' }
 
-export type ExecRequest = AuthRequest | RunRequest | StdinRequest | ResizeRequest | CancelRequest;
-export const EXEC_REQUEST_COMMANDS = ['auth', 'run', 'stdin', 'resize', 'cancel'] as const;
+export type ExecRequest = AuthRequest | RunRequest | StdinRequest | ResizeRequest | CancelRequest | AttachRequest;
+export const EXEC_REQUEST_COMMANDS = ['auth', 'run', 'stdin', 'resize', 'cancel', 'attach'] as const;
 
 // ---- server → client ----
 export interface ReadyEvent { cmd: 'ready'; allow: string[] | null; pty: boolean }
@@ -44,6 +52,13 @@ export interface StartedEvent {
    */
   stdinWindow?: number;
 }
+/**
+ * A `stdout: 'connection'` run is accepted but not spawned: open a data connection and present this
+ * one-time token (≥ 128 random bits) in `attach`. `started` follows once the child runs.
+ */
+export interface DataTokenEvent { cmd: 'data-token'; id: string; dataToken: string }
+/** On a data connection, the answer to a valid `attach`: every byte after this frame is the command's raw stdout, until EOF. */
+export interface AttachedEvent { cmd: 'attached'; id: string }
 /** These stdin bytes of command `id` were handed to it: the client may send as many more. */
 export interface StdinAckEvent { cmd: 'stdin-ack'; id: string; bytes: number }
 /** TCP: output bytes are the frame body. Browser: binary message (encodeExecData). */
@@ -58,7 +73,7 @@ export interface ExitEvent {
 }
 export interface ExecErrorEvent { cmd: 'error'; code: string; message: string; id?: string }
 
-export type ExecEvent = ReadyEvent | StartedEvent | StdinAckEvent | OutputEvent | ExitEvent | ExecErrorEvent;
+export type ExecEvent = ReadyEvent | StartedEvent | StdinAckEvent | OutputEvent | ExitEvent | ExecErrorEvent | DataTokenEvent | AttachedEvent;
 
 // ---- binary messages on /ws/exec ----
 // byte 0: stream (1 stdin, 2 stdout, 3 stderr); byte 1: id length L (1..64); L bytes UTF-8 id; payload.
@@ -102,6 +117,8 @@ export const EXEC_ID_MAX_BYTES = 64;
 export const EXEC_ARGV_MAX = 4096;
 export const EXEC_TERM_MAX = 10_000;
 export const EXEC_SIGNALS = ['SIGINT', 'SIGTERM', 'SIGKILL', 'SIGHUP'] as const;
+/** Data tokens are base64url; 16..128 characters bounds what a peer can make us compare. */
+const DATA_TOKEN_PATTERN = /^[A-Za-z0-9_-]{16,128}$/;
 
 const bad = (detail: string): never => {
   throw sbError('SB_ERR_BAD_REQUEST', detail);
@@ -171,6 +188,12 @@ export function parseExecRequest(header: { cmd: string; [key: string]: unknown }
         if (typeof timeoutMs !== 'number' || !Number.isSafeInteger(timeoutMs) || timeoutMs < 1) bad('"timeoutMs" must be a positive integer');
         request.timeoutMs = timeoutMs as number;
       }
+      const stdout = field(header, 'stdout');
+      if (stdout !== undefined) {
+        if (stdout !== 'connection') bad('"stdout" may only be "connection"');
+        if (request.pty) bad('"stdout":"connection" cannot be combined with "pty"');
+        request.stdout = 'connection';
+      }
       return request;
     }
     case 'stdin': {
@@ -185,6 +208,11 @@ export function parseExecRequest(header: { cmd: string; [key: string]: unknown }
       if (signal === undefined) return { cmd: 'cancel', id: id(header) };
       if (!(EXEC_SIGNALS as readonly unknown[]).includes(signal)) bad(`"signal" must be one of ${EXEC_SIGNALS.join(', ')}`);
       return { cmd: 'cancel', id: id(header), signal: signal as CancelRequest['signal'] };
+    }
+    case 'attach': {
+      const token = field(header, 'token');
+      if (typeof token !== 'string' || !DATA_TOKEN_PATTERN.test(token)) return bad('"token" must be a data token');
+      return { cmd: 'attach', token };
     }
     default:
       return bad(`unknown cmd "${String(header.cmd).slice(0, 64)}"`);

@@ -7,8 +7,9 @@
 import { EventEmitter } from 'node:events';
 import net from 'node:net';
 import { EXEC_SIGNALS, type ExitEvent, type ReadyEvent, type RunRequest } from '../../protocol/exec-messages.js';
-import { isErrorCode, sbError, SockbridgeError } from '../../protocol/errors.js';
+import { sbError } from '../../protocol/errors.js';
 import { encodeFrame, encodeFrameHead, FrameDecoder, type FrameHeader } from '../../protocol/frame-codec.js';
+import { openDataConnection, serviceError, type ExecEndpoint } from './data-connection.js';
 
 export type RunOptions = Omit<RunRequest, 'cmd' | 'id'> & { id?: string };
 export type CancelSignal = (typeof EXEC_SIGNALS)[number];
@@ -102,14 +103,57 @@ export class ExecJob extends EventEmitter {
     this.client.sendFrame(signal ? { cmd: 'cancel', id: this.id, signal } : { cmd: 'cancel', id: this.id });
   }
 
+  // stdout: 'connection': stdout arrives on a socket of its own, and the exit on the control
+  // connection may overtake its last bytes, so the exit is held until the data connection ended.
+  private dataSocket: net.Socket | undefined;
+  private heldExit: ExitEvent | undefined;
+  private ended = false;
+
+  /** @internal the data connection attached: its bytes are this job's stdout */
+  onDataConnection(socket: net.Socket, head: Buffer): void {
+    if (this.ended) {
+      socket.destroy();
+      return;
+    }
+    this.dataSocket = socket;
+    if (head.length > 0) this.emit('stdout', head);
+    socket.on('data', (chunk: Buffer) => this.emit('stdout', chunk));
+    // ECONNRESET and the like: the exit (or the control connection's loss) still ends the job.
+    socket.on('error', () => {});
+    socket.once('close', () => {
+      this.dataSocket = undefined;
+      if (this.heldExit) this.finish(this.heldExit);
+    });
+    if (!this.client.readPaused) socket.resume();
+  }
+
+  /** @internal */
+  pauseData(): void {
+    this.dataSocket?.pause();
+  }
+
+  /** @internal */
+  resumeData(): void {
+    this.dataSocket?.resume();
+  }
+
   /** @internal */
   finish(exit: ExitEvent): void {
+    if (this.ended) return;
+    if (this.dataSocket) {
+      this.heldExit = exit;
+      return;
+    }
+    this.ended = true;
     this.emit('exit', exit);
     this.settle.resolve(exit);
   }
 
   /** @internal */
   fail(err: Error): void {
+    if (this.ended) return;
+    this.ended = true;
+    this.dataSocket?.destroy();
     this.emit('failed', err);
     this.settle.reject(err);
   }
@@ -126,7 +170,13 @@ export class ExecClient {
   /** Resolves when the connection is gone, for whatever reason (the gateway marks the service down). */
   readonly closed: Promise<void>;
 
-  private constructor(private readonly socket: net.Socket) {
+  /** @internal true while pause() holds the output */
+  readPaused = false;
+
+  private constructor(
+    private readonly socket: net.Socket,
+    private readonly endpoint: ExecEndpoint,
+  ) {
     this.closed = new Promise((resolve) => socket.once('close', () => resolve()));
     socket.on('drain', () => {
       for (const job of this.jobs.values()) job.onSocketDrain();
@@ -137,7 +187,7 @@ export class ExecClient {
   static connect(host: string, port: number, secret: string, options: { timeoutMs?: number } = {}): Promise<ExecClient> {
     return new Promise((resolve, reject) => {
       const socket = net.connect({ host, port, noDelay: true });
-      const client = new ExecClient(socket);
+      const client = new ExecClient(socket, { host, port, secret });
       const timer = setTimeout(() => fail(sbError('SB_ERR_TIMEOUT', options.timeoutMs ?? 10_000, `connecting to exec at ${host}:${port}`)), options.timeoutMs ?? 10_000);
       const fail = (err: Error) => {
         clearTimeout(timer);
@@ -175,13 +225,17 @@ export class ExecClient {
     return job;
   }
 
-  /** Stops reading the connection (every job's output waits, and the service pauses the commands). */
+  /** Stops reading the connection and the data connections (every job's output waits, and the service pauses the commands). */
   pause(): void {
+    this.readPaused = true;
     this.socket.pause();
+    for (const job of this.jobs.values()) job.pauseData();
   }
 
   resume(): void {
+    this.readPaused = false;
     this.socket.resume();
+    for (const job of this.jobs.values()) job.resumeData();
   }
 
   /** Drops the connection at once (the service kills whatever still runs); pending jobs fail with SB_ERR_CONNECT. */
@@ -237,6 +291,9 @@ export class ExecClient {
         this.onReady?.();
         this.onReady = undefined;
         return;
+      case 'data-token':
+        if (job && typeof header['dataToken'] === 'string') this.attachData(job, header['dataToken']);
+        return;
       case 'started':
         job?.onStarted(Number(header['pid']), header['stdinWindow']);
         return;
@@ -254,7 +311,7 @@ export class ExecClient {
         }
         return;
       case 'error': {
-        const err = toError(header);
+        const err = serviceError(header);
         if (job) {
           // A refused run never started: the job ends here. Other per-id errors (e.g. stdin after exit) are informational.
           if (job.pid === undefined) {
@@ -272,17 +329,22 @@ export class ExecClient {
     }
   }
 
+  /** Opens the job's data connection; if that fails, the job fails with why and the run is cancelled. */
+  private attachData(job: ExecJob, token: string): void {
+    openDataConnection(this.endpoint, token).then(
+      ({ socket, head }) => job.onDataConnection(socket, head),
+      (err: Error) => {
+        if (this.jobs.get(job.id) !== job) return;
+        this.jobs.delete(job.id);
+        this.sendFrame({ cmd: 'cancel', id: job.id });
+        job.fail(err);
+      },
+    );
+  }
+
   private abort(err: Error): void {
     this.closedWith ??= err;
     for (const job of this.jobs.values()) job.fail(this.closedWith);
     this.jobs.clear();
   }
-}
-
-/** Rebuilds the service's error with its code, so callers can test `err.code`. */
-function toError(header: FrameHeader): SockbridgeError {
-  const code = header['code'];
-  const err = sbError(isErrorCode(code) ? code : 'SB_ERR_INTERNAL', 'exec service error');
-  Object.defineProperty(err, 'message', { value: String(header['message'] ?? err.message) });
-  return err;
 }

@@ -11,6 +11,7 @@ import { sbError } from '../../protocol/errors.js';
 import { DEFAULT_MAX_BODY_BYTES } from '../../protocol/frame-codec.js';
 import { hostSchema, loadConfig, portSchema } from '../../server/config.js';
 import { TcpService } from '../lib/tcp-service.js';
+import { DataTokens } from './data-tokens.js';
 import { ExecSession } from './exec-session.js';
 import type { RunningCommand } from './running-command.js';
 import { MIN_SECRET_LENGTH } from './secret.js';
@@ -39,6 +40,8 @@ export interface ExecOptions {
   pty: boolean;
   /** working directory of commands; null = the service user's home */
   cwd: string | null;
+  /** how long a `stdout: 'connection'` run waits for its data connection before it fails */
+  dataWaitMs: number;
 }
 
 export const execOptionsSchema = {
@@ -59,12 +62,14 @@ export const execOptionsSchema = {
     shell: { type: 'string', minLength: 1, default: '/bin/sh' },
     pty: { type: 'boolean', default: true },
     cwd: { anyOf: [{ type: 'null' }, { type: 'string', minLength: 1 }], default: null },
+    dataWaitMs: { type: 'integer', minimum: 1, maximum: 600_000, default: 10_000 },
   },
 } as const;
 
 export class ExecService extends TcpService {
   readonly options: Readonly<ExecOptions>;
   private readonly running = new Set<RunningCommand>();
+  private readonly dataTokens: DataTokens;
 
   constructor(options: Partial<ExecOptions>, deps: { logger?: Logger } = {}) {
     const config = loadConfig<ExecOptions>(execOptionsSchema, { base: options });
@@ -74,13 +79,14 @@ export class ExecService extends TcpService {
     }
     super({ host: config.host, port: config.port, ...(deps.logger ? { logger: deps.logger } : {}) });
     this.options = config;
+    this.dataTokens = new DataTokens(config.dataWaitMs);
   }
 
   protected onConnection(socket: net.Socket): void {
     new ExecSession(socket, this.options, this.logger, (command) => {
       this.running.add(command);
       command.once('exit', () => this.running.delete(command));
-    });
+    }, this.dataTokens);
   }
 
   /** Commands still running on any connection. */

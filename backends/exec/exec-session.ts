@@ -16,6 +16,8 @@ import { childEnvironment, resolveProgram } from './program-policy.js';
 import { RunningCommand, type CommandExit } from './running-command.js';
 import { secretsEqual } from './secret.js';
 import type { ExecOptions } from './exec-service.js';
+import type { DataTokens } from './data-tokens.js';
+import type { Program } from './program-policy.js';
 
 /**
  * Output waits in the socket's buffer up to this much before the commands are paused. write()
@@ -39,6 +41,20 @@ const OUTPUT_LINGER_MS = 1000;
 const DEFAULT_COLS = 80;
 const DEFAULT_ROWS = 24;
 
+/**
+ * A data connection's stdout is not counted (the service never sees it), so `maxOutputBytes`
+ * cannot hold for it. An operator who lowered the cap below this asked for it to hold: such a
+ * service refuses `stdout: 'connection'` rather than quietly ignore its own limit.
+ */
+export const DATA_CONNECTION_MIN_OUTPUT_BYTES = 1024 * 1024 * 1024;
+
+/** A `stdout: 'connection'` run between its data-token and its spawn. */
+interface AwaitingData {
+  token: string;
+  /** set once the data connection attached, while the `attached` frame is being flushed */
+  socket?: net.Socket;
+}
+
 export class ExecSession {
   private authenticated = false;
   private readonly authTimer: NodeJS.Timeout;
@@ -51,6 +67,9 @@ export class ExecSession {
   private outputPaused = false;
   private readonly inputBlockers = new Set<RunningCommand>();
   private closed = false;
+  private readonly awaitingData = new Map<string, AwaitingData>();
+  /** this connection ran something or was handed to a run: it can no longer become a data connection */
+  private used = false;
 
   constructor(
     private readonly socket: net.Socket,
@@ -58,6 +77,7 @@ export class ExecSession {
     private readonly logger: Logger,
     /** every command of every session, so the service can wait for them on close() */
     private readonly track: (command: RunningCommand) => void,
+    private readonly dataTokens: DataTokens,
   ) {
     this.decoder = new FrameDecoder({
       commands: EXEC_REQUEST_COMMANDS,
@@ -120,17 +140,101 @@ export class ExecSession {
         this.refuseOr(request.id, () => this.command(request.id).resize(request.cols, request.rows));
         return;
       case 'cancel':
-        this.refuseOr(request.id, () => this.command(request.id).terminate('cancelled', request.signal));
+        if (this.awaitingData.has(request.id)) this.abandonAwaiting(request.id, { code: null, signal: null, reason: 'cancelled' });
+        else this.refuseOr(request.id, () => this.command(request.id).terminate('cancelled', request.signal));
         return;
+      case 'attach': {
+        if (this.used) throw sbError('SB_ERR_BAD_REQUEST', '"attach" must be the only request on a data connection');
+        const claim = this.dataTokens.redeem(request.token);
+        if (!claim) throw sbError('SB_ERR_EXEC_DATA_TOKEN');
+        this.handOff();
+        claim.attach(this.socket);
+        return;
+      }
     }
   }
 
   private run(request: RunRequest): void {
     const { options } = this;
-    if (this.commands.has(request.id)) throw sbError('SB_ERR_EXEC_DUPLICATE_ID', request.id);
-    if (this.commands.size >= options.maxConcurrent) throw sbError('SB_ERR_EXEC_TOO_MANY', options.maxConcurrent);
+    this.used = true;
+    if (this.commands.has(request.id) || this.awaitingData.has(request.id)) throw sbError('SB_ERR_EXEC_DUPLICATE_ID', request.id);
+    if (this.commands.size + this.awaitingData.size >= options.maxConcurrent) throw sbError('SB_ERR_EXEC_TOO_MANY', options.maxConcurrent);
     if (request.pty && !options.pty) throw sbError('SB_ERR_EXEC_NOT_ALLOWED', 'a pseudo-terminal', 'pty is disabled on this service');
+    if (request.stdout === 'connection' && options.maxOutputBytes < DATA_CONNECTION_MIN_OUTPUT_BYTES) {
+      throw sbError('SB_ERR_EXEC_NOT_ALLOWED', 'stdout over a data connection', `this service caps output at ${options.maxOutputBytes} bytes, which a data connection cannot enforce`);
+    }
+    // The allow-list is checked before a token is issued: a refused program never gets that far.
     const program = resolveProgram(request, options.allow, options.shell);
+    if (request.stdout === 'connection') this.awaitData(request, program);
+    else this.startCommand(request, program);
+  }
+
+  /** Issues the data token and waits (bounded) for the data connection before spawning anything. */
+  private awaitData(request: RunRequest, program: Program): void {
+    const { id } = request;
+    const token = this.dataTokens.issue({
+      attach: (socket) => this.onDataAttached(request, program, socket),
+      expire: () => {
+        if (!this.awaitingData.delete(id)) return;
+        this.send(errorEvent(sbError('SB_ERR_EXEC_DATA_TIMEOUT', id, this.options.dataWaitMs), id));
+      },
+    });
+    this.awaitingData.set(id, { token });
+    this.send({ cmd: 'data-token', id, dataToken: token });
+  }
+
+  /**
+   * The data connection came. The `attached` frame must be in the kernel before the child can
+   * write a byte after it, so the child is spawned from the write's callback; then this process
+   * closes its own handle: the child holds the only one, and its exit closes the connection.
+   */
+  private onDataAttached(request: RunRequest, program: Program, socket: net.Socket): void {
+    const awaiting = this.awaitingData.get(request.id);
+    if (!awaiting || this.closed) {
+      socket.destroy();
+      return;
+    }
+    awaiting.socket = socket;
+    socket.write(encodeFrame({ cmd: 'attached', id: request.id }), (err) => {
+      if (this.awaitingData.get(request.id) !== awaiting) return; // cancelled or disconnected meanwhile
+      this.awaitingData.delete(request.id);
+      if (err || socket.destroyed) {
+        this.send(errorEvent(sbError('SB_ERR_CONNECT', 'the data connection', 'it closed before the command started'), request.id));
+        socket.destroy();
+        return;
+      }
+      try {
+        this.refuseOr(request.id, () => this.startCommand(request, program, socket));
+      } catch (failure) {
+        this.fail(failure); // not a refusal: a bug, reported as SB_ERR_INTERNAL like any other
+      } finally {
+        socket.destroy();
+      }
+    });
+  }
+
+  /** Ends a run still waiting for its data connection, as if it had run and ended with `exit`. */
+  private abandonAwaiting(id: string, exit: CommandExit): void {
+    const awaiting = this.awaitingData.get(id);
+    if (!awaiting) return;
+    this.awaitingData.delete(id);
+    this.dataTokens.revoke(awaiting.token);
+    awaiting.socket?.destroy();
+    this.send({ cmd: 'exit', id, ...exit });
+  }
+
+  /** This connection becomes a run's stdout: stop reading it and forget it (the run owns it now). */
+  private handOff(): void {
+    this.used = true;
+    this.closed = true;
+    clearTimeout(this.authTimer);
+    this.socket.pause();
+    this.socket.removeAllListeners('data');
+    this.socket.removeAllListeners('drain');
+  }
+
+  private startCommand(request: RunRequest, program: Program, stdout?: net.Socket): void {
+    const { options } = this;
     const command = RunningCommand.start(program, {
       env: childEnvironment(Boolean(request.pty)),
       cwd: options.cwd ?? homedir(),
@@ -139,11 +243,12 @@ export class ExecSession {
       maxOutputBytes: options.maxOutputBytes,
       killGraceMs: options.killGraceMs,
       lingerMs: OUTPUT_LINGER_MS,
+      stdout,
     });
     const { id } = request;
     this.commands.set(id, command);
     this.track(command);
-    this.logger.info({ id, pid: command.pid, program: program.file, pty: Boolean(request.pty) }, 'exec started');
+    this.logger.info({ id, pid: command.pid, program: program.file, pty: Boolean(request.pty), dataConnection: Boolean(stdout) }, 'exec started');
     if (this.outputPaused) command.pause();
     command.on('output', (stream, chunk) => this.send({ cmd: stream, id }, chunk));
     command.on('exit', (exit: CommandExit) => {
@@ -243,6 +348,7 @@ export class ExecSession {
   }
 
   private killAll(): void {
+    for (const id of [...this.awaitingData.keys()]) this.abandonAwaiting(id, { code: null, signal: null, reason: 'disconnected' });
     for (const command of this.commands.values()) {
       command.resume(); // a paused child blocked on a full pipe must be able to die
       command.terminate('disconnected');

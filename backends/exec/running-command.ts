@@ -10,6 +10,7 @@
 import { spawn, type ChildProcessByStdio } from 'node:child_process';
 import { EventEmitter } from 'node:events';
 import { closeSync, constants as fsConstants, openSync } from 'node:fs';
+import type net from 'node:net';
 import { constants } from 'node:os';
 import type { Readable, Writable } from 'node:stream';
 import * as nodePty from 'node-pty';
@@ -38,6 +39,12 @@ export interface RunningCommandOptions {
   killGraceMs: number;
   /** how long pipes may stay open (held by a background process) after the main process exited */
   lingerMs: number;
+  /**
+   * A connected socket to be the child's stdout (not with pty): the child gets its fd, so stdout
+   * never passes through here and is neither counted against maxOutputBytes nor paused by pause().
+   * The caller closes its own handle once start() returned.
+   */
+  stdout?: net.Socket | undefined;
 }
 
 export interface RunningCommand {
@@ -51,7 +58,7 @@ const signalNames = new Map<number, string>(Object.entries(constants.signals).ma
 export class RunningCommand extends EventEmitter {
   readonly pid: number;
   private readonly options: RunningCommandOptions;
-  private readonly child: ChildProcessByStdio<Writable, Readable, Readable> | undefined;
+  private readonly child: ChildProcessByStdio<Writable, Readable | null, Readable> | undefined;
   private readonly terminal: nodePty.IPty | undefined;
   private outputBytes = 0;
   private reason: ExitReason | undefined;
@@ -93,7 +100,12 @@ export class RunningCommand extends EventEmitter {
       });
     } else {
       // detached: the child leads a new process group, which cancel and timeout kill as a whole.
-      const child = spawn(program.file, program.args, { cwd: options.cwd, env: options.env, detached: true, stdio: 'pipe' });
+      const child = spawn(program.file, program.args, {
+        cwd: options.cwd,
+        env: options.env,
+        detached: true,
+        stdio: ['pipe', options.stdout ?? 'pipe', 'pipe'],
+      }) as ChildProcessByStdio<Writable, Readable | null, Readable>;
       if (child.pid === undefined) {
         // libuv failed to exec (ENOENT, EACCES…); the 'error' event with the errno comes on a later tick.
         child.once('error', () => {});
@@ -102,7 +114,7 @@ export class RunningCommand extends EventEmitter {
       this.child = child;
       this.pid = child.pid;
       child.on('error', () => {}); // only kill() failures come here once spawned; the group kill covers them
-      child.stdout.on('data', (chunk: Buffer) => this.output('stdout', chunk));
+      child.stdout?.on('data', (chunk: Buffer) => this.output('stdout', chunk));
       child.stderr.on('data', (chunk: Buffer) => this.output('stderr', chunk));
       // EPIPE when the program exits without reading its stdin: nothing to report.
       child.stdin.on('error', () => {});
@@ -184,7 +196,7 @@ export class RunningCommand extends EventEmitter {
   private cutPipesWhenIdle(): void {
     this.later(this.options.lingerMs, () => {
       if (this.paused) return this.cutPipesWhenIdle();
-      this.child!.stdout.destroy();
+      this.child!.stdout?.destroy();
       this.child!.stderr.destroy();
     });
   }
@@ -193,7 +205,7 @@ export class RunningCommand extends EventEmitter {
     this.paused = true;
     if (this.terminal) this.terminal.pause();
     else {
-      this.child!.stdout.pause();
+      this.child!.stdout?.pause();
       this.child!.stderr.pause();
     }
   }
@@ -202,7 +214,7 @@ export class RunningCommand extends EventEmitter {
     this.paused = false;
     if (this.terminal) this.terminal.resume();
     else {
-      this.child!.stdout.resume();
+      this.child!.stdout?.resume();
       this.child!.stderr.resume();
     }
   }

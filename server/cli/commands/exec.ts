@@ -1,8 +1,9 @@
-// `sockbridge exec HOST:PORT [--secret-file F] [--tty] [--timeout-ms MS] -- PROGRAM ARGS…`
+// `sockbridge exec HOST:PORT [--secret-file F] [--tty | --data-connection] [--timeout-ms MS] -- PROGRAM ARGS…`
 // `sockbridge exec HOST:PORT [--secret-file F] --shell 'a shell command'`
 // Runs one command on an exec service, streams its output as it arrives, forwards this process's
 // stdin, and exits with the command's exit code (128 + the signal number when a signal ended it,
-// as a shell reports it).
+// as a shell reports it). --data-connection carries stdout over a second connection the command
+// writes into directly (bulk output at pipe speed; docs/protocol.md § exec, "Data connection").
 import { constants } from 'node:os';
 import { ExecClient, type ExecJob } from '../../../backends/exec/exec-client.js';
 import { loadExecSecret, secretFileWarning } from '../../../backends/exec/secret.js';
@@ -11,14 +12,15 @@ import type { ExitEvent } from '../../../protocol/exec-messages.js';
 import { parseCommandLine, parseHostPort } from '../args.js';
 
 const USAGE =
-  "sockbridge exec HOST:PORT [--secret-file FILE] [--tty] [--timeout-ms MS] -- PROGRAM [ARGS…]\n" +
-  "       sockbridge exec HOST:PORT [--secret-file FILE] [--tty] --shell 'COMMAND STRING'\n" +
+  "sockbridge exec HOST:PORT [--secret-file FILE] [--tty | --data-connection] [--timeout-ms MS] -- PROGRAM [ARGS…]\n" +
+  "       sockbridge exec HOST:PORT [--secret-file FILE] [--tty | --data-connection] --shell 'COMMAND STRING'\n" +
+  '  --data-connection: stdout over a connection of its own, for bulk output (not with --tty)\n' +
   '  the secret may instead come from the environment variable SOCKBRIDGE_EXEC_SECRET';
 
 export async function run(argv: string[]): Promise<number> {
   const { values, positionals, rest } = parseCommandLine(
     argv,
-    { 'secret-file': { type: 'string' }, shell: { type: 'string' }, tty: { type: 'boolean' }, 'timeout-ms': { type: 'string' } },
+    { 'secret-file': { type: 'string' }, shell: { type: 'string' }, tty: { type: 'boolean' }, 'data-connection': { type: 'boolean' }, 'timeout-ms': { type: 'string' } },
     USAGE,
   );
   if (positionals.length !== 1) throw sbError('SB_ERR_USAGE', `expected one HOST:PORT${positionals.length > 1 ? ' (put the command after --)' : ''}\nusage: ${USAGE}`);
@@ -28,6 +30,8 @@ export async function run(argv: string[]): Promise<number> {
   const timeoutMs = values['timeoutMs'] === undefined ? undefined : Number(values['timeoutMs']);
   if (timeoutMs !== undefined && !(Number.isSafeInteger(timeoutMs) && timeoutMs > 0)) throw sbError('SB_ERR_USAGE', `--timeout-ms must be a positive integer\nusage: ${USAGE}`);
   const tty = Boolean(values['tty']);
+  const dataConnection = Boolean(values['dataConnection']);
+  if (tty && dataConnection) throw sbError('SB_ERR_USAGE', `--data-connection cannot be combined with --tty (a terminal has one output)\nusage: ${USAGE}`);
 
   const loaded = await loadExecSecret(values['secretFile'] as string | undefined);
   const warning = secretFileWarning(loaded);
@@ -39,6 +43,7 @@ export async function run(argv: string[]): Promise<number> {
       ...(shell !== undefined ? { command: shell } : { argv: rest }),
       ...(timeoutMs !== undefined ? { timeoutMs } : {}),
       ...(tty ? { pty: true, cols: process.stdout.columns || 80, rows: process.stdout.rows || 24 } : {}),
+      ...(dataConnection ? { stdout: 'connection' as const } : {}),
     });
     const exit = await attach(client, job, tty);
     if (exit.reason && exit.reason !== 'cancelled') process.stderr.write(`sockbridge: command ended by the service: ${exit.reason}\n`);

@@ -46,6 +46,32 @@ describe('sockbridge exec', () => {
     expect(r.stdout).toMatch(/^\/dev\/pts\/\d+\r?\n$/);
   });
 
+  it('carries stdout over a data connection with --data-connection, stdin and stderr as usual', async () => {
+    const { address, secret } = await serve();
+    const script = 'cat; seq 1 100000; echo oops >&2; exit 5';
+    const r = await runCli(['exec', address, '--secret-file', secret, '--data-connection', '--', 'sh', '-c', script], { input: 'hello\n' });
+    const lines = Array.from({ length: 100_000 }, (_, i) => `${i + 1}\n`).join('');
+    expect(r).toMatchObject({ code: 5, stderr: 'oops\n' });
+    expect(r.stdout).toBe(`hello\n${lines}`);
+  });
+
+  it('refuses --data-connection with --tty', async () => {
+    const { address, secret } = await serve();
+    const r = await runCli(['exec', address, '--secret-file', secret, '--tty', '--data-connection', '--', 'true']);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/--data-connection/);
+  });
+
+  it('ends a --data-connection command when its reader goes away (EPIPE)', async () => {
+    const { address, secret } = await serve();
+    const proc = startCli(['exec', address, '--secret-file', secret, '--data-connection', '--', 'yes']);
+    proc.child.stdin.end();
+    await new Promise((resolve) => proc.child.stdout.once('data', resolve));
+    proc.child.stdout.destroy();
+    expect(await proc.exited).toBe(143);
+    expect(proc.stderr()).toBe('');
+  });
+
   it('ends the command when its reader goes away (EPIPE), without a stack trace', async () => {
     const { address, secret } = await serve();
     const proc = startCli(['exec', address, '--secret-file', secret, '--', 'yes']);
