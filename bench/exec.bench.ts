@@ -1,6 +1,7 @@
 // exec streaming: `head -c 500M /dev/zero` run through the exec service (a separate process, as
 // deployed) and drained by a Node client, versus the same command run locally into a pipe.
 // A bare pipe→TCP relay (no framing, no auth) is printed too: the transport's own cost, for scale.
+// "data connection" is the same run with stdout: 'connection' (the child writes into the socket).
 // Size: BENCH_EXEC_MB (default 500); rounds: BENCH_EXEC_ROUNDS (default 3). Goal: ≥ 70 % of the local pipe.
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -32,18 +33,23 @@ export async function run(): Promise<void> {
     let local = { bytes: 0, ms: Infinity };
     let relay = { bytes: 0, ms: Infinity };
     let remote = { bytes: 0, ms: Infinity };
+    let direct = { bytes: 0, ms: Infinity };
     for (let round = 0; round < rounds; round++) {
       local = fastest(local, await timeLocal(argv));
       relay = fastest(relay, await timeRelay(argv));
       remote = fastest(remote, await timeRemote(client, argv));
+      direct = fastest(direct, await timeRemote(client, argv, 'connection'));
     }
     await client.close();
     const rss = await peakRssMb(service.pid!);
-    if (local.bytes !== bytes || remote.bytes !== bytes) process.stdout.write(`FAILED: expected ${bytes} bytes, got local ${local.bytes}, exec ${remote.bytes}\n`);
+    if (local.bytes !== bytes || remote.bytes !== bytes || direct.bytes !== bytes) {
+      process.stdout.write(`FAILED: expected ${bytes} bytes, got local ${local.bytes}, exec ${remote.bytes}, data connection ${direct.bytes}\n`);
+    }
     printTable(`exec streaming ${megabytes} MB of ${argv.join(' ')} (best of ${rounds})`, [
       { name: 'local pipe', value: mbPerSecond(local.bytes, local.ms), unit: 'MB/s' },
       { name: 'bare pipe→TCP relay', value: mbPerSecond(relay.bytes, relay.ms), unit: 'MB/s', baseline: mbPerSecond(local.bytes, local.ms) },
       { name: 'through exec', value: mbPerSecond(remote.bytes, remote.ms), unit: 'MB/s', baseline: mbPerSecond(local.bytes, local.ms), goal: '≥ 70%' },
+      { name: 'through exec, data connection', value: mbPerSecond(direct.bytes, direct.ms), unit: 'MB/s', baseline: mbPerSecond(local.bytes, local.ms), goal: '≥ 70%' },
       { name: 'exec service peak RSS', value: rss, unit: 'MB' },
     ]);
   } finally {
@@ -81,9 +87,9 @@ async function timeRelay(argv: string[]): Promise<{ bytes: number; ms: number }>
   return { bytes, ms };
 }
 
-async function timeRemote(client: ExecClient, argv: string[]): Promise<{ bytes: number; ms: number }> {
+async function timeRemote(client: ExecClient, argv: string[], stdout?: 'connection'): Promise<{ bytes: number; ms: number }> {
   const start = performance.now();
-  const job = client.run({ argv });
+  const job = client.run(stdout ? { argv, stdout } : { argv });
   let bytes = 0;
   job.on('stdout', (chunk) => (bytes += chunk.length));
   const exit = await job.done;
