@@ -6,7 +6,8 @@
 // Then the browser's path (issue 4): the same file as a multipart POST /api/files through
 // `sockbridge gateway` (its own process, streaming each part into a chunked put) versus
 // `sockbridge put` straight to the files service. Goals: ≥ 70 % of the CLI; the gateway's peak RSS
-// flat (it must not grow with the file).
+// flat (it must not grow with the file). Then the same file downloaded: GET /api/files/:name against
+// `sockbridge get`, goal ≥ 70 %.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
@@ -137,7 +138,8 @@ async function browserUpload(dir: string, source: string, bytes: number, filesPo
       }),
   );
   const password = 'bench-password-files';
-  const gateway = spawn(process.execPath, [BIN, 'gateway', '--port', '0', '--data', join(dir, 'gateway'), '--files', `tcp://127.0.0.1:${filesPort}`], {
+  // As deployed: `npm start` and the launcher run Node with --initial-old-space-size=64 (docs/relay.md).
+  const gateway = spawn(process.execPath, ['--initial-old-space-size=64', BIN, 'gateway', '--port', '0', '--data', join(dir, 'gateway'), '--files', `tcp://127.0.0.1:${filesPort}`], {
     stdio: ['ignore', 'pipe', 'inherit'],
     env: { ...process.env, SOCKBRIDGE_ADMIN_PASSWORD: password, SOCKBRIDGE_LOG_LEVEL: 'error' },
   });
@@ -153,16 +155,44 @@ async function browserUpload(dir: string, source: string, bytes: number, filesPo
     const idle = await peakRssMb(gateway.pid!);
     const web = await timed(() => multipartPost(port, cookie, source, bytes));
     const rss = await peakRssMb(gateway.pid!);
-    printTable(`files: ${megabytes} MB uploaded as a browser does (multipart POST /api/files through the gateway)`, [
+    // Downloads: `sockbridge get` straight from the files service against GET /api/files/:name.
+    const cliGet = await timed(
+      () =>
+        new Promise<void>((resolve, reject) => {
+          const get = spawn(process.execPath, [BIN, 'get', `127.0.0.1:${filesPort}`, 'cli.bin', join(dir, 'cli-copy.bin')], { stdio: 'ignore' });
+          get.once('exit', (code) => (code === 0 ? resolve() : reject(new Error(`sockbridge get exited ${code}`))));
+        }),
+    );
+    const webGet = await timed(() => httpDownload(port, cookie, 'web.bin', join(dir, 'web-copy.bin'), bytes));
+    const rssAfterGet = await peakRssMb(gateway.pid!);
+    printTable(`files: ${megabytes} MB uploaded and downloaded as a browser does (through the gateway)`, [
       { name: 'sockbridge put (direct)', value: mbPerSecond(bytes, cli), unit: 'MB/s' },
       { name: 'gateway POST /api/files', value: mbPerSecond(bytes, web), unit: 'MB/s', baseline: mbPerSecond(bytes, cli), goal: '≥ 70%' },
+      { name: 'sockbridge get (direct)', value: mbPerSecond(bytes, cliGet), unit: 'MB/s' },
+      { name: 'gateway GET /api/files/:name', value: mbPerSecond(bytes, webGet), unit: 'MB/s', baseline: mbPerSecond(bytes, cliGet), goal: '≥ 70%' },
       { name: 'gateway peak RSS before the upload', value: idle, unit: 'MB' },
-      { name: 'gateway peak RSS after it', value: rss, unit: 'MB', goal: 'flat: growth far below the file size' },
+      { name: 'gateway peak RSS after the upload', value: rss, unit: 'MB', goal: 'flat: growth far below the file size' },
+      { name: 'gateway peak RSS after the download', value: rssAfterGet, unit: 'MB', goal: 'flat' },
     ]);
   } finally {
     gateway.kill('SIGTERM');
     await new Promise((resolve) => gateway.once('exit', resolve));
   }
+}
+
+/** GET /api/files/:name into a local file, checking that every byte arrived. */
+async function httpDownload(port: number, cookie: string, name: string, target: string, bytes: number): Promise<void> {
+  await new Promise<void>((resolve, reject) => {
+    const req = http.get({ host: '127.0.0.1', port, path: `/api/files/${encodeURIComponent(name)}`, headers: { cookie: `sb_session=${cookie}` } }, (res) => {
+      if (res.statusCode !== 200) return reject(new Error(`GET /api/files/${name} answered ${res.statusCode}`));
+      let received = 0;
+      res.on('data', (chunk: Buffer) => (received += chunk.length));
+      pipeline(res, createWriteStream(target))
+        .then(() => (received === bytes ? resolve() : reject(new Error(`downloaded ${received} of ${bytes} bytes`))))
+        .catch(reject);
+    });
+    req.once('error', reject);
+  });
 }
 
 /** One file part streamed from disk, with a Content-Length as a browser sends it. */
