@@ -181,7 +181,8 @@ async function startGateway(root: string, targetPort: number, dataDir: string) {
   const password = 'bench-password-relay';
   const gateway = await startProcess(
     process.execPath,
-    [join(root, 'bin', 'sockbridge'), 'gateway', '--port', '0', '--data', dataDir, '--raw', `bench=127.0.0.1:${targetPort}`],
+    // As deployed: `npm start` and the launcher run Node with --initial-old-space-size=64 (docs/relay.md).
+    ['--initial-old-space-size=64', join(root, 'bin', 'sockbridge'), 'gateway', '--port', '0', '--data', dataDir, '--raw', `bench=127.0.0.1:${targetPort}`],
     /open http:\/\/127\.0\.0\.1:(\d+)/,
     { SOCKBRIDGE_ADMIN_PASSWORD: password, SOCKBRIDGE_LOG_LEVEL: 'warn' },
   );
@@ -218,7 +219,7 @@ export async function run(): Promise<void> {
     ];
     /** Our two entry points, built from the checkout at `checkout`, under names ending in `suffix`. */
     const addOurs = async (checkout: string, suffix: string) => {
-      const relay = await startProcess(process.execPath, [join(checkout, 'bin', 'sockbridge'), 'relay', '127.0.0.1:0', `127.0.0.1:${targetPort}`], /listening on ws:\/\/127\.0\.0\.1:(\d+)/);
+      const relay = await startProcess(process.execPath, ['--initial-old-space-size=64', join(checkout, 'bin', 'sockbridge'), 'relay', '127.0.0.1:0', `127.0.0.1:${targetPort}`], /listening on ws:\/\/127\.0\.0\.1:(\d+)/);
       children.push(relay.child);
       const dataDir = await mkdtemp(join(tmpdir(), 'sockbridge-bench-relay-'));
       closers.push(() => rm(dataDir, { recursive: true, force: true }));
