@@ -55,6 +55,11 @@ export function reportFailure(err: unknown): number {
     return err.code === 'SB_ERR_USAGE' || err.code.startsWith('SB_ERR_CONFIG') ? 2 : 1;
   }
   const e = err as NodeJS.ErrnoException & { address?: string; port?: number };
+  if (e && e.code === 'EADDRINUSE' && e.syscall === 'listen') {
+    const where = e.address ? `${e.address}:${e.port ?? ''}` : 'the address';
+    process.stderr.write(`sockbridge: ${where} is already in use (is sockbridge already running?); stop what holds it or choose another port (0 = any free port)\n`);
+    return 1;
+  }
   if (e && typeof e.code === 'string' && e.syscall) {
     process.stderr.write(`sockbridge: ${e.syscall} ${e.code}${e.address ? ` ${e.address}${e.port ? `:${e.port}` : ''}` : ''}: ${e.message}\n`);
     return 1;
