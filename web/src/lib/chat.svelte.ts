@@ -10,7 +10,7 @@ import {
   type DirectMessage,
 } from '../../../protocol/chat-messages.js';
 import { wsUrl } from './api.js';
-import { ReconnectingSocket } from './reconnecting-socket.svelte.js';
+import { parseJsonFrame, ReconnectingSocket } from './reconnecting-socket.svelte.js';
 
 export type TimelineItem =
   | ({ kind: 'message' } & ChatMessage)
@@ -62,14 +62,8 @@ export class ChatClient {
     this.socket = new ReconnectingSocket({
       url: () => wsUrl('/ws/chat'),
       onMessage: (data) => {
-        if (typeof data !== 'string') return;
-        let event: ChatEvent;
-        try {
-          event = JSON.parse(data) as ChatEvent;
-        } catch {
-          return;
-        }
-        this.#handle(event);
+        const event = parseJsonFrame<ChatEvent>(data);
+        if (event) this.#handle(event);
       },
     });
   }

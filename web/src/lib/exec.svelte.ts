@@ -3,7 +3,7 @@
 // so output goes to xterm as bytes and a UTF-8 sequence split across two messages still renders.
 import { decodeExecData, encodeExecData, type ExecEvent, type ExecRequest, type RunRequest } from '../../../protocol/exec-messages.js';
 import { wsUrl } from './api.js';
-import { ReconnectingSocket } from './reconnecting-socket.svelte.js';
+import { parseJsonFrame, ReconnectingSocket } from './reconnecting-socket.svelte.js';
 
 /** Where output goes: the xterm.js Terminal, kept out of this class so it stays DOM-free. */
 export interface TerminalSink {
@@ -152,12 +152,8 @@ export class ExecSession {
       this.#sink?.write(frame.payload);
       return;
     }
-    let event: ExecEvent;
-    try {
-      event = JSON.parse(data) as ExecEvent;
-    } catch {
-      return;
-    }
+    const event = parseJsonFrame<ExecEvent>(data);
+    if (!event) return;
     switch (event.cmd) {
       case 'ready':
         this.ptyAvailable = event.pty;

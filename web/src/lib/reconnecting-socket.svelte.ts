@@ -14,6 +14,16 @@ export interface ReconnectingSocketOptions {
   maxDelayMs?: number;
 }
 
+/** A text frame parsed as JSON, or undefined for a binary frame or text that is not JSON (ignored by every panel). */
+export function parseJsonFrame<T>(data: string | ArrayBuffer): T | undefined {
+  if (typeof data !== 'string') return undefined;
+  try {
+    return JSON.parse(data) as T;
+  } catch {
+    return undefined;
+  }
+}
+
 /** Close codes after which retrying cannot help: the session is gone or the role forbids it (RFC 6455 §7.4). */
 const FATAL_CLOSE_CODES = new Set([1008, 4401, 4403]);
 

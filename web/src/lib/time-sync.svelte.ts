@@ -3,7 +3,7 @@
 import { ntpOffset, type TimeServerMessage, type TimeStatus } from '../../../protocol/api.js';
 import { wsUrl } from './api.js';
 import { bestSample } from './clock-filter.js';
-import { ReconnectingSocket } from './reconnecting-socket.svelte.js';
+import { parseJsonFrame, ReconnectingSocket } from './reconnecting-socket.svelte.js';
 
 export interface TimeSample {
   at: number;
@@ -70,13 +70,8 @@ export class TimeSync {
   }
 
   #handle(data: string | ArrayBuffer): void {
-    if (typeof data !== 'string') return;
-    let message: TimeServerMessage;
-    try {
-      message = JSON.parse(data) as TimeServerMessage;
-    } catch {
-      return;
-    }
+    const message = parseJsonFrame<TimeServerMessage>(data);
+    if (!message) return;
     if (message.cmd === 'status') {
       this.status = message;
       return;
