@@ -4,17 +4,10 @@ import { Readable } from 'node:stream';
 import { afterEach, describe, expect, it } from 'vitest';
 import { FilesClient } from '../../../backends/files/files-client.js';
 import { removeTempDirs } from '../../helpers/tmp.js';
-import { eventually, sha256, startFiles, stopFiles } from './harness.js';
+import { connect, eventually, sha256, startFiles, stopFiles } from './harness.js';
 
-const clients: FilesClient[] = [];
-async function connect(port: number): Promise<FilesClient> {
-  const c = await FilesClient.connect('127.0.0.1', port);
-  clients.push(c);
-  return c;
-}
 
 afterEach(async () => {
-  await Promise.all(clients.splice(0).map((c) => c.close()));
   await stopFiles();
   await removeTempDirs();
 });

@@ -6,19 +6,11 @@ import net, { type AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { afterEach, describe, expect, it } from 'vitest';
-import { FilesClient } from '../../../backends/files/files-client.js';
 import { FILES_CHUNK_MAX_BYTES } from '../../../protocol/files-messages.js';
 import { encodeFrameHead } from '../../../protocol/frame-codec.js';
 import { removeTempDirs } from '../../helpers/tmp.js';
-import { eventually, RawPeer, sha256, startFiles, stopFiles } from './harness.js';
+import { connect, eventually, RawPeer, sha256, startFiles, stopFiles, visible } from './harness.js';
 
-const clients: FilesClient[] = [];
-async function connect(port: number): Promise<FilesClient> {
-  const c = await FilesClient.connect('127.0.0.1', port);
-  clients.push(c);
-  return c;
-}
-const visible = async (root: string) => (await readdir(root)).filter((n) => !n.startsWith('.')).sort();
 const partials = (root: string) => readdir(join(root, '.partial'));
 
 /** `data` cut at random places into pieces of 1 byte to 3 MiB (bigger than one chunk frame). */
@@ -41,7 +33,6 @@ function chunkedPutBytes(header: Record<string, unknown>, pieces: Buffer[], end 
 }
 
 afterEach(async () => {
-  await Promise.all(clients.splice(0).map((c) => c.close()));
   await stopFiles();
   await removeTempDirs();
 });

@@ -7,26 +7,17 @@ import { Readable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { afterEach, describe, expect, it } from 'vitest';
-import { FilesClient } from '../../../backends/files/files-client.js';
 import { encodeFrame, encodeFrameHead } from '../../../protocol/frame-codec.js';
 import { removeTempDirs, tempDir } from '../../helpers/tmp.js';
-import { eventually, RawPeer, rawHead, sha256, startFiles, stopFiles } from './harness.js';
+import { connect, eventually, RawPeer, rawHead, sha256, startFiles, stopFiles, visible } from './harness.js';
 
-const clients: FilesClient[] = [];
-async function connect(port: number): Promise<FilesClient> {
-  const c = await FilesClient.connect('127.0.0.1', port);
-  clients.push(c);
-  return c;
-}
 async function readAll(stream: Readable): Promise<Buffer> {
   const parts: Buffer[] = [];
   for await (const chunk of stream) parts.push(chunk as Buffer);
   return Buffer.concat(parts);
 }
-const visible = async (root: string) => (await readdir(root)).filter((n) => !n.startsWith('.')).sort();
 
 afterEach(async () => {
-  await Promise.all(clients.splice(0).map((c) => c.close()));
   await stopFiles();
   await removeTempDirs();
 });
@@ -241,8 +232,7 @@ describe('FilesService limits', () => {
     await second.closed;
     await first.close();
     await eventually(async () => {
-      const c = await FilesClient.connect('127.0.0.1', port);
-      clients.push(c);
+      const c = await connect(port);
       return (await c.list().catch(() => undefined)) !== undefined;
     }, 'a free connection slot');
   });

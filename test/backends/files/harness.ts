@@ -1,8 +1,10 @@
 // Shared by the files tests: a real FilesService on 127.0.0.1:0 over a temp root, and a raw frame
 // socket for the bytes a FilesClient would never send.
 import { createHash } from 'node:crypto';
+import { readdir } from 'node:fs/promises';
 import net from 'node:net';
 import { join } from 'node:path';
+import { FilesClient } from '../../../backends/files/files-client.js';
 import { FilesService, type FilesOptions } from '../../../backends/files/files-service.js';
 import { WholeFrameDecoder, type WholeFrame } from '../../../protocol/frame-codec.js';
 import { tempDir } from '../../helpers/tmp.js';
@@ -17,6 +19,7 @@ export interface Started {
 
 const running: FilesService[] = [];
 const sockets: net.Socket[] = [];
+const clients: FilesClient[] = [];
 
 export async function startFiles(options: Partial<FilesOptions> = {}): Promise<Started> {
   const base = await tempDir('sockbridge-files-');
@@ -30,10 +33,22 @@ export async function startFiles(options: Partial<FilesOptions> = {}): Promise<S
   return { service, port, root, outside };
 }
 
+/** A FilesClient on 127.0.0.1:port, closed by stopFiles(). */
+export async function connect(port: number): Promise<FilesClient> {
+  const client = await FilesClient.connect('127.0.0.1', port);
+  clients.push(client);
+  return client;
+}
+
+/** Closes the clients from connect(), the raw peers, then the services. */
 export async function stopFiles(): Promise<void> {
+  await Promise.all(clients.splice(0).map((c) => c.close()));
   for (const s of sockets.splice(0)) s.destroy();
   await Promise.all(running.splice(0).map((s) => s.close()));
 }
+
+/** The published names under root (dot-entries such as .partial left out), sorted. */
+export const visible = async (root: string) => (await readdir(root)).filter((n) => !n.startsWith('.')).sort();
 
 export const sha256 = (data: Uint8Array | string) => createHash('sha256').update(data).digest('hex');
 
