@@ -42,6 +42,11 @@ export function parseCommandLine(argv: readonly string[], options: OptionSpecs, 
   return { values, positionals: parsed.positionals, configFile: typeof configFile === 'string' ? configFile : undefined, rest };
 }
 
+/** For commands that take flags only: a stray word (e.g. `serve files /srv` for `--root /srv`) is a usage error, not ignored. */
+export function rejectPositionals(positionals: readonly string[], usage: string): void {
+  if (positionals.length > 0) throw sbError('SB_ERR_USAGE', `unexpected argument "${positionals[0]}"\nusage: ${usage}`);
+}
+
 /** `host:port` → parts; `:port` and `port` mean 127.0.0.1. */
 export function parseHostPort(text: string | undefined, usage: string): { host: string; port: number } {
   if (!text) throw sbError('SB_ERR_USAGE', `missing HOST:PORT\nusage: ${usage}`);

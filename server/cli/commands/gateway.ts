@@ -12,7 +12,7 @@ import { buildApp } from '../../app.js';
 import { loadConfig } from '../../config.js';
 import { gatewayOptionsSchema, type GatewayOptions } from '../../gateway-options.js';
 import { UserStore } from '../../accounts/user-store.js';
-import { parseCommandLine, type OptionSpecs } from '../args.js';
+import { parseCommandLine, rejectPositionals, type OptionSpecs } from '../args.js';
 import { runUntilSignal } from '../run-service.js';
 
 const USAGE =
@@ -87,7 +87,7 @@ export function openLine(app: FastifyInstance): string {
 
 export async function run(argv: string[]): Promise<number> {
   const { values, positionals, configFile } = parseCommandLine(argv, GATEWAY_FLAGS, USAGE);
-  if (positionals.length > 0) throw sbError('SB_ERR_USAGE', `unexpected argument "${positionals[0]}"\nusage: ${USAGE}`);
+  rejectPositionals(positionals, USAGE);
   const options = loadConfig<GatewayOptions>(gatewayOptionsSchema, { cli: gatewayCliValues(values), configFile });
   let app: FastifyInstance | undefined;
   return runUntilSignal(

@@ -4,7 +4,7 @@ import { ChatService, chatOptionsSchema, type ChatOptions } from '../../../backe
 import { readFileSync } from 'node:fs';
 import { sbError } from '../../../protocol/errors.js';
 import { loadConfig } from '../../config.js';
-import { parseCommandLine } from '../args.js';
+import { parseCommandLine, rejectPositionals } from '../args.js';
 import { formatAddress, runUntilSignal } from '../run-service.js';
 
 const USAGE =
@@ -12,7 +12,7 @@ const USAGE =
   '[--max-connections N] [--max-connections-per-nick N] [--rate-capacity N] [--rate-interval-ms MS] [--config FILE]';
 
 export async function run(argv: string[]): Promise<number> {
-  const { values, configFile } = parseCommandLine(
+  const { values, positionals, configFile } = parseCommandLine(
     argv,
     {
       host: { type: 'string' },
@@ -30,6 +30,7 @@ export async function run(argv: string[]): Promise<number> {
     },
     USAGE,
   );
+  rejectPositionals(positionals, USAGE);
   const { data, gatewayTokenFile, ...cli } = values;
   if (data !== undefined) cli['dataDir'] = data;
   if (cli['linePort'] === 'off' || cli['linePort'] === 'none') cli['linePort'] = null;

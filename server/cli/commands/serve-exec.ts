@@ -5,7 +5,7 @@ import { pino } from 'pino';
 import { ExecService, execOptionsSchema, type ExecOptions } from '../../../backends/exec/exec-service.js';
 import { loadExecSecret, secretFileWarning } from '../../../backends/exec/secret.js';
 import { loadConfig } from '../../config.js';
-import { parseCommandLine, splitList } from '../args.js';
+import { parseCommandLine, rejectPositionals, splitList } from '../args.js';
 import { formatAddress, runUntilSignal } from '../run-service.js';
 
 const USAGE =
@@ -22,7 +22,7 @@ const serveExecSchema = {
 };
 
 export async function run(argv: string[]): Promise<number> {
-  const { values, configFile } = parseCommandLine(
+  const { values, positionals, configFile } = parseCommandLine(
     argv,
     {
       host: { type: 'string' },
@@ -39,6 +39,7 @@ export async function run(argv: string[]): Promise<number> {
     },
     USAGE,
   );
+  rejectPositionals(positionals, USAGE);
   const { noPty, allow, ...cli } = values;
   const config = loadConfig<Omit<ExecOptions, 'secret'> & { secretFile?: string }>(serveExecSchema, {
     configFile,

@@ -2,14 +2,14 @@
 import { pino } from 'pino';
 import { FilesService, filesOptionsSchema, type FilesOptions } from '../../../backends/files/files-service.js';
 import { loadConfig } from '../../config.js';
-import { parseCommandLine } from '../args.js';
+import { parseCommandLine, rejectPositionals } from '../args.js';
 import { formatAddress, runUntilSignal } from '../run-service.js';
 
 const USAGE =
   'sockbridge serve files --root DIR [--host H] [--port P] [--max-file-size BYTES] [--quota-bytes BYTES] [--partial-ttl-ms MS] [--config FILE]';
 
 export async function run(argv: string[]): Promise<number> {
-  const { values, configFile } = parseCommandLine(
+  const { values, positionals, configFile } = parseCommandLine(
     argv,
     {
       host: { type: 'string' },
@@ -22,6 +22,7 @@ export async function run(argv: string[]): Promise<number> {
     },
     USAGE,
   );
+  rejectPositionals(positionals, USAGE);
   const options = loadConfig<FilesOptions>(filesOptionsSchema, { cli: values, configFile });
   const logger = pino({ level: process.env['LOG_LEVEL'] ?? 'warn' }, pino.destination(2));
   const service = new FilesService(options, { logger });

@@ -2,10 +2,9 @@
 // the UDP time service (NTP + the seed's text request) in the foreground.
 
 import { pino } from 'pino';
-import { sbError } from '../../../protocol/errors.js';
 import { TimeService, timeOptionsSchema, type TimeOptions } from '../../../backends/time/time-service.js';
 import { loadConfig } from '../../config.js';
-import { parseCommandLine } from '../args.js';
+import { parseCommandLine, rejectPositionals } from '../args.js';
 import { formatAddress, runUntilSignal } from '../run-service.js';
 
 const USAGE =
@@ -29,9 +28,7 @@ export async function run(argv: string[]): Promise<number> {
     },
     USAGE,
   );
-  if (positionals.length > 0) {
-    throw sbError('SB_ERR_USAGE', `unexpected argument "${positionals[0]}"\nusage: ${USAGE}`);
-  }
+  rejectPositionals(positionals, USAGE);
   const { noText, ...cli } = values;
   if (noText) cli['text'] = false;
   const options = loadConfig<TimeOptions>(timeOptionsSchema, { cli, configFile });

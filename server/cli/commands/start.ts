@@ -18,7 +18,7 @@ import { TimeService } from '../../../backends/time/time-service.js';
 import { loadConfig, readConfigFile } from '../../config.js';
 import { gatewayOptionsSchema, type GatewayOptions } from '../../gateway-options.js';
 import { ensureSecretFile } from '../../accounts/secret-files.js';
-import { parseCommandLine } from '../args.js';
+import { parseCommandLine, rejectPositionals } from '../args.js';
 import { openLine, startGateway } from './gateway.js';
 import { runUntilSignal } from '../run-service.js';
 import type { FastifyInstance } from 'fastify';
@@ -62,7 +62,7 @@ export async function run(argv: string[]): Promise<number> {
     },
     USAGE,
   );
-  if (positionals.length > 0) throw sbError('SB_ERR_USAGE', `unexpected argument "${positionals[0]}"\nusage: ${USAGE}`);
+  rejectPositionals(positionals, USAGE);
   const config = configFile ? readConfigFile(configFile) : {};
   const data = resolve(String(values['data'] ?? section(config, 'gateway')['data'] ?? './data'));
   const logger: Logger = defaultLogger();

@@ -23,3 +23,11 @@ describe('sockbridge: a port already in use', () => {
     expect(stderr).not.toMatch(/\n\s+at /);
   });
 });
+
+describe('sockbridge serve: a stray argument', () => {
+  it.each([['files'], ['chat'], ['exec'], ['time']])('serve %s rejects it with exit 2 instead of ignoring it', async (service) => {
+    const { code, stderr } = await runCli(['serve', service, '/srv/stray']);
+    expect(code).toBe(2);
+    expect(stderr).toContain('unexpected argument "/srv/stray"');
+  });
+});
