@@ -25,12 +25,3 @@ export function validateFileName(name: unknown): string {
   if (name.startsWith('.')) throw sbError('SB_ERR_FILE_NAME_INVALID', shown, 'must not start with "."');
   return name;
 }
-
-export function isValidFileName(name: string): boolean {
-  try {
-    validateFileName(name);
-    return true;
-  } catch {
-    return false;
-  }
-}
