@@ -1,7 +1,7 @@
 // `sockbridge serve chat --data DIR [--host H] [--port P] [--line-port P|off] [--gateway-token-file F] [--config F]`
 import { pino } from 'pino';
 import { ChatService, chatOptionsSchema, type ChatOptions } from '../../../backends/chat/chat-service.js';
-import { readFileSync } from 'node:fs';
+import { readSecretFile, secretFileWarning } from '../../../backends/exec/secret.js';
 import { sbError } from '../../../protocol/errors.js';
 import { loadConfig } from '../../config.js';
 import { parseCommandLine, rejectPositionals } from '../args.js';
@@ -34,7 +34,13 @@ export async function run(argv: string[]): Promise<number> {
   const { data, gatewayTokenFile, ...cli } = values;
   if (data !== undefined) cli['dataDir'] = data;
   if (cli['linePort'] === 'off' || cli['linePort'] === 'none') cli['linePort'] = null;
-  if (typeof gatewayTokenFile === 'string') cli['gatewayToken'] = readToken(gatewayTokenFile);
+  if (typeof gatewayTokenFile === 'string') {
+    // The same rules as the exec secret file: at least 16 characters, a warning when others may read it.
+    const loaded = { ...(await readSecretFile(gatewayTokenFile)), source: gatewayTokenFile };
+    const warning = secretFileWarning(loaded);
+    if (warning) process.stderr.write(`sockbridge: ${warning}\n`);
+    cli['gatewayToken'] = loaded.secret;
+  }
   if (cli['dataDir'] === undefined && configFile === undefined) {
     throw sbError('SB_ERR_USAGE', `--data DIR is required (where chat.sqlite is kept)\nusage: ${USAGE}`);
   }
@@ -48,15 +54,4 @@ export async function run(argv: string[]): Promise<number> {
       line ? `sockbridge chat line mode on ${formatAddress('tcp', line)} (nc, telnet)` : 'sockbridge chat line mode off',
     ];
   });
-}
-
-function readToken(path: string): string {
-  let token: string;
-  try {
-    token = readFileSync(path, 'utf8').trim();
-  } catch (err) {
-    throw sbError('SB_ERR_CONFIG_FILE', path, (err as NodeJS.ErrnoException).code ?? (err as Error).message);
-  }
-  if (token.length < 16) throw sbError('SB_ERR_CONFIG_FILE', path, 'the gateway token must be at least 16 characters');
-  return token;
 }
