@@ -31,6 +31,7 @@ import {
   type StdinRequest,
 } from './exec-messages.js';
 import type { TimePing } from './api.js';
+import { parseJsonObject, type JsonObjectCodes } from './frame-codec.js';
 
 /** A chat request as a browser may send it: everything but `hello`, which the gateway sends. */
 export type BrowserChatRequest =
@@ -48,8 +49,8 @@ export const BROWSER_TIME_COMMANDS = ['ping'] as const;
 
 /** Commands only the gateway may send on a browser's behalf. */
 const RESERVED_COMMANDS = new Set(['hello', 'auth']);
-// Keys that would reach Object.prototype once a message is spread or merged (same set as frame-codec).
-const FORBIDDEN_KEYS = new Set(['__proto__', 'constructor', 'prototype']);
+// A prototype key (__proto__, constructor, prototype) is refused as in frame headers, with a WS code.
+const MESSAGE_CODES: JsonObjectCodes = { json: 'SB_ERR_WS_NOT_JSON', forbiddenKey: 'SB_ERR_WS_FORBIDDEN_KEY', notObject: 'SB_ERR_WS_NOT_JSON' };
 
 export const BROWSER_LIMITS = {
   /** client ids: exec command ids (also bounded to 64 UTF-8 bytes by encodeExecData) and chat refs */
@@ -74,20 +75,8 @@ const excerpt = (s: string): string => (s.length > 64 ? `${s.slice(0, 64)}…` :
 /** Parses a text message into an object with a string `cmd`; SB_ERR_WS_* on anything else. */
 export function parseJsonMessage(text: string): Fields & { cmd: string } {
   if (text.length === 0) throw sbError('SB_ERR_WS_NOT_JSON', 'the message is empty');
-  let value: unknown;
-  try {
-    value = JSON.parse(text, (key, v: unknown) => {
-      if (FORBIDDEN_KEYS.has(key)) throw sbError('SB_ERR_WS_FORBIDDEN_KEY', key);
-      return v;
-    });
-  } catch (err) {
-    if ((err as SockbridgeError).code === 'SB_ERR_WS_FORBIDDEN_KEY') throw err;
-    throw sbError('SB_ERR_WS_NOT_JSON', (err as Error).message);
-  }
-  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
-    throw sbError('SB_ERR_WS_NOT_JSON', value === null ? 'null' : Array.isArray(value) ? 'an array' : typeof value);
-  }
-  const cmd = (value as Fields)['cmd'];
+  const value = parseJsonObject(text, MESSAGE_CODES);
+  const cmd = value['cmd'];
   if (typeof cmd !== 'string') throw sbError('SB_ERR_WS_NOT_JSON', 'no "cmd" string');
   return value as Fields & { cmd: string };
 }

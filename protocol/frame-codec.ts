@@ -12,7 +12,7 @@
 // Pure: no sockets, no timers.
 
 import { Buffer, isUtf8 } from 'node:buffer';
-import { sbError, type SockbridgeError } from './errors.js';
+import { sbError, type ErrorCode, type SockbridgeError } from './errors.js';
 
 export const FRAME_PREFIX_BYTES = 4;
 export const DEFAULT_MAX_HEADER_BYTES = 64 * 1024;
@@ -182,22 +182,43 @@ export class FrameDecoder {
   }
 }
 
-function parseHeader(bytes: Buffer, commands: ReadonlySet<string> | undefined): FrameHeader {
-  if (!isUtf8(bytes)) throw sbError('SB_ERR_FRAME_HEADER_UTF8');
+/** The code each failure of parseJsonObject throws: frame headers and browser messages keep their own. */
+export interface JsonObjectCodes {
+  json: ErrorCode;
+  forbiddenKey: ErrorCode;
+  notObject: ErrorCode;
+}
+
+/**
+ * Parses text that must be one JSON object, refusing a key that would reach Object.prototype
+ * (FORBIDDEN_KEYS) at any depth. Shared by frame headers and the browser message parsers.
+ */
+export function parseJsonObject(text: string, codes: JsonObjectCodes): Record<string, unknown> {
   let value: unknown;
   try {
-    value = JSON.parse(bytes.toString('utf8'), (key, v: unknown) => {
-      if (FORBIDDEN_KEYS.has(key)) throw sbError('SB_ERR_FRAME_HEADER_FORBIDDEN_KEY', key);
+    value = JSON.parse(text, (key, v: unknown) => {
+      if (FORBIDDEN_KEYS.has(key)) throw sbError(codes.forbiddenKey, key);
       return v;
     });
   } catch (err) {
-    if ((err as SockbridgeError).code === 'SB_ERR_FRAME_HEADER_FORBIDDEN_KEY') throw err;
-    throw sbError('SB_ERR_FRAME_HEADER_JSON', (err as Error).message);
+    if ((err as SockbridgeError).code === codes.forbiddenKey) throw err;
+    throw sbError(codes.json, (err as Error).message);
   }
   if (typeof value !== 'object' || value === null || Array.isArray(value)) {
-    throw sbError('SB_ERR_FRAME_HEADER_NOT_OBJECT', value === null ? 'null' : Array.isArray(value) ? 'an array' : typeof value);
+    throw sbError(codes.notObject, value === null ? 'null' : Array.isArray(value) ? 'an array' : typeof value);
   }
-  const header = value as Record<string, unknown>;
+  return value as Record<string, unknown>;
+}
+
+const HEADER_CODES: JsonObjectCodes = {
+  json: 'SB_ERR_FRAME_HEADER_JSON',
+  forbiddenKey: 'SB_ERR_FRAME_HEADER_FORBIDDEN_KEY',
+  notObject: 'SB_ERR_FRAME_HEADER_NOT_OBJECT',
+};
+
+function parseHeader(bytes: Buffer, commands: ReadonlySet<string> | undefined): FrameHeader {
+  if (!isUtf8(bytes)) throw sbError('SB_ERR_FRAME_HEADER_UTF8');
+  const header = parseJsonObject(bytes.toString('utf8'), HEADER_CODES);
   const cmd = header['cmd'];
   if (typeof cmd !== 'string' || cmd.length === 0) throw sbError('SB_ERR_FRAME_CMD_MISSING');
   if (commands && !commands.has(cmd)) {
