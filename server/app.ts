@@ -7,7 +7,8 @@ import { join } from 'node:path';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import fastifyCookie from '@fastify/cookie';
 import fastifyWebsocket from '@fastify/websocket';
-import { pino, type Logger } from 'pino';
+import type { Logger } from 'pino';
+import { defaultLogger } from './logger.js';
 import { WS_CLOSE, sbError } from '../protocol/errors.js';
 import type { GatewayOptions } from './gateway-options.js';
 import { SessionStore } from './accounts/session-store.js';
@@ -32,14 +33,6 @@ export interface AppDeps {
   logger?: Logger;
   /** start the background health probes (default true; tests of single routes may turn them off) */
   probeHealth?: boolean;
-}
-
-/** Never log a cookie, a token or a password, whatever a serializer is later asked to include. */
-export const REDACT_PATHS = ['req.headers.cookie', 'req.headers.authorization', 'res.headers["set-cookie"]', 'password', '*.password'];
-
-/** JSON lines on stderr, so stdout stays for the lines people and scripts read (the URL, a first password). */
-export function defaultLogger(): Logger {
-  return pino({ level: process.env['SOCKBRIDGE_LOG_LEVEL'] ?? 'info', redact: { paths: REDACT_PATHS, censor: '[redacted]' } }, pino.destination(2));
 }
 
 export async function buildApp(options: GatewayOptions, deps: AppDeps = {}): Promise<FastifyInstance> {

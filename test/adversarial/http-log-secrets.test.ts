@@ -3,7 +3,7 @@
 import { Writable } from 'node:stream';
 import { pino } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
-import { REDACT_PATHS } from '../../server/app.js';
+import { REDACT_PATHS } from '../../server/logger.js';
 import { runCli } from '../helpers/cli.js';
 import { removeTempDirs, tempDir } from '../helpers/tmp.js';
 import { closeAll, testGateway } from '../server/app-fixture.js';

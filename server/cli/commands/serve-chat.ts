@@ -1,9 +1,9 @@
 // `sockbridge serve chat --data DIR [--host H] [--port P] [--line-port P|off] [--gateway-token-file F] [--config F]`
-import { pino } from 'pino';
 import { ChatService, chatOptionsSchema, type ChatOptions } from '../../../backends/chat/chat-service.js';
 import { readSecretFile, secretFileWarning } from '../../../backends/exec/secret.js';
 import { sbError } from '../../../protocol/errors.js';
 import { loadConfig } from '../../config.js';
+import { defaultLogger } from '../../logger.js';
 import { parseCommandLine, rejectPositionals } from '../args.js';
 import { formatAddress, runUntilSignal } from '../run-service.js';
 
@@ -45,8 +45,7 @@ export async function run(argv: string[]): Promise<number> {
     throw sbError('SB_ERR_USAGE', `--data DIR is required (where chat.sqlite is kept)\nusage: ${USAGE}`);
   }
   const options = loadConfig<ChatOptions>(chatOptionsSchema, { cli, configFile });
-  const logger = pino({ level: process.env['LOG_LEVEL'] ?? 'warn' }, pino.destination(2));
-  const service = new ChatService(options, { logger });
+  const service = new ChatService(options, { logger: defaultLogger('warn') });
   return runUntilSignal('chat', service, () => {
     const line = service.lineAddress();
     return [

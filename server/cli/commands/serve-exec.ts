@@ -1,10 +1,10 @@
 // `sockbridge serve exec --secret-file F [--host H] [--port P] [--allow ls,df,…] [--timeout-ms N] …`
 // The secret comes from a file or SOCKBRIDGE_EXEC_SECRET, never from the command line (where `ps`
 // would show it to every local user).
-import { pino } from 'pino';
 import { ExecService, execOptionsSchema, type ExecOptions } from '../../../backends/exec/exec-service.js';
 import { loadExecSecret, secretFileWarning } from '../../../backends/exec/secret.js';
 import { loadConfig } from '../../config.js';
+import { defaultLogger } from '../../logger.js';
 import { parseCommandLine, rejectPositionals, splitList } from '../args.js';
 import { formatAddress, runUntilSignal } from '../run-service.js';
 
@@ -49,8 +49,7 @@ export async function run(argv: string[]): Promise<number> {
   const loaded = await loadExecSecret(secretFile);
   const warning = secretFileWarning(loaded);
   if (warning) process.stderr.write(`sockbridge: ${warning}\n`);
-  const logger = pino({ level: process.env['LOG_LEVEL'] ?? 'warn' }, pino.destination(2));
-  const service = new ExecService({ ...options, allow: options.allow ? [...options.allow] : null, secret: loaded.secret }, { logger });
+  const service = new ExecService({ ...options, allow: options.allow ? [...options.allow] : null, secret: loaded.secret }, { logger: defaultLogger('warn') });
   return runUntilSignal('exec', service, () => [
     `sockbridge exec listening on ${formatAddress('tcp', service.address())}`,
     options.allow ? `allowed programs: ${options.allow.join(', ') || '(none)'}` : 'any command may run (no --allow list)',

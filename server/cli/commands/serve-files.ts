@@ -1,7 +1,7 @@
 // `sockbridge serve files --root DIR [--host H] [--port P] [--max-file-size N] [--quota-bytes N] [--config F]`
-import { pino } from 'pino';
 import { FilesService, filesOptionsSchema, type FilesOptions } from '../../../backends/files/files-service.js';
 import { loadConfig } from '../../config.js';
+import { defaultLogger } from '../../logger.js';
 import { parseCommandLine, rejectPositionals } from '../args.js';
 import { formatAddress, runUntilSignal } from '../run-service.js';
 
@@ -24,7 +24,6 @@ export async function run(argv: string[]): Promise<number> {
   );
   rejectPositionals(positionals, USAGE);
   const options = loadConfig<FilesOptions>(filesOptionsSchema, { cli: values, configFile });
-  const logger = pino({ level: process.env['LOG_LEVEL'] ?? 'warn' }, pino.destination(2));
-  const service = new FilesService(options, { logger });
+  const service = new FilesService(options, { logger: defaultLogger('warn') });
   return runUntilSignal('files', service, () => [`sockbridge files listening on ${formatAddress('tcp', service.address())}`]);
 }

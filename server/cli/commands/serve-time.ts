@@ -1,9 +1,9 @@
 // `sockbridge serve time [--host H] [--port P] [--no-text] [--stratum N] [--reference-id ID] …`:
 // the UDP time service (NTP + the seed's text request) in the foreground.
 
-import { pino } from 'pino';
 import { TimeService, timeOptionsSchema, type TimeOptions } from '../../../backends/time/time-service.js';
 import { loadConfig } from '../../config.js';
+import { defaultLogger } from '../../logger.js';
 import { parseCommandLine, rejectPositionals } from '../args.js';
 import { formatAddress, runUntilSignal } from '../run-service.js';
 
@@ -32,7 +32,6 @@ export async function run(argv: string[]): Promise<number> {
   const { noText, ...cli } = values;
   if (noText) cli['text'] = false;
   const options = loadConfig<TimeOptions>(timeOptionsSchema, { cli, configFile });
-  const logger = pino({ level: process.env['LOG_LEVEL'] ?? 'info' }, pino.destination(2));
-  const service = new TimeService(options, { logger });
+  const service = new TimeService(options, { logger: defaultLogger() });
   return runUntilSignal('time', service, () => [`sockbridge time listening on ${formatAddress('udp', service.address())}`]);
 }

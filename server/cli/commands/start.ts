@@ -9,7 +9,7 @@
 import { join, resolve } from 'node:path';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
-import { defaultLogger } from '../../app.js';
+import { defaultLogger } from '../../logger.js';
 import { sbError } from '../../../protocol/errors.js';
 import { ChatService } from '../../../backends/chat/chat-service.js';
 import { ExecService } from '../../../backends/exec/exec-service.js';
