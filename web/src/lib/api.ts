@@ -13,6 +13,11 @@ export class ApiRequestError extends Error {
   }
 }
 
+/** What a panel shows for a failed call: the gateway's code and message, or UNKNOWN for anything else thrown. */
+export function errorInfo(err: unknown): { code: string; message: string } {
+  return err instanceof ApiRequestError ? { code: err.code, message: err.message } : { code: 'UNKNOWN', message: String(err) };
+}
+
 /** Reads `{error:{code,message}}` from a failed response; falls back to the HTTP status. */
 export async function errorFromResponse(res: Response): Promise<ApiRequestError> {
   try {

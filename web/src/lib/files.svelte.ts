@@ -2,7 +2,7 @@
 // Uploads go one XMLHttpRequest per file, because only XHR reports upload progress (fetch cannot yet),
 // which gives each file its own progress bar and its own cancel.
 import type { FileEntry, FileList } from '../../../protocol/api.js';
-import { ApiRequestError, apiJson } from './api.js';
+import { apiJson, errorInfo } from './api.js';
 
 export interface Upload {
   id: number;
@@ -128,7 +128,7 @@ export class FilesStore {
   }
 
   #fail(err: unknown): void {
-    this.lastError = err instanceof ApiRequestError ? { code: err.code, message: err.message } : { code: 'UNKNOWN', message: String(err) };
+    this.lastError = errorInfo(err);
   }
 }
 

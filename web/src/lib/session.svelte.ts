@@ -1,6 +1,6 @@
 // Who is logged in. The cookie is httpOnly, so the page learns its session only through GET /api/me.
 import type { LoginRequest, Me } from '../../../protocol/api.js';
-import { ApiRequestError, apiJson } from './api.js';
+import { ApiRequestError, apiJson, errorInfo } from './api.js';
 
 export class Session {
   me = $state<Me | null>(null);
@@ -37,7 +37,7 @@ export class Session {
       const me = await apiJson<Me | undefined>('/api/login', { method: 'POST', body: credentials });
       this.me = me && typeof me.username === 'string' ? me : await apiJson<Me>('/api/me');
     } catch (err) {
-      this.error = err instanceof ApiRequestError ? { code: err.code, message: err.message } : { code: 'UNKNOWN', message: String(err) };
+      this.error = errorInfo(err);
     } finally {
       this.busy = false;
     }
