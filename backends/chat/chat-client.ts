@@ -7,6 +7,7 @@ import net from 'node:net';
 import { EventEmitter } from 'node:events';
 import { randomUUID } from 'node:crypto';
 import { WholeFrameDecoder, encodeFrame } from '../../protocol/frame-codec.js';
+import { endSocket } from '../lib/end-socket.js';
 import { sbError, isErrorCode, SockbridgeError } from '../../protocol/errors.js';
 import {
   CHAT_LIMITS,
@@ -174,12 +175,7 @@ export class ChatClient extends EventEmitter<ChatClientEvents> {
 
   /** Ends the connection; resolves once it is closed. */
   close(): Promise<void> {
-    return new Promise((resolve) => {
-      if (this.socket.destroyed) return resolve();
-      this.socket.once('close', () => resolve());
-      this.socket.end();
-      setTimeout(() => this.socket.destroy(), 2000).unref();
-    });
+    return endSocket(this.socket, 2000);
   }
 }
 

@@ -10,6 +10,7 @@ import { EXEC_SIGNALS, type ExitEvent, type ReadyEvent, type RunRequest } from '
 import { sbError } from '../../protocol/errors.js';
 import { encodeFrame, encodeFrameHead, FrameDecoder, type FrameHeader } from '../../protocol/frame-codec.js';
 import { openDataConnection, serviceError, type ExecEndpoint } from './data-connection.js';
+import { endSocket } from '../lib/end-socket.js';
 
 export type RunOptions = Omit<RunRequest, 'cmd' | 'id'> & { id?: string };
 export type CancelSignal = (typeof EXEC_SIGNALS)[number];
@@ -245,10 +246,8 @@ export class ExecClient {
 
   /** Closes the connection: the service kills whatever still runs. */
   async close(): Promise<void> {
-    this.socket.end();
-    const timer = setTimeout(() => this.socket.destroy(), 2000);
+    await endSocket(this.socket, 2000);
     await this.closed;
-    clearTimeout(timer);
   }
 
   /** @internal true while the socket's buffer is over its high-water mark */

@@ -25,6 +25,7 @@ import { Readable } from 'node:stream';
 import { isErrorCode, sbError, SockbridgeError } from '../../protocol/errors.js';
 import { encodeFrame, encodeFrameHead, FrameDecoder, type FrameEvent, type FrameHeader } from '../../protocol/frame-codec.js';
 import { FILES_CHUNK_MAX_BYTES, fromWireEntry, type FileEntry, type FileStat } from '../../protocol/files-messages.js';
+import { endSocket } from '../lib/end-socket.js';
 
 export interface FilesClientOptions {
   /** give up connecting after this long (default 10 s) */
@@ -254,12 +255,7 @@ export class FilesClient {
   }
 
   close(): Promise<void> {
-    return new Promise((resolve) => {
-      if (this.socket.destroyed) return resolve();
-      this.socket.once('close', () => resolve());
-      this.socket.end();
-      setTimeout(() => this.socket.destroy(), 1000).unref();
-    });
+    return endSocket(this.socket, 1000);
   }
 
   // ---- internals ----
