@@ -7,6 +7,7 @@ import { formatAddress, runUntilSignal } from '../run-service.js';
 import { RelayServer } from '../../relay/relay-server.js';
 import { sbError } from '../../../protocol/errors.js';
 import { readConfigFile } from '../../config.js';
+import { defaultLogger } from '../../logger.js';
 
 const USAGE =
   'sockbridge relay [--origin URL]... [--max-connections N] [--max-message-bytes N] [--high-water-bytes N]\n' +
@@ -29,14 +30,17 @@ export async function run(argv: string[]): Promise<number> {
   parseHostPort(positionals[1], USAGE); // a clear usage error before the schema's
   const { origin, ...rest } = values;
   // Numbers arrive as strings; loadConfig's schema coerces and range-checks them.
-  const server = new RelayServer({
-    ...(configFile ? readConfigFile(configFile) : {}),
-    ...(rest as Record<string, never>),
-    ...(origin !== undefined ? { origins: splitList(origin) } : {}),
-    host: listen.host,
-    port: listen.port,
-    target: positionals[1]!,
-  });
+  const server = new RelayServer(
+    {
+      ...(configFile ? readConfigFile(configFile) : {}),
+      ...(rest as Record<string, never>),
+      ...(origin !== undefined ? { origins: splitList(origin) } : {}),
+      host: listen.host,
+      port: listen.port,
+      target: positionals[1]!,
+    },
+    { logger: defaultLogger('warn') }, // errors on stderr; SOCKBRIDGE_LOG_LEVEL=info adds each refusal
+  );
   return runUntilSignal('relay', server, () => [
     `sockbridge relay listening on ${formatAddress('http', server.address()).replace(/^http/, 'ws')} → ${server.options.target}`,
   ]);
