@@ -2,7 +2,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { describe, expect, it } from 'vitest';
-import { BOB, logIn, openPanel, screenshot, useStack, waitForText } from './stack.js';
+import { BOB, openPanelAs, screenshot, useStack, waitForText } from './stack.js';
 
 const sha256 = (data: Uint8Array) => createHash('sha256').update(data).digest('hex');
 
@@ -10,9 +10,7 @@ describe('files (browser e2e)', () => {
   const stack = useStack();
 
   it('uploads several files through the form and downloads one back byte-identical', async () => {
-    const page = await stack().newPage();
-    await logIn(page, stack().url, BOB);
-    await openPanel(page, 'files');
+    const page = await openPanelAs(stack(), BOB, 'files');
 
     const big = randomBytes(3 * 1024 * 1024 + 17);
     const small = Buffer.from('hello, files\n');
@@ -43,9 +41,7 @@ describe('files (browser e2e)', () => {
   });
 
   it('takes a file dropped on the form, shows a name made of markup as text, and deletes it', async () => {
-    const page = await stack().newPage();
-    await logIn(page, stack().url, BOB);
-    await openPanel(page, 'files');
+    const page = await openPanelAs(stack(), BOB, 'files');
     const name = '<img src=x onerror=alert(1)>.txt';
     // drag and drop as the browser delivers it: a drop event whose DataTransfer holds the file
     const dataTransfer = await page.evaluateHandle((fileName) => {

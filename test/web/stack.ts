@@ -156,3 +156,11 @@ export async function logIn(page: Page, url: string, account: { username: string
 export async function openPanel(page: Page, panel: 'chat' | 'files' | 'terminal' | 'time'): Promise<void> {
   await page.locator(`nav button[data-panel="${panel}"]`).click();
 }
+
+/** A fresh page logged in as `account` with `panel` open: the start of most panel tests. */
+export async function openPanelAs(stack: Stack, account: typeof ADMIN, panel: Parameters<typeof openPanel>[1]): Promise<Page> {
+  const page = await stack.newPage();
+  await logIn(page, stack.url, account);
+  await openPanel(page, panel);
+  return page;
+}

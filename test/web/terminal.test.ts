@@ -1,9 +1,18 @@
 // Browser e2e: the terminal is for admins only; an admin runs commands, sees output, exit code, Ctrl-C.
 import { describe, expect, it } from 'vitest';
-import { ADMIN, BOB, logIn, openPanel, screenshot, useStack, waitForText } from './stack.js';
+import { ADMIN, BOB, logIn, openPanel, openPanelAs, screenshot, useStack, waitForText } from './stack.js';
 
 describe('terminal (browser e2e)', () => {
   const stack = useStack();
+
+  /** An admin's terminal panel, connected and ready for a command. */
+  async function openTerminalAsAdmin() {
+    const page = await openPanelAs(stack(), ADMIN, 'terminal');
+    const screen = page.locator('.xterm-rows');
+    const status = page.getByTestId('exec-status');
+    await waitForText(status, (t) => t.includes('ready'));
+    return { page, screen, status };
+  }
 
   it('a user account sees "admins only" and never opens /ws/exec', async () => {
     const page = await stack().newPage();
@@ -25,13 +34,7 @@ describe('terminal (browser e2e)', () => {
   });
 
   it('an admin runs a command and sees its output and exit code, and Ctrl-C cancels a long one', async () => {
-    const page = await stack().newPage();
-    await logIn(page, stack().url, ADMIN);
-    await openPanel(page, 'terminal');
-    const screen = page.locator('.xterm-rows');
-    const status = page.getByTestId('exec-status');
-
-    await waitForText(status, (t) => t.includes('ready'));
+    const { page, screen, status } = await openTerminalAsAdmin();
     await page.getByLabel('Command').fill('echo "out-$((6*7))"; echo err-line >&2; exit 3');
     await page.getByRole('button', { name: 'Run' }).click();
     await waitForText(screen, (t) => t.includes('out-42') && t.includes('err-line'));
@@ -50,12 +53,7 @@ describe('terminal (browser e2e)', () => {
   });
 
   it('sends keystrokes to a running command as stdin, and runs a command in a pty on request', async () => {
-    const page = await stack().newPage();
-    await logIn(page, stack().url, ADMIN);
-    await openPanel(page, 'terminal');
-    const screen = page.locator('.xterm-rows');
-    const status = page.getByTestId('exec-status');
-    await waitForText(status, (t) => t.includes('ready'));
+    const { page, screen, status } = await openTerminalAsAdmin();
 
     await page.getByLabel('Command').fill('read line; echo "got-$line"');
     await page.getByRole('button', { name: 'Run' }).click();

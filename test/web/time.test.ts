@@ -1,14 +1,12 @@
 // Browser e2e: the time panel measures this browser's offset over /ws/time and charts the samples.
 import { describe, expect, it } from 'vitest';
-import { BOB, logIn, openPanel, screenshot, useStack, waitForText } from './stack.js';
+import { BOB, openPanelAs, screenshot, useStack, waitForText } from './stack.js';
 
 describe('time (browser e2e)', () => {
   const stack = useStack();
 
   it('shows a live server clock, the browser offset ± half the round trip, the gateway offset and a chart', async () => {
-    const page = await stack().newPage();
-    await logIn(page, stack().url, BOB);
-    await openPanel(page, 'time');
+    const page = await openPanelAs(stack(), BOB, 'time');
 
     const offset = await waitForText(page.getByTestId('browser-offset'), (t) => /[+−]\d+\.\d ms ± \d+\.\d ms/.test(t));
     // same machine, same clock: the measured offset is small
