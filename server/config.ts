@@ -47,6 +47,11 @@ function describe(error: ErrorObject): string {
     const key = String((error.params as { additionalProperty: string }).additionalProperty);
     return `unknown option "${key}" (--${kebab(key)}); remove it or check its spelling`;
   }
+  if (error.keyword === 'required') {
+    const key = String((error.params as { missingProperty: string }).missingProperty);
+    const full = path ? `${path}.${key}` : key;
+    return path ? `"${full}" is required` : `--${kebab(key)} is required (or "${key}" in the config file)`;
+  }
   const top = path.split('.')[0] ?? '';
   const where = top ? `--${kebab(top)} / "${path}"` : 'configuration';
   return `${where} ${error.message ?? 'is invalid'}`;
