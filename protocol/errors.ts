@@ -159,3 +159,15 @@ export function isSockbridgeError(err: unknown, code?: ErrorCode): err is Sockbr
 export function isErrorCode(value: unknown): value is ErrorCode {
   return typeof value === 'string' && Object.prototype.hasOwnProperty.call(ERROR_SPECS, value);
 }
+
+/**
+ * The error a service's error frame ({cmd:'error', code, message}) stands for, on the client side:
+ * its own code and message; a code this build does not know is SB_ERR_INTERNAL (`fallback`).
+ */
+export function errorFromFrame(header: Readonly<Record<string, unknown>>, fallback: string): SockbridgeError {
+  const code = header['code'];
+  const message = header['message'];
+  const err = sbError(isErrorCode(code) ? code : 'SB_ERR_INTERNAL', fallback);
+  if (typeof message === 'string') err.message = message;
+  return err;
+}

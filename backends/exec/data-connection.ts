@@ -5,7 +5,7 @@
 // handed on untouched.
 
 import net from 'node:net';
-import { isErrorCode, sbError, type SockbridgeError } from '../../protocol/errors.js';
+import { errorFromFrame, sbError } from '../../protocol/errors.js';
 import { encodeFrame, FRAME_PREFIX_BYTES } from '../../protocol/frame-codec.js';
 
 export interface ExecEndpoint {
@@ -51,7 +51,7 @@ export function openDataConnection(endpoint: ExecEndpoint, token: string, timeou
           return fail(sbError('SB_ERR_CONNECT', where, 'not an exec service'));
         }
         buffered = buffered.subarray(FRAME_PREFIX_BYTES + length);
-        if (header['cmd'] === 'error') return fail(serviceError(header));
+        if (header['cmd'] === 'error') return fail(errorFromFrame(header, 'exec service error'));
         if (!readyReceived && header['cmd'] === 'ready') {
           readyReceived = true;
           continue;
@@ -70,12 +70,4 @@ export function openDataConnection(endpoint: ExecEndpoint, token: string, timeou
     };
     socket.on('data', onData);
   });
-}
-
-/** Rebuilds the service's error with its code, so callers can test `err.code`. */
-export function serviceError(header: Record<string, unknown>): SockbridgeError {
-  const code = header['code'];
-  const err = sbError(isErrorCode(code) ? code : 'SB_ERR_INTERNAL', 'exec service error');
-  Object.defineProperty(err, 'message', { value: String(header['message'] ?? err.message) });
-  return err;
 }

@@ -7,9 +7,9 @@
 import { EventEmitter } from 'node:events';
 import net from 'node:net';
 import { EXEC_SIGNALS, type ExitEvent, type ReadyEvent, type RunRequest } from '../../protocol/exec-messages.js';
-import { sbError } from '../../protocol/errors.js';
+import { errorFromFrame, sbError } from '../../protocol/errors.js';
 import { encodeFrame, encodeFrameHead, FrameDecoder, type FrameHeader } from '../../protocol/frame-codec.js';
-import { openDataConnection, serviceError, type ExecEndpoint } from './data-connection.js';
+import { openDataConnection, type ExecEndpoint } from './data-connection.js';
 import { endSocket } from '../lib/end-socket.js';
 
 export type RunOptions = Omit<RunRequest, 'cmd' | 'id'> & { id?: string };
@@ -310,7 +310,7 @@ export class ExecClient {
         }
         return;
       case 'error': {
-        const err = serviceError(header);
+        const err = errorFromFrame(header, 'exec service error');
         if (job) {
           // A refused run never started: the job ends here. Other per-id errors (e.g. stdin after exit) are informational.
           if (job.pid === undefined) {

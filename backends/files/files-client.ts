@@ -22,7 +22,7 @@
 import { IncomingMessage } from 'node:http';
 import net from 'node:net';
 import { Readable } from 'node:stream';
-import { isErrorCode, sbError, SockbridgeError } from '../../protocol/errors.js';
+import { errorFromFrame, sbError, SockbridgeError } from '../../protocol/errors.js';
 import { encodeFrame, encodeFrameHead, FrameDecoder, type FrameEvent, type FrameHeader } from '../../protocol/frame-codec.js';
 import { FILES_CHUNK_MAX_BYTES, fromWireEntry, type FileEntry, type FileStat } from '../../protocol/files-messages.js';
 import { endSocket } from '../lib/end-socket.js';
@@ -212,7 +212,7 @@ export class FilesClient {
               if (event.type === 'header') {
                 clearTimeout(timer);
                 const h = event.header;
-                if (h.cmd === 'error') refusal = replyError(h);
+                if (h.cmd === 'error') refusal = errorFromFrame(h, 'unknown error from the files service');
                 else if (h.cmd !== 'data') return finish(this.shutdown(sbError('SB_ERR_BAD_REQUEST', `unexpected reply "${h.cmd}"`)));
                 else {
                   started = true;
@@ -295,7 +295,7 @@ export class FilesClient {
       this.listener = (event) => {
         if (event.type === 'header') header = event.header;
         else if (event.type === 'body') parts.push(Buffer.from(event.chunk));
-        else done(header!.cmd === 'error' ? replyError(header!) : undefined);
+        else done(header!.cmd === 'error' ? errorFromFrame(header!, 'unknown error from the files service') : undefined);
       };
     });
   }
@@ -340,13 +340,6 @@ export class FilesClient {
 
 function toBuffer(chunk: unknown): Buffer {
   return Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk as Uint8Array);
-}
-
-function replyError(header: FrameHeader): SockbridgeError {
-  const code = header['code'];
-  const err = sbError(isErrorCode(code) ? code : 'SB_ERR_INTERNAL', 'unknown error from the files service');
-  if (isErrorCode(code) && typeof header['message'] === 'string') err.message = header['message'];
-  return err;
 }
 
 /**
