@@ -4,6 +4,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { encodeFrame } from '../../protocol/frame-codec.js';
 import { removeTempDirs } from '../helpers/tmp.js';
 import { RawChat, closeAll, startChat } from '../backends/chat/chat-kit.js';
+import { lengthPrefix, rawFrame } from './raw-frames.js';
 
 const TOKEN = 'gateway-token-0123456789abcdef';
 let served = 0;
@@ -35,17 +36,6 @@ async function eventually(condition: () => boolean, timeoutMs = 5000): Promise<v
     if (Date.now() > deadline) throw new Error('condition not met in time');
     await new Promise((r) => setTimeout(r, 10));
   }
-}
-
-function lengthPrefix(n: number): Buffer {
-  const b = Buffer.alloc(4);
-  b.writeUInt32LE(n >>> 0);
-  return b;
-}
-
-function rawFrame(json: string): Buffer {
-  const body = Buffer.from(json);
-  return Buffer.concat([lengthPrefix(body.length), body]);
 }
 
 describe('chat frame port: hostile frames', () => {

@@ -3,6 +3,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { encodeFrame, encodeFrameHead } from '../../protocol/frame-codec.js';
 import { alive, closeAll, collect, connect, rawConnect, SECRET, startExec, waitGone, type RawPeer } from '../backends/exec/exec-fixture.js';
+import { lengthPrefix } from './raw-frames.js';
 
 afterEach(closeAll);
 
@@ -18,12 +19,6 @@ async function expectRefused(peer: RawPeer, bytes: Buffer, code: string): Promis
   peer.socket.write(bytes);
   expect((await peer.next('error')).header['code']).toBe(code);
   await peer.closed;
-}
-
-function lengthPrefix(n: number): Buffer {
-  const b = Buffer.alloc(4);
-  b.writeUInt32LE(n >>> 0);
-  return b;
 }
 
 const AUTH = encodeFrame({ cmd: 'auth', secret: SECRET });

@@ -15,6 +15,7 @@ import { FilesService } from '../../backends/files/files-service.js';
 import { DEFAULT_MAX_HEADER_BYTES, encodeFrame, encodeFrameHead } from '../../protocol/frame-codec.js';
 import { removeTempDirs, tempDir } from '../helpers/tmp.js';
 import { RawPeer, stopFiles } from '../backends/files/harness.js';
+import { lengthPrefix, rawFrame } from './raw-frames.js';
 
 const CHAT_TOKEN = 'gap-chat-token-0123456789abcdef';
 const EXEC_SECRET = 'gap-exec-secret-0123456789abcdef';
@@ -117,17 +118,6 @@ async function nextMatching(peer: RawPeer, match: (h: Record<string, unknown>) =
     const { header } = await peer.next();
     if (match(header)) return header;
   }
-}
-
-function lengthPrefix(n: number): Buffer {
-  const b = Buffer.alloc(4);
-  b.writeUInt32LE(n >>> 0);
-  return b;
-}
-
-function rawFrame(json: string): Buffer {
-  const body = Buffer.from(json);
-  return Buffer.concat([lengthPrefix(body.length), body]);
 }
 
 /** Sends `bytes`, expects an error frame with `code`, then the service closing that connection. */
