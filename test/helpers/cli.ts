@@ -1,5 +1,6 @@
 // Runs the real CLI (bin/sockbridge → dist/, built by `npm run build:server`) as a child process.
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
+import { constants } from 'node:os';
 import { fileURLToPath } from 'node:url';
 
 export const SOCKBRIDGE_BIN = fileURLToPath(new URL('../../bin/sockbridge', import.meta.url));
@@ -29,7 +30,7 @@ export function startCli(args: string[], options: { env?: NodeJS.ProcessEnv; cwd
   child.stderr.setEncoding('utf8').on('data', (d: string) => (err += d));
   if (options.input !== undefined) child.stdin.end(options.input);
   const exited = new Promise<number>((resolve) => {
-    child.once('exit', (code, signal) => resolve(code ?? (signal ? 128 + (signalNumbers[signal] ?? 0) : 1)));
+    child.once('exit', (code, signal) => resolve(code ?? (signal ? 128 + constants.signals[signal] : 1)));
   });
   const proc: CliProcess = {
     child,
@@ -94,5 +95,3 @@ export async function runCli(args: string[], options: { env?: NodeJS.ProcessEnv;
 export async function stopAllCli(): Promise<void> {
   await Promise.all([...running].map((p) => p.stop()));
 }
-
-const signalNumbers: Partial<Record<NodeJS.Signals, number>> = { SIGHUP: 1, SIGINT: 2, SIGKILL: 9, SIGTERM: 15 };
