@@ -7,7 +7,6 @@
 // - a refused upgrade is logged with address and Origin, never with the cookie.
 // Each case ends with a well-behaved client being served.
 import net from 'node:net';
-import { randomBytes } from 'node:crypto';
 import { afterEach, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
 import { ChatService } from '../../backends/chat/chat-service.js';
@@ -15,7 +14,7 @@ import { ExecService } from '../../backends/exec/exec-service.js';
 import { loadConfig } from '../../server/config.js';
 import { gatewayOptionsSchema, type GatewayOptions } from '../../server/gateway-options.js';
 import { removeTempDirs, tempDir } from '../helpers/tmp.js';
-import { CHAT_TOKEN, EXEC_SECRET, closeAll, startGateway, track, waitFor, type Gateway } from '../server/routes/ws-kit.js';
+import { CHAT_TOKEN, EXEC_SECRET, closeAll, rawUpgradeRequest, startGateway, track, waitFor, type Gateway } from '../server/routes/ws-kit.js';
 
 afterEach(async () => {
   await closeAll();
@@ -43,21 +42,7 @@ function rawUpgradeStatus(gw: Gateway, cookie: string, extra: string[]): Promise
   const { port } = new URL(gw.origin);
   return new Promise((resolve) => {
     const socket = net.connect({ host: '127.0.0.1', port: Number(port) }, () => {
-      socket.write(
-        [
-          'GET /ws/chat HTTP/1.1',
-          `Host: 127.0.0.1:${port}`,
-          'Upgrade: websocket',
-          'Connection: Upgrade',
-          `Sec-WebSocket-Key: ${randomBytes(16).toString('base64')}`,
-          'Sec-WebSocket-Version: 13',
-          `Origin: ${gw.origin}`,
-          `Cookie: sb_session=${cookie}`,
-          ...extra,
-          '',
-          '',
-        ].join('\r\n'),
-      );
+      socket.write(rawUpgradeRequest(gw, '/ws/chat', cookie, extra));
     });
     let text = '';
     const done = () => resolve(text.split('\r\n')[0] ?? '');

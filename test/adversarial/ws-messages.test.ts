@@ -8,7 +8,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
 import { ChatService } from '../../backends/chat/chat-service.js';
 import { removeTempDirs, tempDir } from '../helpers/tmp.js';
-import { CHAT_TOKEN, closeAll, startGateway, track, type Gateway } from '../server/routes/ws-kit.js';
+import { CHAT_TOKEN, closeAll, rawUpgradeRequest, startGateway, track, type Gateway } from '../server/routes/ws-kit.js';
 
 afterEach(async () => {
   await closeAll();
@@ -37,20 +37,7 @@ async function rawUpgrade(gw: Gateway, path: string, cookie: string) {
   const socket = net.connect({ host: '127.0.0.1', port: Number(port) });
   track({ close: async () => void socket.destroy() });
   await new Promise((resolve) => socket.once('connect', resolve));
-  socket.write(
-    [
-      `GET ${path} HTTP/1.1`,
-      `Host: 127.0.0.1:${port}`,
-      'Upgrade: websocket',
-      'Connection: Upgrade',
-      `Sec-WebSocket-Key: ${randomBytes(16).toString('base64')}`,
-      'Sec-WebSocket-Version: 13',
-      `Origin: ${gw.origin}`,
-      `Cookie: sb_session=${cookie}`,
-      '',
-      '',
-    ].join('\r\n'),
-  );
+  socket.write(rawUpgradeRequest(gw, path, cookie));
   let received = Buffer.alloc(0);
   socket.on('data', (chunk) => (received = Buffer.concat([received, chunk])));
   const closed = new Promise<void>((resolve) => socket.once('close', () => resolve()));

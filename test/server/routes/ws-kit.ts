@@ -1,5 +1,6 @@
 // What the WebSocket route tests share: a listening gateway wired to real backends on port 0,
 // logged-in `ws` clients (session cookie + matching Origin), and a message queue to await replies.
+import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
 import type { AddressInfo } from 'node:net';
 import type { FastifyInstance } from 'fastify';
@@ -157,3 +158,21 @@ export async function waitFor(check: () => boolean | Promise<boolean>, timeoutMs
 }
 
 export { once };
+
+/** The bytes of a logged-in browser's upgrade request for `path` (RFC 6455 §4.1), for tests that write it on a raw socket. */
+export function rawUpgradeRequest(gw: Gateway, path: string, cookie: string, extraHeaders: readonly string[] = []): string {
+  const { port } = new URL(gw.origin);
+  return [
+    `GET ${path} HTTP/1.1`,
+    `Host: 127.0.0.1:${port}`,
+    'Upgrade: websocket',
+    'Connection: Upgrade',
+    `Sec-WebSocket-Key: ${randomBytes(16).toString('base64')}`,
+    'Sec-WebSocket-Version: 13',
+    `Origin: ${gw.origin}`,
+    `Cookie: sb_session=${cookie}`,
+    ...extraHeaders,
+    '',
+    '',
+  ].join('\r\n');
+}
