@@ -10,7 +10,7 @@ import { sbError, type SockbridgeError } from '../../protocol/errors.js';
 import { validateNick, validateRoom, type ChatEvent, type JoinedEvent, type MembersEvent, type RoomListEvent } from '../../protocol/chat-messages.js';
 import type { ChatHistory } from './chat-history.js';
 import { ChatRooms, type ChatPeer } from './chat-room.js';
-import { TokenBucket, type RateLimit } from './token-bucket.js';
+import { TokenBucket, type RateLimit } from '../lib/token-bucket.js';
 
 export interface ChatHubLimits {
   maxTextBytes: number;

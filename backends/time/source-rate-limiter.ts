@@ -5,6 +5,8 @@
 // memory; a flood of forged sources therefore sees at most `burst` answers per address, each no
 // larger than its request.
 
+import { TokenBucket, type RateLimit as BucketLimit } from '../lib/token-bucket.js';
+
 export interface RateLimit {
   /** tokens added per second (sustained rate) */
   perSecond: number;
@@ -12,20 +14,17 @@ export interface RateLimit {
   burst: number;
 }
 
-interface Bucket {
-  tokens: number;
-  /** ms, from `now()` */
-  updated: number;
-}
-
 export class SourceRateLimiter {
-  private readonly buckets = new Map<string, Bucket>();
+  private readonly buckets = new Map<string, TokenBucket>();
+  private readonly bucketLimit: BucketLimit;
 
   constructor(
-    private readonly limit: RateLimit,
+    limit: RateLimit,
     private readonly maxSources: number,
     private readonly now: () => number = () => performance.now(),
-  ) {}
+  ) {
+    this.bucketLimit = { capacity: limit.burst, intervalMs: (limit.burst * 1000) / limit.perSecond };
+  }
 
   /** Takes one token for `source`; false when its bucket is empty (the caller drops the packet). */
   take(source: string): boolean {
@@ -33,19 +32,15 @@ export class SourceRateLimiter {
     let bucket = this.buckets.get(source);
     if (bucket) {
       this.buckets.delete(source);
-      bucket.tokens = Math.min(this.limit.burst, bucket.tokens + ((now - bucket.updated) / 1000) * this.limit.perSecond);
-      bucket.updated = now;
     } else {
-      bucket = { tokens: this.limit.burst, updated: now };
+      bucket = new TokenBucket(this.bucketLimit, now);
       if (this.buckets.size >= this.maxSources) {
         const oldest = this.buckets.keys().next();
         if (!oldest.done) this.buckets.delete(oldest.value);
       }
     }
     this.buckets.set(source, bucket);
-    if (bucket.tokens < 1) return false;
-    bucket.tokens -= 1;
-    return true;
+    return bucket.take(now) === 0;
   }
 
   get size(): number {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { TokenBucket } from '../../../backends/chat/token-bucket.js';
+import { TokenBucket } from '../../../backends/lib/token-bucket.js';
 
 describe('TokenBucket', () => {
   it('passes a burst of capacity, then says how long to wait, and refills over time', () => {

@@ -1,4 +1,5 @@
-// Token-bucket rate limiting: `capacity` requests at once, refilled at capacity per `intervalMs`.
+// Token-bucket rate limiting (chat's per-nick limits, time's per-source limits): `capacity` requests
+// at once, refilled at capacity per `intervalMs`.
 // Time is passed in (never read here) so the logic stays pure and testable.
 
 export interface RateLimit {
