@@ -18,17 +18,17 @@ export function errorInfo(err: unknown): { code: string; message: string } {
   return err instanceof ApiRequestError ? { code: err.code, message: err.message } : { code: 'UNKNOWN', message: String(err) };
 }
 
-/** Reads `{error:{code,message}}` from a failed response; falls back to the HTTP status. */
-export async function errorFromResponse(res: Response): Promise<ApiRequestError> {
+/** Reads `{error:{code,message}}` from a failed response's body (fetch or XHR); falls back to the HTTP status. */
+export function errorFromBody(status: number, statusText: string, body: string): ApiRequestError {
   try {
-    const body = (await res.json()) as Partial<ApiError>;
-    if (body.error && typeof body.error.code === 'string') {
-      return new ApiRequestError(body.error.code, body.error.message ?? body.error.code, res.status);
+    const parsed = JSON.parse(body) as Partial<ApiError>;
+    if (parsed.error && typeof parsed.error.code === 'string') {
+      return new ApiRequestError(parsed.error.code, parsed.error.message ?? parsed.error.code, status);
     }
   } catch {
     // not JSON: a proxy or a crash page
   }
-  return new ApiRequestError(`HTTP_${res.status}`, res.statusText || `HTTP ${res.status}`, res.status);
+  return new ApiRequestError(`HTTP_${status}`, statusText || `HTTP ${status}`, status);
 }
 
 /** Same-origin JSON request; the session travels in the httpOnly cookie, never in script. */
@@ -44,7 +44,7 @@ export async function apiJson<T>(path: string, init: { method?: string; body?: u
   } catch {
     throw new ApiRequestError('NETWORK', 'The gateway cannot be reached', 0);
   }
-  if (!res.ok) throw await errorFromResponse(res);
+  if (!res.ok) throw errorFromBody(res.status, res.statusText, await res.text().catch(() => ''));
   if (res.status === 204) return undefined as T;
   const text = await res.text();
   return (text ? JSON.parse(text) : undefined) as T;

@@ -2,7 +2,7 @@
 // Uploads go one XMLHttpRequest per file, because only XHR reports upload progress (fetch cannot yet),
 // which gives each file its own progress bar and its own cancel.
 import type { FileEntry, FileList } from '../../../protocol/api.js';
-import { apiJson, errorInfo } from './api.js';
+import { apiJson, errorFromBody, errorInfo } from './api.js';
 
 export interface Upload {
   id: number;
@@ -133,11 +133,6 @@ export class FilesStore {
 }
 
 function readError(xhr: XMLHttpRequest): string {
-  try {
-    const body = JSON.parse(xhr.responseText) as { error?: { code?: string; message?: string } };
-    if (body.error?.message) return `${body.error.message} (${body.error.code ?? xhr.status})`;
-  } catch {
-    // not JSON
-  }
-  return `Upload failed (HTTP ${xhr.status})`;
+  const err = errorFromBody(xhr.status, xhr.statusText, xhr.responseText);
+  return `Upload failed: ${err.message} (${err.code})`;
 }
