@@ -7,7 +7,6 @@ import net from 'node:net';
 import { EventEmitter } from 'node:events';
 import { randomUUID } from 'node:crypto';
 import { WholeFrameDecoder, encodeFrame } from '../../protocol/frame-codec.js';
-import { endSocket } from '../lib/end-socket.js';
 import { sbError, isErrorCode, SockbridgeError } from '../../protocol/errors.js';
 import {
   CHAT_LIMITS,
@@ -18,6 +17,7 @@ import {
   type MessageEvent,
   type WelcomeEvent,
 } from '../../protocol/chat-messages.js';
+import { endSocket } from '../lib/end-socket.js';
 
 export interface ChatConnectOptions {
   nick: string;
