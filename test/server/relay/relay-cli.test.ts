@@ -2,19 +2,23 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import type { WebSocket } from 'ws';
 import { runCli, startCli, stopAllCli } from '../../helpers/cli.js';
-import { collectUntilClose, openClient, patternBytes, receiveBytes, sha256, startEchoTarget, startTarget, type TestTarget } from './relay-targets.js';
+import {
+  collectUntilClose,
+  onCleanup,
+  openClient,
+  patternBytes,
+  receiveBytes,
+  runCleanups,
+  sha256,
+  startEchoTarget,
+  startTarget,
+  target,
+} from './relay-targets.js';
 
-const cleanups: (() => Promise<unknown> | void)[] = [];
 afterEach(async () => {
-  for (const c of cleanups.splice(0).reverse()) await c();
+  await runCleanups();
   await stopAllCli();
 });
-
-async function target(make: () => Promise<TestTarget>): Promise<TestTarget> {
-  const t = await make();
-  cleanups.push(() => t.close());
-  return t;
-}
 
 async function startRelay(targetPort: number, extra: string[] = []): Promise<string> {
   const proc = startCli(['relay', ...extra, '127.0.0.1:0', `127.0.0.1:${targetPort}`]);
@@ -24,7 +28,7 @@ async function startRelay(targetPort: number, extra: string[] = []): Promise<str
 
 async function client(url: string): Promise<WebSocket> {
   const ws = await openClient(url);
-  cleanups.push(() => ws.terminate());
+  onCleanup(() => ws.terminate());
   return ws;
 }
 

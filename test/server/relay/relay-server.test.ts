@@ -8,40 +8,36 @@ import { RelayServer, type RelayOptions } from '../../../server/relay/relay-serv
 import { MAX_READ_BYTES } from '../../../server/relay/websocket-tcp-bridge.js';
 import {
   collectUntilClose,
+  onCleanup,
   openClient,
   patternBytes,
   receiveBytes,
   refusalCode,
+  runCleanups,
   settled,
   sha256,
   startEchoTarget,
   startTarget,
+  target,
   type TestTarget,
 } from './relay-targets.js';
 
-const cleanups: (() => Promise<unknown> | void)[] = [];
 afterEach(async () => {
-  for (const c of cleanups.splice(0).reverse()) await c();
+  await runCleanups();
 });
 
 async function relayTo(target: TestTarget | number, options: Partial<RelayOptions> = {}) {
   const port = typeof target === 'number' ? target : target.port;
   const relay = new RelayServer({ port: 0, target: `127.0.0.1:${port}`, ...options });
   const address = await relay.start();
-  cleanups.push(() => relay.close());
+  onCleanup(() => relay.close());
   return { relay, url: `ws://127.0.0.1:${address.port}/` };
 }
 
 async function client(url: string, options: Parameters<typeof openClient>[1] = {}): Promise<WebSocket> {
   const ws = await openClient(url, options);
-  cleanups.push(() => ws.terminate());
+  onCleanup(() => ws.terminate());
   return ws;
-}
-
-async function target(make: () => Promise<TestTarget>): Promise<TestTarget> {
-  const t = await make();
-  cleanups.push(() => t.close());
-  return t;
 }
 
 describe('RelayServer', () => {
@@ -251,7 +247,7 @@ describe('RelayServer', () => {
     const sink = await target(() => startTarget((s) => s.on('close', () => targetClosed()).resume()));
     const { url } = await relayTo(sink, { heartbeatMs: 1000 });
     const ws = new WebSocket(url, ['binary'], { autoPong: false });
-    cleanups.push(() => ws.terminate());
+    onCleanup(() => ws.terminate());
     const { code } = await collectUntilClose(ws);
     expect(code).toBe(1006); // terminated, no closing handshake
     await closed;
@@ -261,11 +257,11 @@ describe('RelayServer', () => {
     // A listener that never accepts, its accept queue filled: the kernel drops further SYNs, so a
     // connection attempt hangs (as to a firewalled host) instead of being refused.
     const stalled = spawn('python3', ['-c', 'import socket,time\ns=socket.socket()\ns.bind(("127.0.0.1",0))\ns.listen(0)\nprint(s.getsockname()[1],flush=True)\ntime.sleep(60)']);
-    cleanups.push(() => void stalled.kill());
+    onCleanup(() => void stalled.kill());
     const [line] = (await once(stalled.stdout, 'data')) as [Buffer];
     const port = Number(line.toString().trim());
     const fillers = Array.from({ length: 4 }, () => net.connect(port, '127.0.0.1').on('error', () => {}));
-    cleanups.push(() => fillers.forEach((f) => f.destroy()));
+    onCleanup(() => fillers.forEach((f) => f.destroy()));
     const { url } = await relayTo(port, { connectTimeoutMs: 500 });
     const ws = await client(url);
     const { code, reason } = await collectUntilClose(ws);

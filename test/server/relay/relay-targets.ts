@@ -5,6 +5,27 @@ import http from 'node:http';
 import { once } from 'node:events';
 import { WebSocket } from 'ws';
 
+// ---- teardown shared by the relay test files ----
+
+const cleanups: (() => Promise<unknown> | void)[] = [];
+
+/** Registers teardown for runCleanups; the newest runs first. */
+export function onCleanup(fn: () => Promise<unknown> | void): void {
+  cleanups.push(fn);
+}
+
+/** Call from afterEach. */
+export async function runCleanups(): Promise<void> {
+  for (const c of cleanups.splice(0).reverse()) await c();
+}
+
+/** A target that runCleanups closes. */
+export async function target(make: () => Promise<TestTarget>): Promise<TestTarget> {
+  const t = await make();
+  onCleanup(() => t.close());
+  return t;
+}
+
 export interface TestTarget {
   server: net.Server;
   port: number;

@@ -5,37 +5,32 @@ import { removeTempDirs } from '../../helpers/tmp.js';
 import { startRawGateway, type RawGateway } from '../relay/gateway-harness.js';
 import {
   collectUntilClose,
+  onCleanup,
   openClient,
   patternBytes,
   receiveBytes,
   refusalCode,
+  runCleanups,
   sha256,
   startEchoTarget,
   startTarget,
-  type TestTarget,
+  target,
 } from '../relay/relay-targets.js';
 
-const cleanups: (() => Promise<unknown> | void)[] = [];
 afterEach(async () => {
-  for (const c of cleanups.splice(0).reverse()) await c();
+  await runCleanups();
   await removeTempDirs();
 });
 
-async function target(make: () => Promise<TestTarget>): Promise<TestTarget> {
-  const t = await make();
-  cleanups.push(() => t.close());
-  return t;
-}
-
 async function gateway(raw: Record<string, string>, limits: Record<string, number> = {}): Promise<RawGateway> {
   const g = await startRawGateway(raw, limits);
-  cleanups.push(() => g.app.close());
+  onCleanup(() => g.app.close());
   return g;
 }
 
 async function client(g: RawGateway, path: string, protocols = ['binary']): Promise<WebSocket> {
   const ws = await openClient(g.base + path, { headers: g.headers, protocols });
-  cleanups.push(() => ws.terminate());
+  onCleanup(() => ws.terminate());
   return ws;
 }
 
