@@ -25,6 +25,8 @@ import {
 } from './chat-messages.js';
 import {
   decodeExecData,
+  EXEC_SIGNALS,
+  EXEC_TERM_MAX,
   type CancelRequest,
   type ResizeRequest,
   type RunRequest,
@@ -57,8 +59,8 @@ export const BROWSER_LIMITS = {
   idMaxLength: 64,
   argvMaxItems: 1024,
   argMaxBytes: 64 * 1024,
-  /** terminal size; node-pty and the kernel take u16, nobody has a 10,000-column terminal */
-  termMaxCells: 10_000,
+  /** terminal size: the exec service's own bound (node-pty and the kernel take u16) */
+  termMaxCells: EXEC_TERM_MAX,
   /** exec timeouts a browser may ask for; the service caps them again */
   timeoutMaxMs: 7 * 24 * 3600_000,
 } as const;
@@ -175,7 +177,7 @@ export function refOf(m: Fields): string | undefined {
 
 // ---- /ws/exec ----
 
-const SIGNALS = new Set(['SIGINT', 'SIGTERM', 'SIGKILL', 'SIGHUP']);
+const SIGNALS: ReadonlySet<string> = new Set(EXEC_SIGNALS);
 
 function parseRun(m: Fields): RunRequest {
   const request: RunRequest = { cmd: 'run', id: id(m) };
