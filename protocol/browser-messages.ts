@@ -13,8 +13,6 @@
 import { sbError, type SockbridgeError } from './errors.js';
 import {
   CHAT_LIMITS,
-  NICK_PATTERN,
-  ROOM_PATTERN,
   type DirectRequest,
   type JoinRequest,
   type LeaveRequest,
@@ -22,6 +20,8 @@ import {
   type RoomsRequest,
   type SayRequest,
   type WhoRequest,
+  validateNick,
+  validateRoom,
 } from './chat-messages.js';
 import {
   decodeExecData,
@@ -120,20 +120,18 @@ function bool(m: Fields, key: string): boolean {
 
 const id = (m: Fields, key = 'id'): string => str(m, key, BROWSER_LIMITS.idMaxLength);
 
+// Room and nick: the chat service's own checks (validateRoom, validateNick), so the rule and its
+// message live in one place; only a non-string is refused here.
 function room(m: Fields): string {
   const v = m['room'];
-  if (typeof v !== 'string' || !ROOM_PATTERN.test(v)) {
-    throw sbError('SB_ERR_CHAT_ROOM_INVALID', JSON.stringify(typeof v === 'string' ? excerpt(v) : v ?? null), 'use 1-64 of a-z 0-9 _ . - (not starting with . or -)');
-  }
-  return v;
+  if (typeof v !== 'string') throw sbError('SB_ERR_CHAT_ROOM_INVALID', JSON.stringify(v ?? null), 'must be a string');
+  return validateRoom(v);
 }
 
 function nick(m: Fields, key: string): string {
   const v = m[key];
-  if (typeof v !== 'string' || !NICK_PATTERN.test(v)) {
-    throw sbError('SB_ERR_CHAT_NICK_INVALID', JSON.stringify(typeof v === 'string' ? excerpt(v) : v ?? null), 'use 1-32 of A-Z a-z 0-9 _ . -');
-  }
-  return v;
+  if (typeof v !== 'string') throw sbError('SB_ERR_CHAT_NICK_INVALID', JSON.stringify(v ?? null), 'must be a string');
+  return validateNick(v);
 }
 
 const text = (m: Fields): string => str(m, 'text', CHAT_LIMITS.textMaxBytes);
