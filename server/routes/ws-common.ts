@@ -142,14 +142,18 @@ export function startHeartbeat(ws: WebSocket, intervalMs: number): void {
 
 // ---- configuration ----
 
-/** A secret given inline or read once from a file; undefined when neither exists. */
+/**
+ * A secret given inline or read once from a file; undefined when neither exists. A file named in
+ * the configuration must be readable (a typo fails at start-up); only the default DATA/NAME may be absent.
+ */
 export function readSecret(inline: string | undefined, file: string | undefined, dataDir: string, defaultName: string): string | undefined {
   if (inline) return inline;
   try {
     const value = readFileSync(file ?? join(dataDir, defaultName), 'utf8').trim();
     return value.length > 0 ? value : undefined;
-  } catch {
-    return undefined;
+  } catch (err) {
+    if (file === undefined) return undefined;
+    throw sbError('SB_ERR_CONFIG_FILE', file, (err as NodeJS.ErrnoException).code ?? (err as Error).message);
   }
 }
 

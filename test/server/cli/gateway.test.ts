@@ -35,4 +35,13 @@ describe('sockbridge gateway', () => {
     expect(health!.services['chat']!.status).toBe('down');
     expect(await proc.stop()).toBe(0);
   });
+
+  it('refuses a secret file named in the config that it cannot read (a typo), with exit 2', async () => {
+    const data = await tempDir();
+    const config = `${data}/gateway.json`;
+    await writeFile(config, JSON.stringify({ port: 0, data, execSecretFile: `${data}/no-such.secret` }));
+    const { code, stderr } = await runCli(['gateway', '--config', config], { env: { SOCKBRIDGE_ADMIN_PASSWORD: 'gateway-admin-pw' } });
+    expect(code).toBe(2);
+    expect(stderr).toContain(`${data}/no-such.secret: ENOENT`);
+  });
 });
