@@ -166,16 +166,13 @@ export async function apiFilesRoutes(app: FastifyInstance): Promise<void> {
 }
 
 /**
- * Size and hash of a stored file. The stat reply's `size` can be lost in transit (in frames, `size`
- * is also the body length), so a stat without a numeric size falls back to the listing.
+ * Size and hash of a stored file, from one stat (the entry travels as `total`, not the frame's
+ * `size`, see toWireEntry, so it always arrives with exists: true).
  */
 async function fileInfo(client: FilesClient, name: string): Promise<FileEntry> {
   const info = await client.stat(name);
   if (!info.exists) throw sbError('SB_ERR_FILE_NOT_FOUND', JSON.stringify(name));
-  if (typeof info.size === 'number' && Number.isSafeInteger(info.size)) return info;
-  const entry = (await client.list()).find((f) => f.name === name);
-  if (!entry) throw sbError('SB_ERR_FILE_NOT_FOUND', JSON.stringify(name));
-  return entry;
+  return info;
 }
 
 function mapMultipartError(err: unknown, maxFiles: number, maxBytes: number): unknown {
