@@ -21,7 +21,7 @@ export class FilesUpstream {
     this.address = parseBackendUrl(options.files, 'tcp', '--files');
   }
 
-  /** Runs `fn` with a fresh connection, closed afterwards unless `keepOpen` (then the caller closes it). */
+  /** Runs `fn` with a fresh connection, closed afterwards (a download uses connect() and closes it when its stream ends). */
   async with<T>(fn: (client: FilesClient) => Promise<T>): Promise<T> {
     const client = await this.connect();
     try {
