@@ -2,10 +2,11 @@
 // (headersTimeout); this covers a request whose headers are complete but whose body trickles in
 // forever. Node's requestTimeout (set from limits.requestTimeoutMs; Fastify sets none) must close it
 // while the gateway keeps answering everyone else.
-import net, { type AddressInfo } from 'node:net';
+import type { AddressInfo } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { removeTempDirs } from '../helpers/tmp.js';
 import { closeAll, testGateway } from '../server/app-fixture.js';
+import { slowClient } from './slow-client.js';
 
 afterEach(async () => {
   await closeAll();
@@ -18,26 +19,20 @@ describe('slow request bodies', () => {
     await app.listen({ host: '127.0.0.1', port: 0 });
     const { port } = app.server.address() as AddressInfo;
     const body = JSON.stringify({ username: 'alice', password: 'alice-password' });
-    const socket = net.connect({ host: '127.0.0.1', port });
-    socket.on('error', () => undefined);
-    let answered = '';
-    socket.on('data', (d) => (answered += d.toString()));
-    const closed = new Promise<void>((resolve) => socket.once('close', () => resolve()));
-    await new Promise((r) => socket.once('connect', r));
-    socket.write(`POST /api/login HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nContent-Type: application/json\r\nContent-Length: ${body.length + 1000}\r\n\r\n`);
-    let i = 0;
-    const drip = setInterval(() => {
-      if (!socket.destroyed) socket.write(body[i++ % body.length]!);
-    }, 100);
+    const client = await slowClient(
+      port,
+      `POST /api/login HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nContent-Type: application/json\r\nContent-Length: ${body.length + 1000}\r\n\r\n`,
+      body,
+      100,
+    );
     try {
       const health = await fetch(`http://127.0.0.1:${port}/api/health`);
       expect(health.status).toBe(200);
-      await closed; // the test's own timeout fails this if the server never closes it
+      await client.closed; // the test's own timeout fails this if the server never closes it
       // Node answers 408 when it can; either way the request never reached the login route
-      expect(answered).toMatch(/^$|^HTTP\/1\.1 408/);
+      expect(client.answered()).toMatch(/^$|^HTTP\/1\.1 408/);
     } finally {
-      clearInterval(drip);
-      socket.destroy();
+      client.stop();
     }
     const after = await fetch(`http://127.0.0.1:${port}/api/health`);
     expect(after.status).toBe(200);

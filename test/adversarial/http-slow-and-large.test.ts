@@ -5,6 +5,7 @@ import net, { type AddressInfo } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { removeTempDirs } from '../helpers/tmp.js';
 import { closeAll, login, multipart, startRawUpload, testGateway } from '../server/app-fixture.js';
+import { slowClient } from './slow-client.js';
 
 afterEach(async () => {
   await closeAll();
@@ -16,24 +17,15 @@ describe('slow and oversized HTTP requests', () => {
     const { app } = await testGateway({ extra: { limits: { headersTimeoutMs: 1000 } } });
     await app.listen({ host: '127.0.0.1', port: 0 });
     const { port } = app.server.address() as AddressInfo;
-    const socket = net.connect({ host: '127.0.0.1', port });
     const request = 'GET /api/health HTTP/1.1\r\nHost: x\r\nX-Slow: ' + 'a'.repeat(10_000);
-    let i = 0;
-    const drip = setInterval(() => {
-      if (!socket.destroyed) socket.write(request[i++ % request.length]!);
-    }, 50);
-    let answered = '';
-    socket.on('data', (d) => (answered += d.toString()));
-    const closed = new Promise<void>((resolve) => socket.once('close', () => resolve()));
-    socket.on('error', () => undefined);
+    const client = await slowClient(port, '', request, 50);
     try {
       const health = await fetch(`http://127.0.0.1:${port}/api/health`);
       expect(health.status).toBe(200);
-      await closed; // the test's own timeout fails this if the server never closes it
-      expect(answered).toMatch(/^$|^HTTP\/1\.1 408/);
+      await client.closed; // the test's own timeout fails this if the server never closes it
+      expect(client.answered()).toMatch(/^$|^HTTP\/1\.1 408/);
     } finally {
-      clearInterval(drip);
-      socket.destroy();
+      client.stop();
     }
   }, 15_000);
 
