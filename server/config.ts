@@ -39,6 +39,17 @@ export function readConfigFile(path: string): Record<string, unknown> {
   return value as Record<string, unknown>;
 }
 
+/** `HOST:PORT` with a literal host (a name, IPv4 or [IPv6]): relay targets and raw targets. */
+export const HOST_PORT_PATTERN = '^(\\[[0-9a-fA-F:.]+\\]|[A-Za-z0-9.-]+):\\d{1,5}$';
+
+/** What a schema pattern means, for the error message (instead of the regular expression). */
+const PATTERN_HINTS: Record<string, string> = {
+  [HOST_PORT_PATTERN]: 'must be HOST:PORT (e.g. 127.0.0.1:5900)',
+  '^tcp://': 'must be a tcp://HOST:PORT URL',
+  '^udp://': 'must be a udp://HOST:PORT URL',
+  '^https?://': 'must start with http:// or https://',
+};
+
 const kebab = (key: string) => key.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
 
 function describe(error: ErrorObject): string {
@@ -54,7 +65,8 @@ function describe(error: ErrorObject): string {
   }
   const top = path.split('.')[0] ?? '';
   const where = top ? `--${kebab(top)} / "${path}"` : 'configuration';
-  return `${where} ${error.message ?? 'is invalid'}`;
+  const hint = error.keyword === 'pattern' ? PATTERN_HINTS[String((error.params as { pattern: string }).pattern)] : undefined;
+  return `${where} ${hint ?? error.message ?? 'is invalid'}`;
 }
 
 function deepFreeze<T>(value: T): T {

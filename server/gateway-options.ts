@@ -1,6 +1,7 @@
 // The gateway's options: one schema with defaults, validated once by loadConfig (server/config.ts).
 // Backends are reached by URL; raw relay targets are named here and only here (never chosen by a client).
 
+import { HOST_PORT_PATTERN } from './config.js';
 import type { FromSchemaLike } from './schema-types.js';
 
 export const gatewayOptionsSchema = {
@@ -24,7 +25,7 @@ export const gatewayOptionsSchema = {
     /** raw relay targets, name → host:port (CLI: --raw name=host:port, repeatable) */
     raw: {
       type: 'object',
-      additionalProperties: { type: 'string', pattern: '^(\\[[0-9a-fA-F:.]+\\]|[A-Za-z0-9.-]+):\\d{1,5}$' },
+      additionalProperties: { type: 'string', pattern: HOST_PORT_PATTERN },
       propertyNames: { pattern: '^[A-Za-z0-9_-]{1,64}$' },
       default: {},
     },

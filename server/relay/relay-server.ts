@@ -10,7 +10,7 @@ import type { Logger } from 'pino';
 import { WebSocketServer, type WebSocket } from 'ws';
 import { sbError, type SockbridgeError } from '../../protocol/errors.js';
 import { silentLogger } from '../../backends/lib/tcp-service.js';
-import { loadConfig } from '../config.js';
+import { HOST_PORT_PATTERN, loadConfig } from '../config.js';
 import { relayLimitsSchemaProperties, type RelayLimits } from './relay-limits.js';
 import { checkSubprotocolOffer, selectRelaySubprotocol } from './subprotocol.js';
 import { bridgeWebSocketToTcp, type RelayTarget } from './websocket-tcp-bridge.js';
@@ -24,7 +24,7 @@ export const relayOptionsSchema = {
     host: { type: 'string', minLength: 1, default: '127.0.0.1' },
     port: { type: 'integer', minimum: 0, maximum: 65535, default: 6080 },
     /** the one target every connection is relayed to, host:port */
-    target: { type: 'string', pattern: '^(\\[[0-9a-fA-F:.]+\\]|[A-Za-z0-9.-]+):\\d{1,5}$' },
+    target: { type: 'string', pattern: HOST_PORT_PATTERN },
     /** allowed Origin headers (exact match); empty: any, as websockify */
     origins: { type: 'array', items: { type: 'string', pattern: '^https?://' }, default: [] },
     maxConnections: { type: 'integer', minimum: 1, default: 1024 },

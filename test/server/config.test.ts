@@ -1,6 +1,6 @@
 // loadConfig's messages name the flag a user would type.
 import { describe, expect, it } from 'vitest';
-import { loadConfig } from '../../server/config.js';
+import { HOST_PORT_PATTERN, loadConfig } from '../../server/config.js';
 
 const schema = {
   type: 'object',
@@ -15,5 +15,16 @@ describe('loadConfig: a missing required option', () => {
   });
   it('names the nested key', () => {
     expect(() => loadConfig(schema, { cli: { root: '/srv', limits: {} } })).toThrow('"limits.maxBytes" is required');
+  });
+});
+
+describe('loadConfig: a value of the wrong shape', () => {
+  it('says what a HOST:PORT or URL pattern means instead of printing the regular expression', () => {
+    const shapes = {
+      type: 'object',
+      properties: { target: { type: 'string', pattern: HOST_PORT_PATTERN }, files: { type: 'string', pattern: '^tcp://' } },
+    };
+    expect(() => loadConfig(shapes, { cli: { target: 'nohost' } })).toThrow('--target / "target" must be HOST:PORT (e.g. 127.0.0.1:5900)');
+    expect(() => loadConfig(shapes, { cli: { files: 'http://x:1' } })).toThrow('--files / "files" must be a tcp://HOST:PORT URL');
   });
 });
