@@ -63,6 +63,15 @@ export async function run(argv: string[]): Promise<number> {
     USAGE,
   );
   rejectPositionals(positionals, USAGE);
+  // Every flag checked before anything is created or started.
+  const ports = {
+    chat: port(values['chatPort'], 7001, 'chat-port'),
+    chatLine: port(values['chatLinePort'], 7005, 'chat-line-port'),
+    exec: port(values['execPort'], 7002, 'exec-port'),
+    files: port(values['filesPort'], 7003, 'files-port'),
+    time: port(values['timePort'], 7004, 'time-port'),
+    gateway: values['port'] === undefined ? undefined : port(values['port'], 8080, 'port'),
+  };
   const config = configFile ? readConfigFile(configFile) : {};
   const data = resolve(String(values['data'] ?? section(config, 'gateway')['data'] ?? './data'));
   const logger: Logger = defaultLogger();
@@ -81,8 +90,8 @@ export async function run(argv: string[]): Promise<number> {
         {
           ...section(config, 'chat'),
           host: LOOPBACK,
-          port: port(values['chatPort'], 7001, 'chat-port'),
-          linePort: port(values['chatLinePort'], 7005, 'chat-line-port'),
+          port: ports.chat,
+          linePort: ports.chatLine,
           dataDir: data,
           gatewayToken: chatToken,
         },
@@ -91,19 +100,19 @@ export async function run(argv: string[]): Promise<number> {
       const chatAddress = await chat.start();
       started.push(chat);
       const exec = new ExecService(
-        { ...section(config, 'exec'), host: LOOPBACK, port: port(values['execPort'], 7002, 'exec-port'), secret: execSecret },
+        { ...section(config, 'exec'), host: LOOPBACK, port: ports.exec, secret: execSecret },
         { logger: logger.child({ service: 'exec' }) },
       );
       const execAddress = await exec.start();
       started.push(exec);
       const files = new FilesService(
-        { ...section(config, 'files'), host: LOOPBACK, port: port(values['filesPort'], 7003, 'files-port'), root: join(data, 'files') },
+        { ...section(config, 'files'), host: LOOPBACK, port: ports.files, root: join(data, 'files') },
         { logger: logger.child({ service: 'files' }) },
       );
       const filesAddress = await files.start();
       started.push(files);
       const time = new TimeService(
-        { ...section(config, 'time'), host: LOOPBACK, port: port(values['timePort'], 7004, 'time-port') },
+        { ...section(config, 'time'), host: LOOPBACK, port: ports.time },
         { logger: logger.child({ service: 'time' }) },
       );
       const timeAddress = await time.start();
@@ -121,7 +130,7 @@ export async function run(argv: string[]): Promise<number> {
           execSecretFile: join(data, 'exec.secret'),
           chatGatewayTokenFile: join(data, 'chat-gateway.secret'),
         },
-        cli: { host: values['host'], port: values['port'] === undefined ? undefined : port(values['port'], 8080, 'port') },
+        cli: { host: values['host'], port: ports.gateway },
       });
       app = await startGateway(options, logger.child({ service: 'gateway' }));
       started.push(app);

@@ -1,5 +1,6 @@
+import { existsSync } from 'node:fs';
 import { afterEach, describe, expect, it } from 'vitest';
-import { startCli, stopAllCli } from '../../helpers/cli.js';
+import { runCli, startCli, stopAllCli } from '../../helpers/cli.js';
 import { removeTempDirs, tempDir } from '../../helpers/tmp.js';
 
 afterEach(async () => {
@@ -44,5 +45,13 @@ describe('sockbridge start', () => {
     expect(proc.stdout()).not.toContain('from-the-env-123');
     const login = await fetch(`${url}api/login`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ username: 'admin', password: 'from-the-env-123' }) });
     expect(login.status).toBe(200);
+  });
+
+  it('refuses a bad port with exit 2 before creating or starting anything', async () => {
+    const data = `${await tempDir()}/data`;
+    const { code, stderr } = await runCli(['start', '--data', data, '--time-port', 'x']);
+    expect(code).toBe(2);
+    expect(stderr).toContain('--time-port x: use a port 0..65535');
+    expect(existsSync(data)).toBe(false);
   });
 });
