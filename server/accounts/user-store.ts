@@ -34,7 +34,7 @@ export function validatePassword(password: string): void {
   }
 }
 
-function validateRole(role: string): asserts role is Role {
+export function validateRole(role: string): asserts role is Role {
   if (!ROLES.includes(role as Role)) throw sbError('SB_ERR_USER_INVALID', `role must be admin or user, not "${role}"`);
 }
 

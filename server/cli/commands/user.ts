@@ -6,10 +6,11 @@
 import { join } from 'node:path';
 import { sbError } from '../../../protocol/errors.js';
 import type { Role } from '../../../protocol/api.js';
-import { UserStore } from '../../accounts/user-store.js';
+import { UserStore, validateRole, validateUsername } from '../../accounts/user-store.js';
 import { parseCommandLine } from '../args.js';
 
 const USAGE = 'sockbridge user add|remove|passwd|role|list [NAME] [--role admin|user] [--password-stdin] [--data DIR]';
+const ACTIONS = ['add', 'remove', 'passwd', 'role', 'list'];
 
 async function readStdin(): Promise<string> {
   const chunks: Buffer[] = [];
@@ -65,26 +66,29 @@ export async function run(argv: string[]): Promise<number> {
     { role: { type: 'string' }, 'password-stdin': { type: 'boolean' }, data: { type: 'string' } },
     USAGE,
   );
-  const [action, name] = positionals;
+  const [action = '', name = ''] = positionals;
   const data = typeof values['data'] === 'string' ? values['data'] : './data';
   const role = values['role'] as Role | undefined;
+  // Checked before the store is opened (which creates DATA) and before a password is prompted for.
+  if (!ACTIONS.includes(action)) throw sbError('SB_ERR_USAGE', `usage: ${USAGE}`);
+  if (role !== undefined) validateRole(role);
+  if (action !== 'list' && !name) throw sbError('SB_ERR_USAGE', `missing NAME\nusage: ${USAGE}`);
+  if (action === 'role' && !role) throw sbError('SB_ERR_USAGE', `usage: sockbridge user role NAME --role admin|user`);
+  if (action === 'add') validateUsername(name);
   const store = new UserStore(join(data, 'users.sqlite'));
   try {
     switch (action) {
       case 'add': {
-        if (!name) throw sbError('SB_ERR_USAGE', `missing NAME\nusage: ${USAGE}`);
         const password = await readPassword(values['passwordStdin'] === true);
         await store.add(name, password, role ?? 'user');
         process.stdout.write(`sockbridge: added ${role ?? 'user'} ${name}\n`);
         return 0;
       }
       case 'remove':
-        if (!name) throw sbError('SB_ERR_USAGE', `missing NAME\nusage: ${USAGE}`);
         store.remove(name);
         process.stdout.write(`sockbridge: removed ${name} (a running gateway ends its sessions when they expire)\n`);
         return 0;
       case 'passwd': {
-        if (!name) throw sbError('SB_ERR_USAGE', `missing NAME\nusage: ${USAGE}`);
         if (!store.get(name)) throw sbError('SB_ERR_USER_NOT_FOUND', name);
         await store.passwd(name, await readPassword(values['passwordStdin'] === true));
         if (role) store.setRole(name, role);
@@ -92,8 +96,7 @@ export async function run(argv: string[]): Promise<number> {
         return 0;
       }
       case 'role':
-        if (!name || !role) throw sbError('SB_ERR_USAGE', `usage: sockbridge user role NAME --role admin|user`);
-        store.setRole(name, role);
+        store.setRole(name, role!);
         process.stdout.write(`sockbridge: ${name} is now ${role}\n`);
         return 0;
       case 'list':

@@ -1,3 +1,4 @@
+import { existsSync } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -42,6 +43,17 @@ describe('sockbridge user', () => {
     expect(role.code).toBe(1);
     const list = await runCli(['user', 'list', '--data', data]);
     expect(list.stdout).toBe('');
+  });
+
+  it('checks the name and the role before asking for a password or creating DATA', async () => {
+    const data = `${await tempDir()}/data`;
+    const role = await runCli(['user', 'add', 'erin', '--role', 'root', '--data', data]);
+    expect(role.code).toBe(1);
+    expect(role.stderr).toContain('role must be admin or user');
+    const missing = await runCli(['user', 'passwd', '--data', data]);
+    expect(missing.code).toBe(2);
+    expect(missing.stderr).toContain('missing NAME');
+    expect(existsSync(data)).toBe(false);
   });
 
   it('without --password-stdin and without a terminal, says how to pass the password', async () => {
