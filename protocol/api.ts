@@ -30,6 +30,8 @@ export interface FileEntry {
 }
 export interface FileList { files: FileEntry[] }
 export interface UploadResult { files: FileEntry[] }
+/** A multipart upload refused part-way: the files stored before the failure stay, listed here. */
+export interface UploadFailure extends ApiError { files: FileEntry[] }
 
 // ---- /ws/time (JSON text messages) ----
 // The NTP four-timestamp exchange (RFC 5905 §8) over a WebSocket: the browser sends t0 by its clock,

@@ -6,8 +6,8 @@
 import { PassThrough, type Readable } from 'node:stream';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import fastifyMultipart from '@fastify/multipart';
-import { sbError } from '../../protocol/errors.js';
-import type { FileEntry, FileList, UploadResult } from '../../protocol/api.js';
+import { isSockbridgeError, sbError } from '../../protocol/errors.js';
+import type { FileEntry, FileList, UploadFailure, UploadResult } from '../../protocol/api.js';
 import { validateFileName } from '../../backends/files/file-name.js';
 import type { FilesClient } from '../../backends/files/files-client.js';
 import { requireSession } from '../plugins/auth.js';
@@ -77,20 +77,27 @@ export async function apiFilesRoutes(app: FastifyInstance): Promise<void> {
         if (part.type !== 'file') continue;
         let name: string;
         try {
+          // busboy has already reduced the filename to its last path component, as browsers send it.
           name = validateFileName(part.filename);
+          // Two parts with one name (`a/x.txt` and `b/x.txt` both become `x.txt`) would silently
+          // replace the first with the second.
+          if (stored.some((entry) => entry.name === name)) throw sbError('SB_ERR_UPLOAD_INVALID', `two file parts are named "${name}"`);
         } catch (err) {
           part.file.resume();
           throw err;
         }
-        // Streamed part by part into a chunked put: an aborted request leaves no temp or partial file.
+        // Streamed part by part into a chunked put: each file appears whole or not at all.
         const entry = await upstream.upload(name, part.file, limits.maxUploadBytes);
         stored.push(entry);
         request.log.info({ user: session.username, file: name, size: entry.size }, 'file uploaded');
       }
     } catch (err) {
-      // All or nothing: a request that fails part-way (limit, bad name, aborted) keeps none of its files.
-      await Promise.all(stored.map((entry) => upstream.with((client) => client.delete(entry.name)).catch(() => undefined)));
-      throw mapMultipartError(err, limits.maxUploadFiles, limits.maxUploadBytes);
+      // Files already stored stay: each one is complete and verified, and deleting one that replaced
+      // an older file of the same name would lose both versions. The error lists them.
+      const mapped = mapMultipartError(err, limits.maxUploadFiles, limits.maxUploadBytes);
+      if (stored.length === 0 || !isSockbridgeError(mapped)) throw mapped;
+      const body: UploadFailure = { error: mapped.toJSON(), files: stored };
+      return reply.code(mapped.status).send(body);
     }
     if (stored.length === 0) throw sbError('SB_ERR_UPLOAD_INVALID', 'no file part');
     const body: UploadResult = { files: stored };

@@ -1,5 +1,5 @@
 // POST /api/files streams each multipart part into a chunked put (issue 4): no spool under DATA/tmp,
-// memory that does not grow with the upload, nothing left behind by a refused or aborted request.
+// memory that does not grow with the upload, nothing half-written left behind by a refused or aborted request.
 // Real HTTP on 127.0.0.1:0 against a real files service.
 import { createHash, randomBytes } from 'node:crypto';
 import { readdir, readFile } from 'node:fs/promises';
@@ -87,7 +87,7 @@ describe('POST /api/files streams to the files service', () => {
     expect(await visible(filesRoot)).toEqual(['big.bin', 'warm.bin']);
   }, 20_000);
 
-  it('stores several files byte-exact, and keeps none of them when a later part is refused', async () => {
+  it('stores several files byte-exact; a refused later part keeps the complete earlier ones and lists them', async () => {
     const { port, cookie, filesRoot } = await listeningGateway({ maxUploadBytes: 3 * MiB });
     const a = randomBytes(2 * MiB + 3);
     const b = randomBytes(1000);
@@ -101,14 +101,44 @@ describe('POST /api/files streams to the files service', () => {
     const refused = await post(port, cookie, tooBig.headers['content-type']!, Readable.from([tooBig.payload]));
     expect(refused.status).toBe(413);
     expect(refused.json.error?.code).toBe('SB_ERR_FILE_TOO_LARGE');
+    expect(refused.json.files?.map((f) => f.name)).toEqual(['c.bin']);
     const badName = multipart([{ filename: 'e.bin', data: b }, { filename: '..', data: b }]);
     const invalid = await post(port, cookie, badName.headers['content-type']!, Readable.from([badName.payload]));
     expect(invalid.status).toBe(400);
-    await eventually(async () => (await partials(filesRoot)).length === 0, 'refused uploads to be deleted');
-    expect(await visible(filesRoot)).toEqual(['a.bin', 'b.bin']);
+    expect(invalid.json.files?.map((f) => f.name)).toEqual(['e.bin']);
+    await eventually(async () => (await partials(filesRoot)).length === 0, 'the refused part to be deleted');
+    expect(await visible(filesRoot)).toEqual(['a.bin', 'b.bin', 'c.bin', 'e.bin']);
+    expect((await readFile(join(filesRoot, 'c.bin'))).equals(b)).toBe(true);
   });
 
-  it('an upload aborted mid-part leaves no file, no partial and no spool', async () => {
+  it('a refused request never deletes a file it replaced: the new complete version stays', async () => {
+    const { port, cookie, filesRoot } = await listeningGateway({ maxUploadBytes: MiB });
+    const first = multipart([{ filename: 'report.txt', data: Buffer.from('version 1') }]);
+    expect((await post(port, cookie, first.headers['content-type']!, Readable.from([first.payload]))).status).toBe(201);
+    const replaceThenFail = multipart([
+      { filename: 'report.txt', data: Buffer.from('version 2') },
+      { filename: 'huge.bin', data: randomBytes(MiB + 1) },
+    ]);
+    const refused = await post(port, cookie, replaceThenFail.headers['content-type']!, Readable.from([replaceThenFail.payload]));
+    expect(refused.status).toBe(413);
+    expect(refused.json.files?.map((f) => f.name)).toEqual(['report.txt']);
+    expect(await readFile(join(filesRoot, 'report.txt'), 'utf8')).toBe('version 2');
+  });
+
+  it('refuses a second part with the same stored name (x/a.txt and y/a.txt) instead of replacing the first', async () => {
+    const { port, cookie, filesRoot } = await listeningGateway();
+    const twice = multipart([
+      { filename: 'x/a.txt', data: Buffer.from('from x') },
+      { filename: 'y/a.txt', data: Buffer.from('from y') },
+    ]);
+    const refused = await post(port, cookie, twice.headers['content-type']!, Readable.from([twice.payload]));
+    expect(refused.status).toBe(400);
+    expect(refused.json.error?.code).toBe('SB_ERR_UPLOAD_INVALID');
+    expect(refused.json.files?.map((f) => f.name)).toEqual(['a.txt']);
+    expect(await readFile(join(filesRoot, 'a.txt'), 'utf8')).toBe('from x');
+  });
+
+  it('an upload aborted mid-part leaves nothing of that part, no partial and no spool', async () => {
     const { port, cookie, data, filesRoot } = await listeningGateway();
     const body = multipart([
       { filename: 'first.bin', data: randomBytes(100_000) },
@@ -118,7 +148,9 @@ describe('POST /api/files streams to the files service', () => {
     // first.bin stored, second.bin in progress in the files service's .partial/
     await eventually(async () => (await visible(filesRoot)).length === 1 && (await partials(filesRoot)).length === 1, 'the upload to be under way');
     socket.destroy();
-    await eventually(async () => (await visible(filesRoot)).length === 0 && (await partials(filesRoot)).length === 0, 'the aborted upload to be rolled back');
+    // The complete first file stays; nothing of the second is visible, under its name or as a partial.
+    await eventually(async () => (await partials(filesRoot)).length === 0, 'the aborted part to be deleted');
+    expect(await visible(filesRoot)).toEqual(['first.bin']);
     await expect(readdir(join(data, 'tmp'))).rejects.toMatchObject({ code: 'ENOENT' });
   });
 });
