@@ -16,6 +16,7 @@ import type { Readable, Writable } from 'node:stream';
 import * as nodePty from 'node-pty';
 import type { ExitEvent } from '../../protocol/exec-messages.js';
 import { sbError } from '../../protocol/errors.js';
+import { whyNotExecutable } from './find-executable.js';
 import type { Program } from './program-policy.js';
 
 export type ExitReason = NonNullable<ExitEvent['reason']>;
@@ -76,6 +77,9 @@ export class RunningCommand extends EventEmitter {
   private constructor(program: Program, options: RunningCommandOptions) {
     super();
     this.options = options;
+    const name = JSON.stringify(program.file.slice(0, 256));
+    const unrunnable = whyNotExecutable(program.file, options.env['PATH'] ?? '', options.cwd);
+    if (unrunnable) throw sbError('SB_ERR_EXEC_SPAWN', name, unrunnable);
     if (options.pty) {
       // node-pty makes the child a session leader (setsid), so its pid is also its process group.
       try {
@@ -88,7 +92,7 @@ export class RunningCommand extends EventEmitter {
           encoding: null,
         });
       } catch (err) {
-        throw sbError('SB_ERR_EXEC_SPAWN', program.file, (err as Error).message);
+        throw sbError('SB_ERR_EXEC_SPAWN', name, (err as Error).message);
       }
       this.pid = this.terminal.pid;
       this.holdPtySlave();
@@ -107,9 +111,9 @@ export class RunningCommand extends EventEmitter {
         stdio: ['pipe', options.stdout ?? 'pipe', 'pipe'],
       }) as ChildProcessByStdio<Writable, Readable | null, Readable>;
       if (child.pid === undefined) {
-        // libuv failed to exec (ENOENT, EACCES…); the 'error' event with the errno comes on a later tick.
+        // libuv failed to exec although the look-up passed (a race, ENOEXEC…); the errno comes on a later tick.
         child.once('error', () => {});
-        throw sbError('SB_ERR_EXEC_SPAWN', JSON.stringify(program.file.slice(0, 256)), 'no such program, or not executable');
+        throw sbError('SB_ERR_EXEC_SPAWN', name, 'no such program, or not executable');
       }
       this.child = child;
       this.pid = child.pid;

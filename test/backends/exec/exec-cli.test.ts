@@ -93,6 +93,9 @@ describe('sockbridge exec', () => {
     expect((await runCli(['exec', address, '--secret-file', secret, '--', 'ls'])).code).toBe(126);
     const { address: open } = await serve();
     expect((await runCli(['exec', open, '--secret-file', secret, '--', '/nonexistent'])).code).toBe(127);
+    const onTty = await runCli(['exec', open, '--secret-file', secret, '--tty', '--', '/nonexistent']);
+    expect(onTty).toMatchObject({ code: 127, stdout: '' });
+    expect(onTty.stderr).toMatch(/cannot start "\/nonexistent": no such file/);
   });
 
   it('fails with one line on a wrong secret, and with exit 2 on bad usage', async () => {

@@ -1,6 +1,6 @@
 // The exec service end to end: real sockets on 127.0.0.1, real processes.
 import { existsSync } from 'node:fs';
-import { readFile } from 'node:fs/promises';
+import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { pino } from 'pino';
@@ -153,6 +153,30 @@ describe('running commands', () => {
     const client = await connect(port);
     await expect(client.run({ argv: ['/nonexistent/program'] }).done).rejects.toMatchObject({ code: 'SB_ERR_EXEC_SPAWN' });
     expect((await collect(client.run({ argv: ['echo', 'still'] }))).stdout.toString()).toBe('still\n');
+  });
+
+  // Regression: under a pty, node-pty reported a missing program as terminal output
+  // ("execvp(3) failed.: No such file or directory") after `started`, and exit code 1.
+  it.each([false, true])('refuses a program that cannot start (pty: %s) with SB_ERR_EXEC_SPAWN before `started`, naming it and why', async (pty) => {
+    const dir = await tempDir();
+    await writeFile(join(dir, 'not-executable'), '#!/bin/sh\n', { mode: 0o644 });
+    const { port } = await startExec({ cwd: dir });
+    const peer = await rawConnect(port);
+    const run = (id: string, argv: string[]) => encodeFrame({ cmd: 'run', id, argv, ...(pty ? { pty: true } : {}) });
+    peer.socket.write(Buffer.concat([
+      encodeFrame({ cmd: 'auth', secret: SECRET }),
+      run('missing-path', ['/nonexistent/program']),
+      run('missing-name', ['sockbridge-no-such-program']),
+      run('not-executable', ['./not-executable']),
+      run('directory', [dir]),
+      run('after', ['true']),
+    ]));
+    await peer.next('exit');
+    const byId = (id: string) => peer.frames.filter((f) => f.header['id'] === id).map((f) => f.header);
+    for (const [id, reason] of [['missing-path', /"\/nonexistent\/program": no such file/], ['missing-name', /"sockbridge-no-such-program": not found in PATH/], ['not-executable', /"\.\/not-executable": not executable/], ['directory', /is a directory/]] as const) {
+      expect(byId(id)).toEqual([{ cmd: 'error', code: 'SB_ERR_EXEC_SPAWN', message: expect.stringMatching(reason), id }]);
+    }
+    expect(byId('after').map((h) => h.cmd)).toEqual(['started', 'exit']);
   });
 
   it('runs several commands at once on one connection, each with its own output', async () => {
