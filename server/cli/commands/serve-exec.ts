@@ -10,10 +10,12 @@ import { formatAddress, runUntilSignal } from '../run-service.js';
 
 const USAGE =
   'sockbridge serve exec --secret-file FILE [--host H] [--port P] [--allow PROG,…] [--timeout-ms MS] [--max-output-bytes N] ' +
-  '[--max-concurrent N] [--auth-timeout-ms MS] [--shell PATH] [--cwd DIR] [--no-pty] [--config FILE]\n' +
+  '[--max-concurrent N] [--auth-timeout-ms MS] [--kill-grace-ms MS] [--max-stdin-frame-bytes N] [--data-wait-ms MS] ' +
+  '[--shell PATH] [--cwd DIR] [--no-pty] [--config FILE]\n' +
   '  the secret may instead come from the environment variable SOCKBRIDGE_EXEC_SECRET';
 
-// The service's schema, with the secret replaced by where to find it.
+// The service's schema, with the secret replaced by where to find it. Every other option of
+// execOptionsSchema has a flag of the same name in kebab-case (--no-pty for `pty: false`).
 const { secret: _secret, ...serviceProperties } = execOptionsSchema.properties;
 const serveExecSchema = {
   ...execOptionsSchema,
@@ -33,6 +35,9 @@ export async function run(argv: string[]): Promise<number> {
       'max-output-bytes': { type: 'string' },
       'max-concurrent': { type: 'string' },
       'auth-timeout-ms': { type: 'string' },
+      'kill-grace-ms': { type: 'string' },
+      'max-stdin-frame-bytes': { type: 'string' },
+      'data-wait-ms': { type: 'string' },
       shell: { type: 'string' },
       cwd: { type: 'string' },
       'no-pty': { type: 'boolean' },

@@ -5,9 +5,12 @@ import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { runCli, startCli, stopAllCli } from '../../helpers/cli.js';
 import { removeTempDirs, tempDir } from '../../helpers/tmp.js';
-import { SECRET } from './exec-fixture.js';
+import { execOptionsSchema } from '../../../backends/exec/exec-service.js';
+import { encodeFrame } from '../../../protocol/frame-codec.js';
+import { closeAll, rawConnect, SECRET } from './exec-fixture.js';
 
 afterEach(async () => {
+  await closeAll();
   await stopAllCli();
   await removeTempDirs();
 });
@@ -120,6 +123,29 @@ describe('sockbridge serve exec', () => {
     const proc = startCli(['serve', 'exec', '--port', '0', '--secret-file', secret]);
     await proc.waitFor(/listening on/);
     expect(proc.stderr()).toContain('chmod 600');
+  });
+
+  it('has a flag for every option of the service but the secret (regression: no --data-wait-ms)', async () => {
+    const help = await runCli(['serve', 'exec', '--help']);
+    expect(help.code).toBe(0);
+    const kebab = (key: string) => key.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
+    const flags = Object.keys(execOptionsSchema.properties).filter((key) => key !== 'secret').map((key) => (key === 'pty' ? '--no-pty' : `--${kebab(key)}`));
+    for (const flag of flags) expect(help.stdout).toContain(`[${flag}`);
+  });
+
+  it('passes --data-wait-ms, --kill-grace-ms and --max-stdin-frame-bytes to the service, checked by its schema', async () => {
+    for (const [flag, key] of [['--data-wait-ms', 'dataWaitMs'], ['--kill-grace-ms', 'killGraceMs'], ['--max-stdin-frame-bytes', 'maxStdinFrameBytes']]) {
+      const bad = await runCli(['serve', 'exec', '--port', '0', '--secret-file', await secretFile(), `${flag}=-1`]);
+      expect(bad.code).toBe(2);
+      expect(bad.stderr).toContain(`${flag} / "${key}"`);
+    }
+    const { address } = await serve(['--data-wait-ms', '200']);
+    const peer = await rawConnect(Number(address.split(':').at(-1)));
+    peer.socket.write(Buffer.concat([encodeFrame({ cmd: 'auth', secret: SECRET }), encodeFrame({ cmd: 'run', id: 'bulk', argv: ['true'], stdout: 'connection' })]));
+    await peer.next('data-token');
+    const startedWaiting = Date.now();
+    expect((await peer.next('error')).header).toMatchObject({ code: 'SB_ERR_EXEC_DATA_TIMEOUT', id: 'bulk' });
+    expect(Date.now() - startedWaiting).toBeLessThan(5000); // the default is 10 s
   });
 
   it('prints its allow-list', async () => {
