@@ -14,6 +14,7 @@ import { gatewayOptionsSchema, type GatewayOptions } from '../../gateway-options
 import { UserStore } from '../../accounts/user-store.js';
 import { parseCommandLine, rejectPositionals, type OptionSpecs } from '../args.js';
 import { runUntilSignal } from '../run-service.js';
+import { checkFlagValues } from '../flag-values.js';
 
 const USAGE =
   'sockbridge gateway [--host H] [--port P] [--chat tcp://H:P] [--exec tcp://H:P] [--files tcp://H:P] [--time udp://H:P] ' +
@@ -46,13 +47,13 @@ export function parseRawTargets(values: unknown): Record<string, string> | undef
   return targets;
 }
 
-/** Command-line values → gateway option keys (still unvalidated). */
+/** Command-line values → gateway option keys, each checked against its schema under the flag's name. */
 export function gatewayCliValues(values: Record<string, unknown>): Record<string, unknown> {
   const { raw, origin, ...rest } = values;
   const cli: Record<string, unknown> = { ...rest };
   if (raw !== undefined) cli['raw'] = parseRawTargets(raw);
   if (origin !== undefined) cli['origins'] = origin;
-  return cli;
+  return checkFlagValues(gatewayOptionsSchema, cli, { origins: '--origin' });
 }
 
 /** Creates `admin` on first start; prints a generated password once. */

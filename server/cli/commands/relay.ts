@@ -4,7 +4,8 @@
 
 import { parseCommandLine, parseHostPort, splitList } from '../args.js';
 import { formatAddress, runUntilSignal } from '../run-service.js';
-import { RelayServer } from '../../relay/relay-server.js';
+import { RelayServer, relayOptionsSchema } from '../../relay/relay-server.js';
+import { checkFlagValues } from '../flag-values.js';
 import { sbError } from '../../../protocol/errors.js';
 import { readConfigFile } from '../../config.js';
 import { defaultLogger } from '../../logger.js';
@@ -29,12 +30,13 @@ export async function run(argv: string[]): Promise<number> {
   const listen = parseHostPort(positionals[0], USAGE);
   parseHostPort(positionals[1], USAGE); // a clear usage error before the schema's
   const { origin, ...rest } = values;
-  // Numbers arrive as strings; loadConfig's schema coerces and range-checks them.
+  // Numbers arrive as strings: checked and coerced here under their flags' names, range-checked again
+  // with the config file's values by RelayServer's loadConfig.
+  const cli = checkFlagValues(relayOptionsSchema, { ...rest, ...(origin !== undefined ? { origins: splitList(origin) } : {}) }, { origins: '--origin' });
   const server = new RelayServer(
     {
       ...(configFile ? readConfigFile(configFile) : {}),
-      ...(rest as Record<string, never>),
-      ...(origin !== undefined ? { origins: splitList(origin) } : {}),
+      ...(cli as Record<string, never>),
       host: listen.host,
       port: listen.port,
       target: positionals[1]!,

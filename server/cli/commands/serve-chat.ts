@@ -5,6 +5,7 @@ import { sbError } from '../../../protocol/errors.js';
 import { loadConfig } from '../../config.js';
 import { defaultLogger } from '../../logger.js';
 import { parseCommandLine, rejectPositionals } from '../args.js';
+import { checkFlagValues } from '../flag-values.js';
 import { formatAddress, runUntilSignal } from '../run-service.js';
 
 const USAGE =
@@ -44,7 +45,8 @@ export async function run(argv: string[]): Promise<number> {
   if (cli['dataDir'] === undefined && configFile === undefined) {
     throw sbError('SB_ERR_USAGE', `--data DIR is required (where chat.sqlite is kept)\nusage: ${USAGE}`);
   }
-  const options = loadConfig<ChatOptions>(chatOptionsSchema, { cli, configFile });
+  const flagNames = { gatewayToken: '--gateway-token-file', ...(data !== undefined ? { dataDir: '--data' } : {}) };
+  const options = loadConfig<ChatOptions>(chatOptionsSchema, { cli: checkFlagValues(chatOptionsSchema, cli, flagNames), configFile });
   const service = new ChatService(options, { logger: defaultLogger('warn') });
   return runUntilSignal('chat', service, () => {
     const line = service.lineAddress();

@@ -3,6 +3,7 @@ import { FilesService, filesOptionsSchema, type FilesOptions } from '../../../ba
 import { loadConfig } from '../../config.js';
 import { defaultLogger } from '../../logger.js';
 import { parseCommandLine, rejectPositionals } from '../args.js';
+import { checkFlagValues } from '../flag-values.js';
 import { formatAddress, runUntilSignal } from '../run-service.js';
 
 const USAGE =
@@ -23,7 +24,7 @@ export async function run(argv: string[]): Promise<number> {
     USAGE,
   );
   rejectPositionals(positionals, USAGE);
-  const options = loadConfig<FilesOptions>(filesOptionsSchema, { cli: values, configFile });
+  const options = loadConfig<FilesOptions>(filesOptionsSchema, { cli: checkFlagValues(filesOptionsSchema, values), configFile });
   const service = new FilesService(options, { logger: defaultLogger('warn') });
   return runUntilSignal('files', service, () => [`sockbridge files listening on ${formatAddress('tcp', service.address())}`]);
 }

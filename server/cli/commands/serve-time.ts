@@ -5,6 +5,7 @@ import { TimeService, timeOptionsSchema, type TimeOptions } from '../../../backe
 import { loadConfig } from '../../config.js';
 import { defaultLogger } from '../../logger.js';
 import { parseCommandLine, rejectPositionals } from '../args.js';
+import { checkFlagValues } from '../flag-values.js';
 import { formatAddress, runUntilSignal } from '../run-service.js';
 
 const USAGE =
@@ -31,7 +32,7 @@ export async function run(argv: string[]): Promise<number> {
   rejectPositionals(positionals, USAGE);
   const { noText, ...cli } = values;
   if (noText) cli['text'] = false;
-  const options = loadConfig<TimeOptions>(timeOptionsSchema, { cli, configFile });
+  const options = loadConfig<TimeOptions>(timeOptionsSchema, { cli: checkFlagValues(timeOptionsSchema, cli), configFile });
   const service = new TimeService(options, { logger: defaultLogger() });
   return runUntilSignal('time', service, () => [`sockbridge time listening on ${formatAddress('udp', service.address())}`]);
 }

@@ -1,0 +1,98 @@
+// Checks the values typed on the command line against their options' JSON schema before loadConfig
+// merges them with a config file. loadConfig can only name the config key ("origins", "dataDir"),
+// and ajv's own wording is a type list ("must be integer,null"); here the error names the flag as
+// typed (--origin, --data) and says in words what it expects, with the value that was given:
+//   sockbridge: --line-port must be an integer (got "abc")
+// Values pass through ajv with loadConfig's coercion, so what comes back is already typed; range
+// checks and the cross-option rules stay with loadConfig (one schema, checked again as a whole).
+
+import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
+import { sbError } from '../../protocol/errors.js';
+import { HOST_PORT_PATTERN, type JsonSchema } from '../config.js';
+
+const ajv = new Ajv({ allErrors: true, coerceTypes: 'array', strict: false });
+const compiled = new WeakMap<object, ValidateFunction>();
+
+/** What a pattern means, in the words a usage line uses. */
+const PATTERN_FORMS: Record<string, string> = {
+  [HOST_PORT_PATTERN]: 'must be HOST:PORT (e.g. 127.0.0.1:5900)',
+  '^tcp://': 'must be a tcp://HOST:PORT URL',
+  '^udp://': 'must be a udp://HOST:PORT URL',
+  '^https?://': 'must start with http:// or https://',
+};
+
+const TYPE_WORDS: Record<string, string> = {
+  integer: 'an integer',
+  number: 'a number',
+  boolean: 'true or false',
+  string: 'text',
+  array: 'a list',
+  object: 'a set of NAME=VALUE',
+};
+
+const kebab = (key: string) => key.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
+
+/** The flag a config key is set by: `--${kebab(key)}` unless `flags` says otherwise. */
+export type FlagNames = Record<string, string>;
+
+function validatorFor(schema: object): ValidateFunction {
+  let validate = compiled.get(schema);
+  if (!validate) {
+    validate = ajv.compile({ type: 'object', properties: { value: schema } });
+    compiled.set(schema, validate);
+  }
+  return validate;
+}
+
+function valueAt(root: unknown, error: ErrorObject): unknown {
+  let value = root;
+  for (const part of error.instancePath.split('/').slice(1)) value = (value as Record<string, unknown> | undefined)?.[part];
+  return value;
+}
+
+function explain(error: ErrorObject, given: unknown): string {
+  const got = ` (got ${JSON.stringify(given)})`;
+  switch (error.keyword) {
+    case 'type': {
+      const types = ([] as string[]).concat((error.params as { type: string | string[] }).type).filter((t) => t !== 'null');
+      return `must be ${types.map((t) => TYPE_WORDS[t] ?? t).join(' or ')}${got}`;
+    }
+    case 'pattern': {
+      const name = (error as ErrorObject & { propertyName?: string }).propertyName;
+      if (name !== undefined) return `NAME ${JSON.stringify(name)} ${error.message ?? 'is invalid'}`;
+      return `${PATTERN_FORMS[String((error.params as { pattern: string }).pattern)] ?? error.message ?? 'is invalid'}${got}`;
+    }
+    case 'minLength':
+      return (error.params as { limit: number }).limit === 1 ? 'must not be empty' : `${error.message ?? 'is too short'}${got}`;
+    case 'enum':
+      return `must be one of ${((error.params as { allowedValues: unknown[] }).allowedValues ?? []).join(', ')}${got}`;
+    default:
+      return `${error.message ?? 'is invalid'}${got}`;
+  }
+}
+
+/**
+ * Returns `cli` with each value checked against `schema.properties[key]` and coerced to its type.
+ * The first problem throws SB_ERR_USAGE naming the flag (exit code 2). Keys the schema does not
+ * know are passed on for loadConfig to report.
+ */
+export function checkFlagValues(schema: JsonSchema, cli: Record<string, unknown>, flags: FlagNames = {}): Record<string, unknown> {
+  const properties = (schema['properties'] ?? {}) as Record<string, object>;
+  const checked: Record<string, unknown> = {};
+  for (const [key, value] of Object.entries(cli)) {
+    const property = properties[key];
+    if (value === undefined || property === undefined) {
+      checked[key] = value;
+      continue;
+    }
+    const data = { value: Array.isArray(value) ? [...value] : value };
+    const validate = validatorFor(property);
+    if (!validate(data)) {
+      const error = validate.errors![0]!;
+      const flag = flags[key] ?? `--${kebab(key)}`;
+      throw sbError('SB_ERR_USAGE', `${flag} ${explain(error, valueAt(data, error))}`);
+    }
+    checked[key] = data.value;
+  }
+  return checked;
+}
