@@ -4,7 +4,7 @@
 // show up in `ps` and shell history.
 
 import { join } from 'node:path';
-import { sbError } from '../../../protocol/errors.js';
+import { isSockbridgeError, sbError } from '../../../protocol/errors.js';
 import type { Role } from '../../../protocol/api.js';
 import { UserStore, validateRole, validateUsername } from '../../accounts/user-store.js';
 import { parseCommandLine } from '../args.js';
@@ -60,6 +60,16 @@ async function readPassword(fromStdin: boolean): Promise<string> {
   return first;
 }
 
+/** A bad NAME or --role is a bad argument: one line and exit code 2, as every other usage error. */
+function asUsageError(check: () => void): void {
+  try {
+    check();
+  } catch (err) {
+    if (isSockbridgeError(err, 'SB_ERR_USER_INVALID')) throw sbError('SB_ERR_USAGE', err.message);
+    throw err;
+  }
+}
+
 export async function run(argv: string[]): Promise<number> {
   const { values, positionals } = parseCommandLine(
     argv,
@@ -71,10 +81,11 @@ export async function run(argv: string[]): Promise<number> {
   const role = values['role'] as Role | undefined;
   // Checked before the store is opened (which creates DATA) and before a password is prompted for.
   if (!ACTIONS.includes(action)) throw sbError('SB_ERR_USAGE', `usage: ${USAGE}`);
-  if (role !== undefined) validateRole(role);
+  if (role !== undefined) asUsageError(() => validateRole(role));
   if (action !== 'list' && !name) throw sbError('SB_ERR_USAGE', `missing NAME\nusage: ${USAGE}`);
   if (action === 'role' && !role) throw sbError('SB_ERR_USAGE', `usage: sockbridge user role NAME --role admin|user`);
-  if (action === 'add') validateUsername(name);
+  // A name no account can have is a typo in the command line, for remove and passwd as much as add.
+  if (action !== 'list') asUsageError(() => validateUsername(name));
   const store = new UserStore(join(data, 'users.sqlite'));
   try {
     switch (action) {

@@ -35,12 +35,12 @@ describe('sockbridge user', () => {
     }
   });
 
-  it('refuses a short password and a bad role with exit 1 and no account', async () => {
+  it('refuses a short password (exit 1) and a bad role (a usage error, exit 2) with no account', async () => {
     const data = await tempDir();
     const short = await runCli(['user', 'add', 'dave', '--password-stdin', '--data', data], { input: 'short\n' });
     expect(short.code).toBe(1);
     const role = await runCli(['user', 'add', 'dave', '--role', 'root', '--password-stdin', '--data', data], { input: 'long-enough-pw\n' });
-    expect(role.code).toBe(1);
+    expect(role.code).toBe(2);
     const list = await runCli(['user', 'list', '--data', data]);
     expect(list.stdout).toBe('');
   });
@@ -48,11 +48,21 @@ describe('sockbridge user', () => {
   it('checks the name and the role before asking for a password or creating DATA', async () => {
     const data = `${await tempDir()}/data`;
     const role = await runCli(['user', 'add', 'erin', '--role', 'root', '--data', data]);
-    expect(role.code).toBe(1);
+    expect(role.code).toBe(2);
     expect(role.stderr).toContain('role must be admin or user');
     const missing = await runCli(['user', 'passwd', '--data', data]);
     expect(missing.code).toBe(2);
     expect(missing.stderr).toContain('missing NAME');
+    expect(existsSync(data)).toBe(false);
+  });
+
+  it('an invalid NAME is a usage error for add, remove, passwd and role: one line, exit 2, no DATA created', async () => {
+    const data = `${await tempDir()}/data`;
+    for (const action of ['add', 'remove', 'passwd', 'role']) {
+      const r = await runCli(['user', action, 'bad name!', '--role', 'user', '--password-stdin', '--data', data], { input: 'long-enough-pw\n' });
+      expect(r.code, action).toBe(2);
+      expect(r.stderr, action).toBe('sockbridge: invalid user: a username is 1-32 letters, digits, ".", "_" or "-", starting with a letter or digit\n');
+    }
     expect(existsSync(data)).toBe(false);
   });
 
