@@ -24,6 +24,8 @@ export interface DirectMessage {
 
 export const DEFAULT_ROOM = 'lobby';
 export const HISTORY_ON_JOIN = 100;
+/** Most direct messages a `directs` event holds (the service's directHistoryOnHello is at most this). */
+export const DIRECT_HISTORY_MAX = 100;
 
 // ---- client → server ----
 /**
@@ -50,6 +52,12 @@ export interface JoinedEvent { cmd: 'joined'; room: string; members: string[]; h
 export interface LeftEvent { cmd: 'left'; room: string }
 export interface MessageEvent extends ChatMessage { cmd: 'message'; ref?: string }
 export interface DirectEvent extends DirectMessage { cmd: 'direct'; ref?: string }
+/**
+ * Sent once after hello (behind the first `joined`): the connection's own recent direct messages,
+ * to or by its nick, oldest first. Empty when there are none, or when the service does not vouch
+ * for the nick (see docs/protocol.md, "Direct-message history").
+ */
+export interface DirectsEvent { cmd: 'directs'; history: DirectMessage[] }
 export interface PresenceEvent { cmd: 'presence'; room: string; nick: string; event: 'join' | 'leave' }
 export interface MembersEvent { cmd: 'members'; room: string; members: string[] }
 export interface RoomListEvent { cmd: 'rooms'; rooms: { room: string; members: number }[] }
@@ -61,7 +69,7 @@ export interface PongEvent { cmd: 'pong' }
 export interface ChatErrorEvent { cmd: 'error'; code: string; message: string; ref?: string; retryAfterMs?: number }
 
 export type ChatEvent =
-  | WelcomeEvent | JoinedEvent | LeftEvent | MessageEvent | DirectEvent | PresenceEvent | MembersEvent
+  | WelcomeEvent | JoinedEvent | LeftEvent | MessageEvent | DirectEvent | DirectsEvent | PresenceEvent | MembersEvent
   | RoomListEvent | PongEvent | ChatErrorEvent;
 
 export const CHAT_REQUEST_COMMANDS = ['hello', 'join', 'leave', 'say', 'dm', 'who', 'rooms', 'ping'] as const;
@@ -73,7 +81,7 @@ export const CHAT_LIMITS = {
   textMaxBytes: 4096,
   refMaxLength: 64,
   /**
-   * Largest event the service sends (a `joined` with 100 messages of 4096 bytes, JSON-escaped):
+   * Largest event the service sends (a `joined` or `directs` with 100 messages of 4096 bytes, JSON-escaped):
    * a client's frame decoder must accept headers this large.
    */
   eventMaxBytes: 4 * 1024 * 1024,

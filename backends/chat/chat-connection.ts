@@ -133,6 +133,7 @@ export class ChatConnection {
     this.options.logger.info({ nick: this.session.nick, remote: this.socket.remoteAddress, gateway: shared }, 'chat hello');
     this.deliver({ cmd: 'welcome', nick: this.session.nick, rooms: [room] });
     this.session.join(room, { charge: false });
+    this.session.sendDirectHistory();
   }
 
   private dispatch(session: ChatSession, request: ChatRequest): void {

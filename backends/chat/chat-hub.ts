@@ -7,7 +7,16 @@
 
 import { Buffer } from 'node:buffer';
 import { sbError, type SockbridgeError } from '../../protocol/errors.js';
-import { validateNick, validateRoom, type ChatEvent, type JoinedEvent, type MembersEvent, type RoomListEvent } from '../../protocol/chat-messages.js';
+import {
+  validateNick,
+  validateRoom,
+  type ChatEvent,
+  type DirectMessage,
+  type DirectsEvent,
+  type JoinedEvent,
+  type MembersEvent,
+  type RoomListEvent,
+} from '../../protocol/chat-messages.js';
 import type { ChatHistory } from './chat-history.js';
 import { ChatRooms, type ChatPeer } from './chat-room.js';
 import { TokenBucket, type RateLimit } from '../lib/token-bucket.js';
@@ -19,7 +28,12 @@ export interface ChatHubLimits {
   maxConnectionsPerNick: number;
   maxRoomsPerConnection: number;
   historyOnJoin: number;
+  /** direct messages in the `directs` event after hello (and after line mode's /nick) */
+  directHistoryOnHello: number;
 }
+
+/** The names line mode hands out (guest-1, guest-2, …; counting restarts with the service). */
+export const GUEST_NICK_PATTERN = /^guest-\d+$/;
 
 /** Where a transport wants a connection's events: it encodes and writes them. */
 export type EventSink = Pick<ChatPeer, 'deliver'>;
@@ -51,9 +65,23 @@ export class ChatHub {
   connect(sink: EventSink, nick: string, shared: boolean): ChatSession {
     validateNick(nick);
     this.claimNick(nick, shared);
-    const session = new ChatSession(this, sink, nick, this.clock());
+    const session = new ChatSession(this, sink, nick, shared, this.clock());
     this.nicks.get(nick)!.sessions.add(session);
+    if (shared) this.history.addGatewayNick(nick);
     return session;
+  }
+
+  /**
+   * The recent direct messages to or by `nick`, oldest first, for a connection holding it.
+   * A nickname is not a password: on the raw ports anyone may take a free one. So a guest-N gets
+   * none (line mode gives the same guest-N to someone else after a restart), and a nick ever held
+   * through the gateway token (an account) gets its history only through the gateway: otherwise
+   * `/nick admin` on the line port, while admin is offline, would read admin's direct messages.
+   */
+  directHistoryFor(nick: string, viaGateway: boolean): DirectMessage[] {
+    if (GUEST_NICK_PATTERN.test(nick)) return [];
+    if (!viaGateway && this.history.isGatewayNick(nick)) return [];
+    return this.history.recentDirect(nick, this.limits.directHistoryOnHello);
   }
 
   isOnline(nick: string): boolean {
@@ -142,6 +170,8 @@ export class ChatSession implements ChatPeer {
     private readonly hub: ChatHub,
     private readonly sink: EventSink,
     private currentNick: string,
+    /** the nick was claimed with the gateway token (an account the gateway authenticated) */
+    readonly viaGateway: boolean,
     now: number,
   ) {
     this.bucket = new TokenBucket(hub.limits.rateLimit, now);
@@ -181,11 +211,12 @@ export class ChatSession implements ChatPeer {
     return joined;
   }
 
-  leave(roomName: string): void {
+  /** `charge: false` when the leave is half of a switch whose join was already charged (line mode's /join). */
+  leave(roomName: string, { charge = true } = {}): void {
     validateRoom(roomName);
     const room = this.hub.rooms.get(roomName);
     if (!room || !this.joined.has(roomName)) throw sbError('SB_ERR_CHAT_NOT_IN_ROOM', roomName);
-    this.hub.charge(this.bucket, this.nick);
+    if (charge) this.hub.charge(this.bucket, this.nick);
     this.leaveRoom(roomName);
     this.deliver({ cmd: 'left', room: roomName });
   }
@@ -219,6 +250,13 @@ export class ChatSession implements ChatPeer {
     // Every connection of the recipient, and of the sender (its other tabs see what it sent).
     const targets = new Set<ChatSession>([...this.hub.sessionsOf(to), ...this.hub.sessionsOf(this.nick)]);
     for (const session of targets) session.deliver(session === this && ref !== undefined ? { ...event, ref } : event);
+  }
+
+  /** Delivers and returns the `directs` event: this nick's recent direct messages (see ChatHub.directHistoryFor). */
+  sendDirectHistory(): DirectsEvent {
+    const event: DirectsEvent = { cmd: 'directs', history: this.hub.directHistoryFor(this.nick, this.viaGateway) };
+    this.deliver(event);
+    return event;
   }
 
   who(roomName: string): MembersEvent {

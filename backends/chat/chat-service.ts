@@ -7,7 +7,7 @@
 import type net from 'node:net';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
-import { CHAT_LIMITS, HISTORY_ON_JOIN } from '../../protocol/chat-messages.js';
+import { CHAT_LIMITS, DIRECT_HISTORY_MAX, HISTORY_ON_JOIN } from '../../protocol/chat-messages.js';
 import { sbError } from '../../protocol/errors.js';
 import { hostSchema, loadConfig, portSchema } from '../../server/config.js';
 import { TcpService, sendErrorAndClose, silentLogger } from '../lib/tcp-service.js';
@@ -50,6 +50,8 @@ export const chatOptionsSchema = {
     /** line mode: a partial line with no more bytes after this long counts as a line */
     lineFlushMs: { type: 'integer', minimum: 1, maximum: 5000, default: 30 },
     historyOnJoin: { type: 'integer', minimum: 0, maximum: HISTORY_ON_JOIN, default: HISTORY_ON_JOIN },
+    /** a connection's own recent direct messages, sent after hello (`directs`) */
+    directHistoryOnHello: { type: 'integer', minimum: 0, maximum: DIRECT_HISTORY_MAX, default: 50 },
   },
 } as const;
 
@@ -71,6 +73,7 @@ export interface ChatOptions {
   maxBufferedBytes: number;
   lineFlushMs: number;
   historyOnJoin: number;
+  directHistoryOnHello: number;
 }
 
 export class ChatService extends TcpService {
@@ -91,6 +94,7 @@ export class ChatService extends TcpService {
       maxConnectionsPerNick: config.maxConnectionsPerNick,
       maxRoomsPerConnection: config.maxRoomsPerConnection,
       historyOnJoin: config.historyOnJoin,
+      directHistoryOnHello: config.directHistoryOnHello,
     });
     this.lineServer =
       config.linePort === null

@@ -282,6 +282,74 @@ describe('ChatService: history', () => {
   });
 });
 
+describe('ChatService: direct-message history', () => {
+  /** alice, bob and carol exchange direct messages: alice↔bob, carol→bob, and alice to herself. */
+  async function exchange(port: number, extra: Record<string, unknown> = {}) {
+    const alice = await RawChat.hello(port, 'alice', extra);
+    const bob = await RawChat.hello(port, 'bob');
+    const carol = await RawChat.hello(port, 'carol');
+    const sent = [];
+    for (const [from, to, text] of [[alice, 'bob', 'a to b'], [bob, 'alice', 'b to a'], [carol, 'bob', 'c to b'], [alice, 'alice', 'a to a']] as const) {
+      from.send({ cmd: 'dm', to, text, ref: text });
+      const { cmd: _c, ref: _r, ...message } = await from.next('direct', (e) => e.ref === text);
+      sent.push(message);
+    }
+    for (const c of [alice, bob, carol]) c.socket.end();
+    await Promise.all([alice.closed, bob.closed, carol.closed]);
+    return sent;
+  }
+
+  it("sends a reconnecting client its own direct messages after joined, oldest first, and nobody else's", async () => {
+    const { port } = await startChat();
+    const [aToB, bToA, cToB, aToA] = await exchange(port);
+
+    const alice = await RawChat.hello(port, 'alice');
+    const joinedAt = alice.events.findIndex((e) => e.cmd === 'joined');
+    const directs = await alice.next('directs');
+    expect(alice.events.indexOf(directs)).toBeGreaterThan(joinedAt);
+    expect(directs.history).toEqual([aToB, bToA, aToA]);
+
+    const bob = await RawChat.hello(port, 'bob');
+    expect((await bob.next('directs')).history).toEqual([aToB, bToA, cToB]);
+    // dave never sent or got one: an empty list, and not a word of the others'
+    const dave = await RawChat.hello(port, 'dave');
+    expect((await dave.next('directs')).history).toEqual([]);
+  });
+
+  it('bounds the list by directHistoryOnHello, keeping the newest', async () => {
+    const { port } = await startChat({ directHistoryOnHello: 2 });
+    const [, , , aToA] = await exchange(port);
+    const alice = await RawChat.hello(port, 'alice');
+    expect((await alice.next('directs')).history.map((m) => m.text)).toEqual(['b to a', aToA!.text]);
+  });
+
+  it('serves it after a restart on the same data dir, to ChatClient as a "directs" event', async () => {
+    const first = await startChat();
+    const sent = await exchange(first.port);
+    await first.service.close();
+    const second = await startChat({ dataDir: first.dataDir });
+    const bob = await ChatClient.connect('127.0.0.1', second.port, { nick: 'bob' });
+    const directs = await new Promise<{ history: unknown[] }>((resolve) => bob.once('directs', resolve));
+    expect(directs.history).toEqual([sent[0], sent[1], sent[2]]);
+    await bob.close();
+  });
+
+  it("gives an account's history (a nick held through the gateway token) only to gateway connections", async () => {
+    const { port } = await startChat({ gatewayToken: TOKEN });
+    const [aToB, bToA, , aToA] = await exchange(port, { gatewayToken: TOKEN });
+    // anyone may say hello as a free nickname without the token: they must not read alice's messages
+    const impostor = await RawChat.hello(port, 'alice');
+    expect((await impostor.next('directs')).history).toEqual([]);
+    impostor.socket.end();
+    await impostor.closed;
+    const tab = await RawChat.hello(port, 'alice', { gatewayToken: TOKEN });
+    expect((await tab.next('directs')).history).toEqual([aToB, bToA, aToA]);
+    // bob's own history still holds what he exchanged with the account
+    const bob = await RawChat.hello(port, 'bob');
+    expect((await bob.next('directs')).history.map((m) => m.text)).toEqual(['a to b', 'b to a', 'c to b']);
+  });
+});
+
 describe('ChatService: malformed input', () => {
   it('closes only the connection that sent a malformed frame', async () => {
     const { port } = await startChat();
