@@ -1,16 +1,21 @@
-// The chat's plain-text line mode, for nc, telnet and the seed's own client: one line in is one
-// message to the default room, and every event goes out as one line:
+// The chat's plain-text line mode, for nc, telnet and the seed's own client. A connection is in one
+// room at a time (the default room until /join): a line it types is a message to that room, and it
+// gets that room's events and its own direct messages, each event as one line:
 //   alice: hello            a message             * bob joined / * bob left   presence
-//   *alice* psst            a direct message      ! ...                       a refusal
+//   *alice* psst            a direct message      -> *bob* psst               one you sent
+//   ! SB_ERR_… text         a refusal (the connection stays open)
 // A read that ends without a newline (the seed's client sends none) counts as a line once no more
 // bytes follow within lineFlushMs, so a long line split across TCP segments still stays one line.
-// Commands: /nick NAME, /who, /msg NICK TEXT, /quit, /help.
+// Commands: /join ROOM, /rooms, /who, /nick NAME, /msg NICK TEXT, /quit, /help.
+// A connection starts as guest-N, which never gets direct-message history (see
+// ChatHub.directHistoryFor); /nick NAME shows NAME's recent direct messages.
 
 import type net from 'node:net';
 import type { Logger } from 'pino';
 import { isSockbridgeError, sbError } from '../../protocol/errors.js';
-import { DEFAULT_ROOM, type ChatEvent } from '../../protocol/chat-messages.js';
+import { DEFAULT_ROOM, type ChatEvent, type DirectMessage, type RoomListEvent } from '../../protocol/chat-messages.js';
 import { TcpService } from '../lib/tcp-service.js';
+import type { SockbridgeError } from '../../protocol/errors.js';
 import type { ChatHub, ChatSession } from './chat-hub.js';
 import { LineSplitter, type LineItem } from './line-splitter.js';
 import { SocketSink } from './socket-sink.js';
@@ -18,6 +23,10 @@ import { sanitizeForTerminal } from './terminal-text.js';
 
 /** History lines shown on connect: enough for context, few enough for an 80x24 terminal. */
 export const LINE_HISTORY_ON_JOIN = 20;
+/** Direct messages shown on connect and after /nick. */
+export const LINE_DIRECT_HISTORY = 20;
+/** Rooms /rooms names (the fullest first): one readable line, not thousands of names. */
+export const LINE_ROOMS_LISTED = 20;
 
 export interface LineChatOptions {
   host: string;
@@ -30,8 +39,8 @@ export interface LineChatOptions {
 }
 
 const HELP = [
-  '* commands: /nick NAME (change nickname), /who (who is here), /msg NICK TEXT (direct message), /quit, /help',
-  '* anything else you type is said in #' + DEFAULT_ROOM,
+  '* commands: /join ROOM (switch rooms), /rooms, /who (who is in this room), /nick NAME, /msg NICK TEXT (direct message), /quit, /help',
+  '* anything else you type is said in the room you are in (#' + DEFAULT_ROOM + ' at first)',
 ];
 
 export class LineChatServer extends TcpService {
@@ -46,7 +55,7 @@ export class LineChatServer extends TcpService {
 
   protected onConnection(socket: net.Socket): void {
     if (this.connectionCount > this.options.maxConnections) {
-      socket.end(`! ${sbError('SB_ERR_CHAT_TOO_MANY_CONNECTIONS', 'the chat line port', this.options.maxConnections).message}\n`);
+      socket.end(`${refusalLine(sbError('SB_ERR_CHAT_TOO_MANY_CONNECTIONS', 'the chat line port', this.options.maxConnections))}\n`);
       socket.setTimeout(5000, () => socket.destroy());
       return;
     }
@@ -66,6 +75,8 @@ class LineConnection {
   private readonly splitter: LineSplitter;
   private readonly sink: SocketSink;
   private readonly session: ChatSession;
+  /** the one room this connection is in: where its lines go, whose events it gets */
+  private room = DEFAULT_ROOM;
   private flushTimer: NodeJS.Timeout | undefined;
 
   constructor(
@@ -80,6 +91,7 @@ class LineConnection {
     this.session = hub.connect({ deliver: (event) => this.deliver(event) }, guestNick(), false);
     this.write(`* welcome, you are ${this.session.nick} in #${DEFAULT_ROOM}; /help lists the commands`);
     this.session.join(DEFAULT_ROOM, { charge: false });
+    this.session.sendDirectHistory();
     socket.on('data', (chunk: Buffer) => this.onData(chunk));
     socket.on('end', () => {
       this.handle(this.splitter.flush());
@@ -123,15 +135,15 @@ class LineConnection {
     }
   }
 
-  private refuse(err: Error): void {
-    this.write(`! ${sanitizeForTerminal(err.message)}`);
+  private refuse(err: SockbridgeError): void {
+    this.write(refusalLine(err));
   }
 
   private onLine(line: string): void {
     const text = line.trim();
     if (text.length === 0) return;
     if (!text.startsWith('/')) {
-      this.session.say(DEFAULT_ROOM, text);
+      this.session.say(this.room, text);
       return;
     }
     const [command = '', ...args] = text.split(/\s+/);
@@ -140,9 +152,17 @@ class LineConnection {
         if (!args[0]) throw sbError('SB_ERR_BAD_REQUEST', 'usage: /nick NAME');
         this.session.rename(args[0]);
         this.write(`* you are now ${this.session.nick}`);
+        this.session.sendDirectHistory();
+        return;
+      case '/join':
+        if (!args[0]) throw sbError('SB_ERR_BAD_REQUEST', 'usage: /join ROOM');
+        this.switchTo(args[0].replace(/^#/, ''));
+        return;
+      case '/rooms':
+        this.write(roomsLine(this.session.rooms()));
         return;
       case '/who':
-        this.deliver(this.session.who(DEFAULT_ROOM));
+        this.deliver(this.session.who(this.room));
         return;
       case '/msg': {
         const to = args[0];
@@ -163,6 +183,17 @@ class LineConnection {
     }
   }
 
+  /**
+   * Joins `room` (validated, rate-charged; its history and members are shown as on connect), then
+   * leaves the previous one. Join first: a refused join leaves the connection where it was.
+   */
+  private switchTo(room: string): void {
+    const previous = this.room;
+    this.session.join(room);
+    this.room = room;
+    if (previous !== room) this.session.leave(previous, { charge: false });
+  }
+
   private deliver(event: ChatEvent): void {
     const clean = sanitizeForTerminal;
     switch (event.cmd) {
@@ -170,7 +201,10 @@ class LineConnection {
         this.write(`${event.from}: ${clean(event.text)}`);
         return;
       case 'direct':
-        this.write(event.from === this.session?.nick ? `-> *${event.to}* ${clean(event.text)}` : `*${event.from}* ${clean(event.text)}`);
+        this.write(this.directLine(event));
+        return;
+      case 'directs':
+        for (const m of event.history.slice(-LINE_DIRECT_HISTORY)) this.write(this.directLine(m));
         return;
       case 'presence':
         this.write(`* ${event.nick} ${event.event === 'join' ? 'joined' : 'left'}`);
@@ -183,10 +217,28 @@ class LineConnection {
         this.write(`* in #${event.room}: ${event.members.join(', ')}`);
         return;
       case 'error':
-        this.write(`! ${clean(event.message)}`);
+        this.write(`! ${event.code} ${clean(event.message)}`);
         return;
       default:
         return;
     }
   }
+
+  private directLine(m: DirectMessage): string {
+    // this.session is unset while hub.connect() runs; nothing is delivered before it returns
+    return m.from === this.session?.nick ? `-> *${m.to}* ${sanitizeForTerminal(m.text)}` : `*${m.from}* ${sanitizeForTerminal(m.text)}`;
+  }
+}
+
+/** `! SB_ERR_… message`: the stable code first, for scripts; the connection stays open. */
+function refusalLine(err: SockbridgeError): string {
+  return `! ${err.code} ${sanitizeForTerminal(err.message)}`;
+}
+
+/** `* rooms: #lobby (3), #ops (1)`, the fullest LINE_ROOMS_LISTED rooms, and how many more there are. */
+function roomsLine(list: RoomListEvent): string {
+  const rooms = [...list.rooms].sort((a, b) => b.members - a.members || a.room.localeCompare(b.room));
+  const shown = rooms.slice(0, LINE_ROOMS_LISTED).map((r) => `#${r.room} (${r.members})`);
+  const more = rooms.length > shown.length ? `, and ${rooms.length - shown.length} more` : '';
+  return `* rooms: ${shown.join(', ') || '(none)'}${more}`;
 }

@@ -1,8 +1,19 @@
 // Line mode on a real TCP port: what nc, telnet and the seed's chat client see.
 import { spawn } from 'node:child_process';
 import { afterEach, describe, expect, it } from 'vitest';
+import { ChatClient } from '../../../backends/chat/chat-client.js';
+import { LINE_ROOMS_LISTED } from '../../../backends/chat/line-chat-server.js';
+import type { MessageEvent } from '../../../protocol/chat-messages.js';
 import { removeTempDirs } from '../../helpers/tmp.js';
 import { LineClient, RawChat, closeAll, startChat } from './chat-kit.js';
+
+/** Writes `line` and resolves once `/who` answered after it: everything the line caused has arrived. */
+async function command(client: LineClient, line: string, room = '[a-z0-9_.-]+'): Promise<string> {
+  const mark = client.text.length;
+  client.write(`${line}\n/who\n`);
+  await client.waitFor(new RegExp(`^\\* in #${room}: .*\\n(?![^]*^\\* in #)`, 'm'), mark);
+  return client.text.slice(mark);
+}
 
 afterEach(async () => {
   await closeAll();
@@ -93,7 +104,7 @@ client.close()
 
     let mark = guest.text.length;
     guest.write('/nick alice\n');
-    await guest.waitFor(/^! nickname alice is already in use$/m, mark);
+    await guest.waitFor(/^! SB_ERR_CHAT_NICK_TAKEN nickname alice is already in use$/m, mark);
 
     mark = guest.text.length;
     guest.write('/who\n');
@@ -109,7 +120,7 @@ client.close()
     guest.write('/help\n');
     await guest.waitFor(/^\* commands: .*\/nick/m, mark);
     guest.write('/nope\n');
-    await guest.waitFor(/^! bad request: unknown command \/nope/m, mark);
+    await guest.waitFor(/^! SB_ERR_BAD_REQUEST bad request: unknown command \/nope/m, mark);
 
     guest.write('/quit\n');
     await guest.waitFor(/^\* bye$/m);
@@ -122,7 +133,7 @@ client.close()
     const alice = await RawChat.hello(port, 'alice');
     const guest = await LineClient.open(linePort);
     guest.write(`${'x'.repeat(5000)}\nafter\n`);
-    await guest.waitFor(/^! message of \d+ bytes exceeds the limit of 4096 bytes$/m);
+    await guest.waitFor(/^! SB_ERR_MESSAGE_TOO_LARGE message of \d+ bytes exceeds the limit of 4096 bytes$/m);
     expect((await alice.next('message', (e) => e.from === guest.nick)).text).toBe('after');
     guest.write(`${'y'.repeat(4096)}\n`);
     expect((await alice.next('message', (e) => e.text.startsWith('y'))).text).toHaveLength(4096);
@@ -158,11 +169,161 @@ client.close()
     const { linePort } = await startChat({ rateCapacity: 2, rateIntervalMs: 60_000 });
     const guest = await LineClient.open(linePort);
     guest.write('one\ntwo\nthree\n');
-    await guest.waitFor(/^! too many requests: /m);
+    await guest.waitFor(/^! SB_ERR_RATE_LIMITED too many requests: /m);
     expect(guest.lines.filter((l) => l.startsWith(`${guest.nick}: `))).toEqual([`${guest.nick}: one`, `${guest.nick}: two`]);
     const mark = guest.text.length;
     guest.write('/who\n');
     await guest.waitFor(/^\* in #lobby: /m, mark);
+  });
+
+  it('/join: a line client and a ChatClient in a non-default room hear each other, with history and members on join', async () => {
+    const { port, linePort } = await startChat();
+    const alice = await ChatClient.connect('127.0.0.1', port, { nick: 'alice', room: 'ops' });
+    await alice.say('ops', 'before you came');
+    const guest = await LineClient.open(linePort);
+    const lobbyWatcher = await RawChat.hello(port, 'bob');
+
+    const mark = guest.text.length;
+    guest.write('/join #ops\n');
+    const [shown] = await guest.waitFor(/^alice: before you came\n\* in #ops: alice, guest-\d+$/m, mark);
+    expect(shown).toContain(guest.nick);
+    // it left the lobby: the lobby saw it go
+    await lobbyWatcher.next('presence', (e) => e.nick === guest.nick && e.event === 'leave' && e.room === 'lobby');
+
+    const heard = new Promise<MessageEvent>((resolve) => alice.on('message', (e) => e.from === guest.nick && resolve(e)));
+    guest.write('hello ops\n');
+    expect(await heard).toMatchObject({ room: 'ops', text: 'hello ops' });
+    await alice.say('ops', 'hi line client');
+    await guest.waitFor(/^alice: hi line client$/m, mark);
+    // /who is about the current room
+    expect(await command(guest, '', 'ops')).toMatch(new RegExp(`^\\* in #ops: alice, ${guest.nick}$`, 'm'));
+    // nothing said in the lobby reaches it any more
+    lobbyWatcher.send({ cmd: 'say', room: 'lobby', text: 'lobby only', ref: 'l' });
+    await lobbyWatcher.next('message', (e) => e.ref === 'l');
+    await command(guest, '', 'ops');
+    expect(guest.text).not.toContain('lobby only');
+    await alice.close();
+  });
+
+  it('/join away: the old room\'s messages no longer arrive, the new one\'s do', async () => {
+    const { port, linePort } = await startChat();
+    const alice = await RawChat.hello(port, 'alice', { room: 'ops' });
+    alice.send({ cmd: 'join', room: 'dev' });
+    await alice.next('joined', (e) => e.room === 'dev');
+    const guest = await LineClient.open(linePort);
+    await command(guest, '/join ops', 'ops');
+    alice.send({ cmd: 'say', room: 'ops', text: 'ops one', ref: '1' });
+    await guest.waitFor(/^alice: ops one$/m);
+
+    const out = await command(guest, '/join dev', 'dev');
+    expect(out).toMatch(new RegExp(`^\\* in #dev: alice, ${guest.nick}$`, 'm'));
+    await alice.next('presence', (e) => e.room === 'ops' && e.nick === guest.nick && e.event === 'leave');
+    const mark = guest.text.length;
+    alice.send({ cmd: 'say', room: 'ops', text: 'ops two', ref: '2' });
+    alice.send({ cmd: 'say', room: 'dev', text: 'dev one', ref: '3' });
+    await guest.waitFor(/^alice: dev one$/m, mark);
+    expect(guest.text.slice(mark)).not.toContain('ops two');
+    guest.write('said in dev\n');
+    expect((await alice.next('message', (e) => e.from === guest.nick)).room).toBe('dev');
+  });
+
+  it('/join refuses a bad room name with the stable code, and the client stays where it was', async () => {
+    const { port, linePort } = await startChat();
+    const alice = await RawChat.hello(port, 'alice');
+    const guest = await LineClient.open(linePort);
+    const out = await command(guest, '/join Not-A-Room!', 'lobby');
+    expect(out).toMatch(/^! SB_ERR_CHAT_ROOM_INVALID invalid room name "Not-A-Room!": /m);
+    expect(await command(guest, '/join', 'lobby')).toMatch(/^! SB_ERR_BAD_REQUEST bad request: usage: \/join ROOM$/m);
+    guest.write('still here\n');
+    expect((await alice.next('message', (e) => e.from === guest.nick)).room).toBe('lobby');
+  });
+
+  it('/rooms lists rooms with people in them and their counts, the fullest first, bounded', async () => {
+    const { port, linePort } = await startChat({ rateCapacity: 1000 });
+    const alice = await RawChat.hello(port, 'alice', { room: 'ops' });
+    const bob = await RawChat.hello(port, 'bob', { room: 'ops' });
+    const guest = await LineClient.open(linePort);
+    let out = await command(guest, '/rooms', 'lobby');
+    expect(out).toMatch(/^\* rooms: #ops \(2\), #lobby \(1\)$/m);
+
+    for (let i = 0; i < LINE_ROOMS_LISTED + 3; i++) bob.send({ cmd: 'join', room: `r${String(i).padStart(2, '0')}` });
+    await bob.sync();
+    out = await command(guest, '/rooms', 'lobby');
+    const line = /^\* rooms: .*$/m.exec(out)![0];
+    expect(line.match(/#/g)).toHaveLength(LINE_ROOMS_LISTED);
+    expect(line).toMatch(/^\* rooms: #ops \(2\), #lobby \(1\), #r00 \(1\), /);
+    expect(line).toMatch(/, and 5 more$/);
+    alice.socket.end();
+  });
+
+  it('/help names /join and /rooms', async () => {
+    const { linePort } = await startChat();
+    const guest = await LineClient.open(linePort);
+    const out = await command(guest, '/help', 'lobby');
+    expect(out).toMatch(/\/join ROOM/);
+    expect(out).toMatch(/\/rooms/);
+  });
+
+  it('shows a reconnecting client its own direct messages after /nick, and nobody else\'s', async () => {
+    const { port, linePort } = await startChat();
+    const alice = await RawChat.hello(port, 'alice');
+    const dave = await RawChat.hello(port, 'dave');
+    const first = await LineClient.open(linePort);
+    await command(first, '/nick carol', 'lobby');
+    alice.send({ cmd: 'dm', to: 'carol', text: 'for carol', ref: '1' });
+    await first.waitFor(/^\*alice\* for carol$/m);
+    await command(first, '/msg alice from carol', 'lobby');
+    alice.send({ cmd: 'dm', to: 'dave', text: 'for dave only', ref: '2' });
+    await dave.next('direct');
+    first.socket.end();
+    await first.closed;
+
+    const again = await LineClient.open(linePort);
+    // as guest-N it sees none (guest names are handed out again)...
+    expect(again.text).not.toMatch(/^(\*alice\*|-> )/m);
+    // ...and as carol, carol's, oldest first, after "you are now"
+    const out = await command(again, '/nick carol', 'lobby');
+    expect(out).toMatch(/^\* you are now carol\n\*alice\* for carol\n-> \*alice\* from carol\n\* in #lobby: /m);
+    expect(again.text).not.toContain('for dave only');
+  });
+
+  it('never shows direct-message history to a guest-N, nor to /nick of an account held through the gateway', async () => {
+    const TOKEN = 'gateway-token-0123456789abcdef';
+    const { port, linePort } = await startChat({ gatewayToken: TOKEN });
+    const guest = await LineClient.open(linePort);
+    const admin = await RawChat.hello(port, 'admin', { gatewayToken: TOKEN });
+    admin.send({ cmd: 'dm', to: guest.nick, text: 'to the guest', ref: 'g' });
+    await guest.waitFor(/^\*admin\* to the guest$/m);
+    const guestNick = guest.nick;
+    guest.socket.end();
+    await guest.closed;
+    admin.send({ cmd: 'dm', to: 'admin', text: 'admin secret', ref: 's' });
+    await admin.next('direct', (e) => e.ref === 's');
+    admin.socket.end();
+    await admin.closed;
+
+    // someone else holding the same guest name (as after a restart) gets nothing
+    const sameGuestName = await RawChat.hello(port, guestNick);
+    expect((await sameGuestName.next('directs')).history).toEqual([]);
+    const other = await LineClient.open(linePort);
+    const out = await command(other, '/nick admin', 'lobby');
+    expect(out).toMatch(/^\* you are now admin$/m);
+    expect(other.text).not.toMatch(/to the guest|admin secret/);
+  });
+
+  it('bounds the direct messages shown to the last 20', async () => {
+    const { port, linePort } = await startChat({ rateCapacity: 1000 });
+    const alice = await RawChat.hello(port, 'alice');
+    const first = await LineClient.open(linePort);
+    await command(first, '/nick carol', 'lobby');
+    for (let i = 0; i < 25; i++) alice.send({ cmd: 'dm', to: 'carol', text: `dm ${i}`, ref: `${i}` });
+    await alice.next('direct', (e) => e.ref === '24');
+    first.socket.end();
+    await first.closed;
+    const again = await LineClient.open(linePort);
+    const out = await command(again, '/nick carol', 'lobby');
+    const shown = out.split('\n').filter((l) => l.startsWith('*alice* '));
+    expect(shown).toEqual(Array.from({ length: 20 }, (_, i) => `*alice* dm ${i + 5}`));
   });
 
   it('is off when linePort is null', async () => {
