@@ -2,6 +2,7 @@
 // Backends are reached by URL; raw relay targets are named here and only here (never chosen by a client).
 
 import { HOST_PORT_PATTERN } from './config.js';
+import { relayLimitsSchemaProperties } from './relay/relay-limits.js';
 import type { FromSchemaLike } from './schema-types.js';
 
 export const gatewayOptionsSchema = {
@@ -47,6 +48,12 @@ export const gatewayOptionsSchema = {
         wsMaxMessageBytes: { type: 'integer', minimum: 1024, default: 64 * 1024 },
         /** largest WebSocket message on the raw relay */
         rawMaxMessageBytes: { type: 'integer', minimum: 1024, default: 1024 * 1024 },
+        /** the raw relay's timeouts: the same minimums and defaults as `sockbridge relay`'s flags */
+        rawConnectTimeoutMs: relayLimitsSchemaProperties.connectTimeoutMs,
+        rawIdleTimeoutMs: relayLimitsSchemaProperties.idleTimeoutMs,
+        rawLingerMs: relayLimitsSchemaProperties.lingerMs,
+        /** stdin bytes one /ws/exec socket may have waiting in the gateway beyond its commands' windows */
+        execMaxQueuedStdinBytes: { type: 'integer', minimum: 0, default: 4 * 1024 * 1024 },
         /** bufferedAmount above which the upstream socket is paused */
         wsHighWaterBytes: { type: 'integer', minimum: 1024, default: 1024 * 1024 },
         maxUploadBytes: { type: 'integer', minimum: 1, default: 8 * 1024 ** 3 },
@@ -85,6 +92,10 @@ export type GatewayOptions = FromSchemaLike<{
   limits: {
     wsMaxMessageBytes: number;
     rawMaxMessageBytes: number;
+    rawConnectTimeoutMs: number;
+    rawIdleTimeoutMs: number;
+    rawLingerMs: number;
+    execMaxQueuedStdinBytes: number;
     wsHighWaterBytes: number;
     maxUploadBytes: number;
     maxUploadFiles: number;

@@ -27,9 +27,6 @@ import {
 /** Largest stdout/stderr frame body accepted from the service (it sends far smaller chunks). */
 const MAX_OUTPUT_FRAME_BYTES = 1024 * 1024;
 
-/** Stdin bytes one browser socket may have waiting in the gateway for its commands' windows. */
-export const MAX_QUEUED_STDIN_BYTES = 4 * 1024 * 1024;
-
 type StdinFrame = { cmd: 'stdin'; id: string; eof?: boolean };
 
 interface CommandStdin {
@@ -50,8 +47,8 @@ interface CommandStdin {
  * connection until that command drains, so a paste into a command that never reads its stdin would
  * stall every other command, `cancel`, and the service's view of the tab closing.
  *
- * Bytes beyond the window wait here: at most one more window per command and MAX_QUEUED_STDIN_BYTES
- * per socket. A message that does not fit is refused whole (SB_ERR_EXEC_STDIN_FULL with its id,
+ * Bytes beyond the window wait here: at most one more window per command and
+ * `limits.execMaxQueuedStdinBytes` (4 MiB) per socket. A message that does not fit is refused whole (SB_ERR_EXEC_STDIN_FULL with its id,
  * like EAGAIN): nothing of it is sent, and the messages that were accepted keep their order. The
  * browser receives every `started` and `stdin-ack` too, so a page that keeps to the window itself
  * (web/src/lib/exec.svelte.ts) never has anything wait here or refused.
@@ -62,7 +59,7 @@ export class StdinWindows {
 
   constructor(
     private readonly send: (frame: StdinFrame, body?: Uint8Array) => void,
-    private readonly maxQueuedBytes = MAX_QUEUED_STDIN_BYTES,
+    private readonly maxQueuedBytes: number,
   ) {}
 
   /** A `run` is on its way to the service: its stdin waits for `started` to learn the window. */
@@ -201,7 +198,7 @@ export async function wsExecRoutes(app: FastifyInstance, opts: { options: Gatewa
         reportBackendFailure(socket, failure, { service: 'exec', logger, markDown: (s, r) => app.health.markDown(s, r) });
       },
     });
-    const stdin = new StdinWindows((frame, body) => link.sendFrame(frame, body));
+    const stdin = new StdinWindows((frame, body) => link.sendFrame(frame, body), limits.execMaxQueuedStdinBytes);
     link.sendFrame({ cmd: 'auth', secret });
     const refuseStdin = (id: string, err: SockbridgeError | undefined) => {
       if (err) sendJson(socket, { cmd: 'error', code: err.code, message: err.message, id });

@@ -9,7 +9,7 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { sbError } from '../../protocol/errors.js';
 import type { GatewayOptions } from '../gateway-options.js';
-import { DEFAULT_RELAY_LIMITS, type RelayLimits } from '../relay/relay-limits.js';
+import type { RelayLimits } from '../relay/relay-limits.js';
 import { parseRelayTarget } from '../relay/relay-server.js';
 import { checkSubprotocolOffer, offeredSubprotocols, RELAY_SUBPROTOCOL } from '../relay/subprotocol.js';
 import { bridgeWebSocketToTcp, type RelayTarget } from '../relay/websocket-tcp-bridge.js';
@@ -28,9 +28,11 @@ export async function wsRawRoutes(app: FastifyInstance, opts: { options: Gateway
   const { options } = opts;
   const targets = new Map<string, RelayTarget>(Object.entries(options.raw).map(([name, hostPort]) => [name, parseRelayTarget(hostPort)]));
   const limits: RelayLimits = {
-    ...DEFAULT_RELAY_LIMITS,
     maxMessageBytes: options.limits.rawMaxMessageBytes,
     highWaterBytes: options.limits.wsHighWaterBytes,
+    connectTimeoutMs: options.limits.rawConnectTimeoutMs,
+    idleTimeoutMs: options.limits.rawIdleTimeoutMs,
+    lingerMs: options.limits.rawLingerMs,
   };
 
   /** preValidation, after wsGuard: resolves the configured target or refuses the upgrade. */

@@ -205,6 +205,23 @@ describe('/ws/exec', () => {
       await waitFor(() => !processAlive(pid), 5000, 'sleep to be killed');
     });
 
+    it('limits.execMaxQueuedStdinBytes bounds what waits in the gateway (default 4 MiB)', async () => {
+      const refusals = async (limits: Record<string, number>) => {
+        const { root } = await setup(limits);
+        root.send({ cmd: 'run', id: 'nr', argv: ['sleep', '30'] });
+        await root.json((m) => m['cmd'] === 'started' && m['id'] === 'nr');
+        // 1.3 MB: one 1 MiB window in flight (plus the ~64 KiB pipe the service can hand on), the rest waiting
+        for (let i = 0; i < 22; i++) root.send(encodeExecData('stdin', 'nr', chunk));
+        // the gateway handles a socket's messages in order: any refusal precedes this run's exit
+        root.send({ cmd: 'run', id: 'after', argv: ['true'] });
+        await root.json((m) => m['cmd'] === 'exit' && m['id'] === 'after');
+        root.send({ cmd: 'cancel', id: 'nr', signal: 'SIGKILL' });
+        return root.messages.filter((m) => !m.binary && m.data.toString().includes('SB_ERR_EXEC_STDIN_FULL')).length;
+      };
+      expect(await refusals({})).toBe(0);
+      expect(await refusals({ execMaxQueuedStdinBytes: 64 * 1024 })).toBeGreaterThan(0);
+    });
+
     it('stdin past one window waits for stdin-ack and reaches the command whole and in order, eof last', async () => {
       const { root } = await setup();
       root.send({ cmd: 'run', id: 'wc', argv: ['wc', '-c'] });
@@ -222,7 +239,7 @@ describe('/ws/exec', () => {
 
 describe('StdinWindows', () => {
   /** Records what would be sent to the service, as `id:bytes` and `id:eof`. */
-  function windows(maxQueued?: number) {
+  function windows(maxQueued = 4 * 1024 * 1024) {
     const sent: string[] = [];
     const w = new StdinWindows((frame, body) => sent.push(frame.eof ? `${frame.id}:eof` : `${frame.id}:${body?.length ?? 0}`), maxQueued);
     return { w, sent };

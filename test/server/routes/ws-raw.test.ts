@@ -98,6 +98,21 @@ describe('/ws/raw/:target', () => {
     expect((await collectUntilClose(ws2)).code).toBe(1000);
   });
 
+  it('closes an idle relay after limits.rawIdleTimeoutMs with 1011 SB_ERR_TIMEOUT (regression: always the 1 h default)', async () => {
+    const echo = await target(startEchoTarget);
+    const g = await gateway({ echo: `127.0.0.1:${echo.port}` }, { rawIdleTimeoutMs: 1000 });
+    const ws = await client(g, '/ws/raw/echo');
+    const back = receiveBytes(ws, 3);
+    ws.send(Buffer.from('hi!'));
+    await back;
+    const quietSince = Date.now();
+    const closed = collectUntilClose(ws);
+    const tooLate = new Promise<'still open'>((r) => setTimeout(() => r('still open'), 5000).unref());
+    const outcome = await Promise.race([closed, tooLate]);
+    expect(outcome).toMatchObject({ code: 1011, reason: 'SB_ERR_TIMEOUT' });
+    expect(Date.now() - quietSince).toBeGreaterThanOrEqual(900);
+  });
+
   it('closes 1011 SB_ERR_CONNECT when the configured target is down', async () => {
     const gone = await startTarget();
     await gone.close();
