@@ -1,5 +1,6 @@
-// Browser e2e: unread counts, rooms with history on join, direct messages (two browser contexts).
+// Browser e2e: unread counts, rooms with history on join, direct messages and their history after a reload (two browser contexts).
 import { describe, expect, it } from 'vitest';
+import { runCli } from '../helpers/cli.js';
 import { ADMIN, BOB, logIn, openPanel, useStack, waitForText } from './stack.js';
 
 describe('chat rooms and unread counts (browser e2e)', () => {
@@ -56,5 +57,47 @@ describe('chat rooms and unread counts (browser e2e)', () => {
     await bob.locator('button[data-room="ops"]').click();
     await waitForText(bob.getByTestId('timeline'), (t) => t.includes(`${ADMIN.username} left`));
     await waitForText(bob.getByRole('complementary', { name: 'Members' }), (t) => !t.includes(ADMIN.username));
+  });
+
+  it('shows direct messages again after a reload, as text, and no one else\'s', async () => {
+    const alice = await stack().newPage();
+    const bob = await stack().newPage();
+    await logIn(alice, stack().url, ADMIN);
+    await logIn(bob, stack().url, BOB);
+    await waitForText(bob.getByRole('complementary', { name: 'Members' }), (t) => t.includes(ADMIN.username));
+
+    const markup = '<b>kept</b> across reloads';
+    await bob.getByRole('button', { name: ADMIN.username, exact: true }).click();
+    await bob.getByLabel('Message').fill(markup);
+    await bob.getByLabel('Message').press('Enter');
+    await waitForText(bob.getByTestId('timeline'), (t) => t.includes(markup));
+
+    for (const page of [bob, alice]) {
+      await page.reload();
+      const peer = page === bob ? ADMIN.username : BOB.username;
+      await page.locator(`button[data-peer="${peer}"]`).click();
+      await waitForText(page.getByTestId('timeline'), (t) => t.includes(markup));
+      expect(await page.getByTestId('timeline').locator('b').count()).toBe(0);
+      // history is not news: the reloaded tab does not count it as unread
+      expect(await page.locator('nav button[data-panel="chat"] .badge').count()).toBe(0);
+    }
+
+    // a third account that took no part gets none of it: its first conversation is the one admin
+    // starts now, which arrives after whatever history its connection was sent
+    const carol = { username: 'carol', password: 'carol-password-e2e-3' };
+    const added = await runCli(['user', 'add', carol.username, '--role', 'user', '--password-stdin', '--data', stack().data], { input: `${carol.password}\n` });
+    expect(added.code).toBe(0);
+    const third = await stack().newPage();
+    await logIn(third, stack().url, carol);
+    await alice.locator('button[data-room="lobby"]').click();
+    await waitForText(alice.getByRole('complementary', { name: 'Members' }), (t) => t.includes(carol.username));
+    await alice.getByRole('button', { name: carol.username, exact: true }).click();
+    await alice.getByLabel('Message').fill('hello carol');
+    await alice.getByLabel('Message').press('Enter');
+    await third.locator(`button[data-peer="${ADMIN.username}"]`).waitFor();
+    expect(await third.locator('button[data-peer]').count()).toBe(1);
+    await third.locator(`button[data-peer="${ADMIN.username}"]`).click();
+    await waitForText(third.getByTestId('timeline'), (t) => t.includes('hello carol'));
+    expect(await third.getByTestId('timeline').textContent()).not.toContain('kept');
   });
 });

@@ -137,6 +137,18 @@ export class ChatClient {
     if (this.activeDirect) this.activeDirect.unread = 0;
   }
 
+  /** Adds `message` to its conversation in id order; returns the conversation, or undefined if it was there already. */
+  #addDirect(message: DirectMessage): DirectConversation | undefined {
+    const peer = message.from === this.nick ? message.to : message.from;
+    const conversation = (this.directs[peer] ??= { peer, messages: [], unread: 0 });
+    const { messages } = conversation;
+    if (messages.some((m) => m.id === message.id)) return undefined;
+    const after = messages.findIndex((m) => m.id > message.id);
+    if (after === -1) push(messages, message);
+    else messages.splice(after, 0, message);
+    return conversation;
+  }
+
   #handle(event: ChatEvent): void {
     switch (event.cmd) {
       case 'welcome':
@@ -170,14 +182,16 @@ export class ChatClient {
         break;
       }
       case 'direct': {
-        const peer = event.from === this.nick ? event.to : event.from;
-        const conversation = (this.directs[peer] ??= { peer, messages: [], unread: 0 });
         const { cmd: _cmd, ref: _ref, ...message } = event;
-        if (conversation.messages.some((m) => m.id === message.id)) break;
-        push(conversation.messages, message);
-        if (event.from !== this.nick && !this.#isLookingAt({ kind: 'dm', name: peer })) conversation.unread++;
+        const conversation = this.#addDirect(message);
+        if (conversation && message.from !== this.nick && !this.#isLookingAt({ kind: 'dm', name: conversation.peer })) conversation.unread++;
         break;
       }
+      case 'directs':
+        // Our recent direct messages, sent after every (re)connect: what a reload would otherwise
+        // lose. Merged by id with what this tab already has; history is never counted as unread.
+        for (const message of event.history) this.#addDirect(message);
+        break;
       case 'presence': {
         const room = this.rooms[event.room];
         if (!room) break;
