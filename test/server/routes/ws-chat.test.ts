@@ -90,6 +90,30 @@ describe('/ws/chat', () => {
     }
   });
 
+  it('a new tab (a reload) gets the account\'s recent direct messages after joined, and nobody else\'s', async () => {
+    const chat = await startChat();
+    const gw = await startGateway({ chat: chat.url });
+    const aliceCookie = await gw.login('alice', 'alice-password');
+    const alice = await welcomed(await gw.open('/ws/chat', aliceCookie), 'alice');
+    const bob = await welcomed(await gw.open('/ws/chat', await gw.login('bob', 'bob-password')), 'bob');
+    const carol = await rawChatClient(chat.port, 'carol');
+
+    bob.send({ cmd: 'dm', to: 'alice', text: 'bob to alice' });
+    await alice.json((m) => m['cmd'] === 'direct' && m['text'] === 'bob to alice');
+    alice.send({ cmd: 'dm', to: 'bob', text: 'alice to bob' });
+    await bob.json((m) => m['cmd'] === 'direct' && m['text'] === 'alice to bob');
+    carol.send({ cmd: 'dm', to: 'bob', text: 'carol to bob' });
+    await bob.json((m) => m['cmd'] === 'direct' && m['text'] === 'carol to bob');
+
+    const reloaded = await welcomed(await gw.open('/ws/chat', aliceCookie), 'alice');
+    await reloaded.json((m) => m['cmd'] === 'joined');
+    const directs = await reloaded.json((m) => m['cmd'] === 'directs');
+    expect((directs['history'] as { from: string; to: string; text: string }[]).map(({ from, to, text }) => ({ from, to, text }))).toEqual([
+      { from: 'bob', to: 'alice', text: 'bob to alice' },
+      { from: 'alice', to: 'bob', text: 'alice to bob' },
+    ]);
+  });
+
   it('answers a bad field with an error and keeps the socket; a browser hello closes it with 1008', async () => {
     const chat = await startChat();
     const gw = await startGateway({ chat: chat.url });
