@@ -185,8 +185,9 @@ export class ExecSession {
 
   /**
    * The data connection came. The `attached` frame must be in the kernel before the child can
-   * write a byte after it, so the child is spawned from the write's callback; then this process
-   * closes its own handle: the child holds the only one, and its exit closes the connection.
+   * write a byte after it, so the child is spawned from the write's callback. The command then owns
+   * this process's handle (it shuts the connection down when it finishes); a run that did not start
+   * closes it here.
    */
   private onDataAttached(request: RunRequest, program: Program, socket: net.Socket): void {
     const awaiting = this.awaitingData.get(request.id);
@@ -203,12 +204,16 @@ export class ExecSession {
         socket.destroy();
         return;
       }
+      let started = false;
       try {
-        this.refuseOr(request.id, () => this.startCommand(request, program, socket));
+        this.refuseOr(request.id, () => {
+          this.startCommand(request, program, socket);
+          started = true;
+        });
       } catch (failure) {
         this.fail(failure); // not a refusal: a bug, reported as SB_ERR_INTERNAL like any other
       } finally {
-        socket.destroy();
+        if (!started) socket.destroy();
       }
     });
   }

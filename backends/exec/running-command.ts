@@ -5,7 +5,8 @@
 // Killing targets the whole process group (kill(-pid)): `sh -c 'sleep 100 & wait'` leaves no
 // orphan. The exit is reported once the main process has exited **and** its output is drained,
 // so the last bytes always precede the exit event; a background process that keeps the pipes open
-// after the main process exited gets `lingerMs` before the pipes are cut.
+// after the main process exited gets `lingerMs` before the pipes are cut. A data connection
+// (options.stdout) is shut down when the exit is reported, even if such a process still holds it.
 
 import { spawn, type ChildProcessByStdio } from 'node:child_process';
 import { EventEmitter } from 'node:events';
@@ -43,7 +44,7 @@ export interface RunningCommandOptions {
   /**
    * A connected socket to be the child's stdout (not with pty): the child gets its fd, so stdout
    * never passes through here and is neither counted against maxOutputBytes nor paused by pause().
-   * The caller closes its own handle once start() returned.
+   * Once start() returned, the command owns it and ends it when it finishes.
    */
   stdout?: net.Socket | undefined;
 }
@@ -66,6 +67,8 @@ export class RunningCommand extends EventEmitter {
   private exited = false;
   private paused = false;
   private ptySlaveFd: number | undefined;
+  /** our own handle of the data connection (options.stdout), kept to end it when the command finishes */
+  private dataConnection: net.Socket | undefined;
   private finished = false;
   private readonly timers = new Set<NodeJS.Timeout>();
 
@@ -117,6 +120,7 @@ export class RunningCommand extends EventEmitter {
       }
       this.child = child;
       this.pid = child.pid;
+      this.dataConnection = options.stdout;
       child.on('error', () => {}); // only kill() failures come here once spawned; the group kill covers them
       child.stdout?.on('data', (chunk: Buffer) => this.output('stdout', chunk));
       child.stderr.on('data', (chunk: Buffer) => this.output('stderr', chunk));
@@ -271,7 +275,21 @@ export class RunningCommand extends EventEmitter {
     // must not leave processes running after its exit was reported (one that calls setsid()
     // leaves the group on purpose, and is beyond reach).
     this.killGroup('SIGKILL');
+    this.endDataConnection();
     this.emit('exit', this.reason ? { ...exit, reason: this.reason } : exit);
+  }
+
+  /**
+   * The data connection must end with the command, as its pipes do: closing our fd is not enough
+   * when a process that left the group (setsid) still holds a copy, and the client would wait for
+   * EOF forever. shutdown(SHUT_WR), which end() issues, acts on the connection rather than on one
+   * fd: the peer gets FIN after every byte already written, and that process's later writes fail
+   * (EPIPE), as they would on a cut pipe.
+   */
+  private endDataConnection(): void {
+    const socket = this.dataConnection;
+    this.dataConnection = undefined;
+    socket?.destroySoon();
   }
 
   private later(ms: number, fn: () => void): void {

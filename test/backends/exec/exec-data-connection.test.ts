@@ -173,6 +173,45 @@ describe('stdout over a data connection', () => {
     await expect(cappedClient.run({ argv: ['echo'], stdout: 'connection' }).done).rejects.toMatchObject({ code: 'SB_ERR_EXEC_NOT_ALLOWED' });
   });
 
+  // Regression: a process that left the command's group (setsid) and inherited the data connection
+  // kept it open after the command exited, so the client (which reports the exit once the data
+  // connection ended) never did. Framed runs were already bounded by the pipes' 1 s linger.
+  describe('a process that left the group holding stdout does not hold the run open', () => {
+    const escaped: number[] = [];
+    afterEach(() => {
+      for (const pid of escaped.splice(0)) {
+        try {
+          process.kill(pid, 'SIGKILL');
+        } catch {
+          // already gone
+        }
+      }
+    });
+
+    it.each([
+      { mode: 'framed', stdout: undefined, holds: 'stdout and stderr', stderrRedirect: '' },
+      { mode: 'framed', stdout: undefined, holds: 'stdout only', stderrRedirect: ' 2>/dev/null' },
+      { mode: 'data connection', stdout: 'connection', holds: 'stdout and stderr', stderrRedirect: '' },
+      { mode: 'data connection', stdout: 'connection', holds: 'stdout only', stderrRedirect: ' 2>/dev/null' },
+    ] as const)('$mode, the escaped process holding $holds', async ({ stdout, stderrRedirect }) => {
+      const { port } = await startExec();
+      const client = await connect(port);
+      // Not a group leader, so setsid(1) does not fork: $! is the escaped sleep. The shell waits until
+      // it has its own session (field 6 of /proc/PID/stat), or the group kill at exit could beat setsid().
+      const escape = `setsid sleep 30${stderrRedirect} & p=$!; until [ "$(cut -d' ' -f6 /proc/$p/stat)" = $p ]; do sleep 0.01; done; echo $p`;
+      const job = client.run({ command: escape, ...(stdout ? { stdout } : {}) });
+      let text = '';
+      job.on('stdout', (c: Buffer) => (text += c.toString()));
+      const tooLate = new Promise<'still running'>((r) => setTimeout(() => r('still running'), 4000).unref());
+      const outcome = await Promise.race([job.done, tooLate]);
+      const pid = Number(text.trim());
+      if (pid > 0) escaped.push(pid);
+      expect(outcome).toMatchObject({ code: 0, signal: null });
+      expect(text).toMatch(/^\d+\n$/);
+      expect(alive(pid)).toBe(true); // it really escaped the group kill; only its hold on the output was cut
+    });
+  });
+
   it('the per-command timeout still applies', async () => {
     const { port } = await startExec();
     const client = await connect(port);
