@@ -96,3 +96,12 @@ export function checkFlagValues(schema: JsonSchema, cli: Record<string, unknown>
   }
   return checked;
 }
+
+/** For a command's own flags (no config file): checkFlagValues, then the schema's defaults fill in what was not given. */
+export function flagValuesWithDefaults(schema: JsonSchema, cli: Record<string, unknown>): Record<string, unknown> {
+  const checked = checkFlagValues(schema, cli);
+  for (const [key, property] of Object.entries((schema['properties'] ?? {}) as Record<string, { default?: unknown }>)) {
+    if (checked[key] === undefined && property.default !== undefined) checked[key] = property.default;
+  }
+  return checked;
+}

@@ -16,7 +16,7 @@ const COMMANDS: Record<string, { load: () => Promise<Command>; summary: string }
   chat: { load: () => import('./commands/chat.js'), summary: 'chat in a terminal: chat HOST:PORT --nick N' },
   exec: { load: () => import('./commands/exec.js'), summary: 'run a remote command: exec HOST:PORT --secret-file F -- CMD' },
   put: { load: () => import('./commands/files.js').then((m) => ({ run: m.put })), summary: 'upload: put HOST:PORT FILE [NAME]' },
-  get: { load: () => import('./commands/files.js').then((m) => ({ run: m.get })), summary: 'download: get HOST:PORT NAME [FILE]' },
+  get: { load: () => import('./commands/files.js').then((m) => ({ run: m.get })), summary: 'download, resuming an interrupted one: get [--no-resume] HOST:PORT NAME [FILE]' },
   ls: { load: () => import('./commands/files.js').then((m) => ({ run: m.ls })), summary: 'list files: ls HOST:PORT' },
   time: { load: () => import('./commands/time.js'), summary: 'query a time service: time HOST:PORT [--samples N] [--text]' },
 };

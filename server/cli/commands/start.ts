@@ -15,10 +15,11 @@ import { ChatService } from '../../../backends/chat/chat-service.js';
 import { ExecService } from '../../../backends/exec/exec-service.js';
 import { FilesService } from '../../../backends/files/files-service.js';
 import { TimeService } from '../../../backends/time/time-service.js';
-import { loadConfig, readConfigFile } from '../../config.js';
+import { loadConfig, portSchema, readConfigFile } from '../../config.js';
 import { gatewayOptionsSchema, type GatewayOptions } from '../../gateway-options.js';
 import { ensureSecretFile } from '../../accounts/secret-files.js';
 import { parseCommandLine, rejectPositionals } from '../args.js';
+import { flagValuesWithDefaults } from '../flag-values.js';
 import { openLine, startGateway } from './gateway.js';
 import { runUntilSignal } from '../run-service.js';
 import type { FastifyInstance } from 'fastify';
@@ -33,12 +34,18 @@ interface Stoppable {
   close(): Promise<void>;
 }
 
-function port(value: unknown, fallback: number, flag: string): number {
-  if (value === undefined) return fallback;
-  const n = Number(value);
-  if (!Number.isInteger(n) || n < 0 || n > 65535) throw sbError('SB_ERR_USAGE', `--${flag} ${String(value)}: use a port 0..65535\nusage: ${USAGE}`);
-  return n;
-}
+/** The port flags, checked like every other flag value (flag-values.ts). */
+const PORT_FLAGS = {
+  properties: {
+    chatPort: portSchema(7001),
+    chatLinePort: portSchema(7005),
+    execPort: portSchema(7002),
+    filesPort: portSchema(7003),
+    timePort: portSchema(7004),
+    /** no default here: the gateway's own (or its config file's) applies */
+    port: { type: 'integer', minimum: 0, maximum: 65535 },
+  },
+} as const;
 
 function section(config: Record<string, unknown>, key: string): Record<string, unknown> {
   const value = config[key];
@@ -64,13 +71,15 @@ export async function run(argv: string[]): Promise<number> {
   );
   rejectPositionals(positionals, USAGE);
   // Every flag checked before anything is created or started.
+  const { chatPort, chatLinePort, execPort, filesPort, timePort, port } = values;
+  const given = flagValuesWithDefaults(PORT_FLAGS, { chatPort, chatLinePort, execPort, filesPort, timePort, port });
   const ports = {
-    chat: port(values['chatPort'], 7001, 'chat-port'),
-    chatLine: port(values['chatLinePort'], 7005, 'chat-line-port'),
-    exec: port(values['execPort'], 7002, 'exec-port'),
-    files: port(values['filesPort'], 7003, 'files-port'),
-    time: port(values['timePort'], 7004, 'time-port'),
-    gateway: values['port'] === undefined ? undefined : port(values['port'], 8080, 'port'),
+    chat: given['chatPort'] as number,
+    chatLine: given['chatLinePort'] as number,
+    exec: given['execPort'] as number,
+    files: given['filesPort'] as number,
+    time: given['timePort'] as number,
+    gateway: given['port'] as number | undefined,
   };
   const config = configFile ? readConfigFile(configFile) : {};
   const data = resolve(String(values['data'] ?? section(config, 'gateway')['data'] ?? './data'));

@@ -5,15 +5,18 @@
 import { sbError } from '../../../protocol/errors.js';
 import { queryText, sampleNtp, type NtpSample } from '../../../backends/time/ntp-client.js';
 import { parseCommandLine, parseHostPort } from '../args.js';
+import { flagValuesWithDefaults } from '../flag-values.js';
 
 const USAGE = 'sockbridge time HOST:PORT [--samples N] [--interval MS] [--timeout MS] [--text]';
 
-function positiveInteger(name: string, value: unknown, fallback: number, max: number): number {
-  if (value === undefined) return fallback;
-  const n = Number(value);
-  if (!Number.isInteger(n) || n < 1 || n > max) throw sbError('SB_ERR_USAGE', `--${name} must be an integer 1..${max}, got "${String(value)}"\nusage: ${USAGE}`);
-  return n;
-}
+/** The query's own flags, checked like every other flag value (flag-values.ts). */
+const QUERY_FLAGS = {
+  properties: {
+    samples: { type: 'integer', minimum: 1, maximum: 64, default: 4 },
+    interval: { type: 'integer', minimum: 1, maximum: 60_000, default: 250 },
+    timeout: { type: 'integer', minimum: 1, maximum: 60_000, default: 2000 },
+  },
+} as const;
 
 const signed = (seconds: number, digits: number) => `${seconds < 0 ? '-' : '+'}${Math.abs(seconds).toFixed(digits)}`;
 
@@ -37,14 +40,15 @@ export async function run(argv: string[]): Promise<number> {
   );
   if (positionals.length !== 1) throw sbError('SB_ERR_USAGE', `expected one HOST:PORT\nusage: ${USAGE}`);
   const { host, port } = parseHostPort(positionals[0], USAGE);
-  const timeoutMs = positiveInteger('timeout', values['timeout'], 2000, 60_000);
+  const flags = flagValuesWithDefaults(QUERY_FLAGS, { samples: values['samples'], interval: values['interval'], timeout: values['timeout'] });
+  const timeoutMs = flags['timeout'] as number;
 
   if (values['text']) {
     process.stdout.write(`${await queryText(host, port, { timeoutMs })}\n`);
     return 0;
   }
-  const samples = positiveInteger('samples', values['samples'], 4, 64);
-  const intervalMs = positiveInteger('interval', values['interval'], 250, 60_000);
+  const samples = flags['samples'] as number;
+  const intervalMs = flags['interval'] as number;
   const result = await sampleNtp(host, port, { samples, intervalMs, timeoutMs });
   for (const sample of result.samples) process.stdout.write(`${formatSample(host, sample)}\n`);
   for (const failure of result.failures) process.stderr.write(`server ${host}: ${failure.message}\n`);

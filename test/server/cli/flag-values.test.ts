@@ -3,7 +3,7 @@
 // ajv's type list "must be integer,null").
 import { afterEach, describe, expect, it } from 'vitest';
 import { isSockbridgeError } from '../../../protocol/errors.js';
-import { checkFlagValues } from '../../../server/cli/flag-values.js';
+import { checkFlagValues, flagValuesWithDefaults } from '../../../server/cli/flag-values.js';
 import { chatOptionsSchema } from '../../../backends/chat/chat-service.js';
 import { timeOptionsSchema } from '../../../backends/time/time-service.js';
 import { gatewayOptionsSchema } from '../../../server/gateway-options.js';
@@ -45,6 +45,15 @@ describe('checkFlagValues', () => {
   });
 });
 
+describe('flagValuesWithDefaults', () => {
+  it('fills in the defaults of what was not given, and checks what was', () => {
+    const schema = { properties: { samples: { type: 'integer', minimum: 1, default: 4 }, port: { type: 'integer' } } };
+    expect(flagValuesWithDefaults(schema, { samples: undefined, port: undefined })).toEqual({ samples: 4, port: undefined });
+    expect(flagValuesWithDefaults(schema, { samples: '9', port: '80' })).toEqual({ samples: 9, port: 80 });
+    expect(usageMessage(() => flagValuesWithDefaults(schema, { samples: 'x' }))).toBe('--samples must be an integer (got "x")');
+  });
+});
+
 describe('flag errors from the command line', () => {
   it('exit 2 with one line naming the flag the user typed', async () => {
     const dir = await tempDir();
@@ -58,6 +67,8 @@ describe('flag errors from the command line', () => {
       [['serve', 'files', '--port', '0', '--root', dir, '--max-file-size', '1.5'], '--max-file-size must be an integer (got "1.5")'],
       [['serve', 'files', '--port', '70000', '--root', dir], '--port must be <= 65535 (got 70000)'],
       [['serve', 'time', '--port', '0', '--ntp-rate', 'x'], '--ntp-rate must be a number (got "x")'],
+      [['time', '127.0.0.1:1', '--samples', 'abc'], '--samples must be an integer (got "abc")'],
+      [['time', '127.0.0.1:1', '--timeout', '0'], '--timeout must be >= 1 (got 0)'],
     ];
     for (const [args, message] of cases) {
       const r = await runCli(args);

@@ -51,7 +51,10 @@ describe('sockbridge start', () => {
     const data = `${await tempDir()}/data`;
     const { code, stderr } = await runCli(['start', '--data', data, '--time-port', 'x']);
     expect(code).toBe(2);
-    expect(stderr).toContain('--time-port x: use a port 0..65535');
+    expect(stderr).toBe('sockbridge: --time-port must be an integer (got "x")\n');
+    const range = await runCli(['start', '--data', data, '--chat-line-port', '65536']);
+    expect(range.code).toBe(2);
+    expect(range.stderr).toBe('sockbridge: --chat-line-port must be <= 65535 (got 65536)\n');
     expect(existsSync(data)).toBe(false);
   });
 });
