@@ -33,6 +33,7 @@ describe('options', () => {
   it('has safe defaults', () => {
     const { options } = new ExecService({ secret: SECRET });
     expect(options).toMatchObject({ host: '127.0.0.1', port: 7002, allow: null, maxConcurrent: 8, timeoutMs: 600_000, authTimeoutMs: 10_000 });
+    expect(options).toMatchObject({ killGraceMs: 2000, maxStdinFrameBytes: 1024 * 1024, dataWaitMs: 10_000, pty: true, cwd: null, shell: '/bin/sh' });
     expect(options.maxOutputBytes).toBe(1024 ** 3);
   });
 });
