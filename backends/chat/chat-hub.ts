@@ -189,10 +189,15 @@ export class ChatSession implements ChatPeer {
     if (!this.closed) this.sink.deliver(event);
   }
 
-  /** Joins `room` (again: idempotent) and returns the `joined` event with the room's recent history. */
-  join(roomName: string, { charge = true } = {}): JoinedEvent {
+  /**
+   * Joins `room` (again: idempotent) and returns the `joined` event with the room's recent history.
+   * `replacing`: a room the caller leaves right after (line mode's /join), not counted against
+   * maxRoomsPerConnection, so a switch works even when that limit is 1.
+   */
+  join(roomName: string, { charge = true, replacing }: { charge?: boolean; replacing?: string } = {}): JoinedEvent {
     validateRoom(roomName);
-    if (!this.joined.has(roomName) && this.joined.size >= this.hub.limits.maxRoomsPerConnection) {
+    const kept = replacing !== undefined && this.joined.has(replacing) ? this.joined.size - 1 : this.joined.size;
+    if (!this.joined.has(roomName) && kept >= this.hub.limits.maxRoomsPerConnection) {
       throw sbError('SB_ERR_CHAT_TOO_MANY_ROOMS', this.hub.limits.maxRoomsPerConnection);
     }
     // Charged even when already in the room: a join answers with up to 100 messages of history.

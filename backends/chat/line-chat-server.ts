@@ -189,7 +189,7 @@ class LineConnection {
    */
   private switchTo(room: string): void {
     const previous = this.room;
-    this.session.join(room);
+    this.session.join(room, { replacing: previous });
     this.room = room;
     if (previous !== room) this.session.leave(previous, { charge: false });
   }

@@ -238,6 +238,14 @@ client.close()
     expect((await alice.next('message', (e) => e.from === guest.nick)).room).toBe('lobby');
   });
 
+  it('/join switches rooms even when a connection may be in only one room', async () => {
+    const { linePort } = await startChat({ maxRoomsPerConnection: 1 });
+    const guest = await LineClient.open(linePort);
+    const out = await command(guest, '/join ops', 'ops');
+    expect(out).not.toMatch(/^! /m);
+    expect(out).toMatch(new RegExp(`^\\* in #ops: ${guest.nick}$`, 'm'));
+  });
+
   it('/rooms lists rooms with people in them and their counts, the fullest first, bounded', async () => {
     const { port, linePort } = await startChat({ rateCapacity: 1000 });
     const alice = await RawChat.hello(port, 'alice', { room: 'ops' });
