@@ -12,10 +12,9 @@
 
 import type net from 'node:net';
 import type { Logger } from 'pino';
-import { isSockbridgeError, sbError } from '../../protocol/errors.js';
+import { isSockbridgeError, sbError, type SockbridgeError } from '../../protocol/errors.js';
 import { DEFAULT_ROOM, type ChatEvent, type DirectMessage, type RoomListEvent } from '../../protocol/chat-messages.js';
 import { TcpService } from '../lib/tcp-service.js';
-import type { SockbridgeError } from '../../protocol/errors.js';
 import type { ChatHub, ChatSession } from './chat-hub.js';
 import { LineSplitter, type LineItem } from './line-splitter.js';
 import { SocketSink } from './socket-sink.js';
