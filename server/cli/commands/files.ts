@@ -1,21 +1,20 @@
 // `sockbridge put HOST:PORT FILE [NAME]`, `get HOST:PORT NAME [FILE]`, `ls HOST:PORT`.
 // put hashes the local file first (so the service verifies every byte) and resumes on its own when
-// the service keeps a partial upload whose prefix hash matches the local file. get downloads into
-// FILE.<sha256 prefix>.sockbridge-part beside the target and renames it to FILE only once the
-// sha256 matches; a re-run resumes an interrupted download from the .part's size (`get` with an
-// offset), and starts over when the remote file has changed since. Progress goes to stderr, and
+// the service keeps a partial upload whose prefix hash matches the local file. get resumes an
+// interrupted download and renames it into place only once verified (resumable-download.ts). Progress goes to stderr, and
 // only when stderr is a terminal; stdout carries one result line (or the ls table) for scripts.
 
 import { createHash } from 'node:crypto';
-import { constants, createReadStream } from 'node:fs';
-import { open, readdir, rename, rm, stat } from 'node:fs/promises';
-import { basename, dirname, join } from 'node:path';
-import { isSockbridgeError, sbError, type SockbridgeError } from '../../../protocol/errors.js';
+import { createReadStream } from 'node:fs';
+import { stat } from 'node:fs/promises';
+import { basename, join } from 'node:path';
+import { isSockbridgeError, sbError } from '../../../protocol/errors.js';
 import type { FileEntry } from '../../../protocol/files-messages.js';
 import { FilesClient } from '../../../backends/files/files-client.js';
 import { validateFileName } from '../../../backends/files/file-name.js';
 import { parseCommandLine, parseHostPort } from '../args.js';
-import { formatBytes, progressBar } from '../progress-bar.js';
+import { progressBar } from '../progress-bar.js';
+import { downloadResumable } from '../resumable-download.js';
 
 const PUT_USAGE = 'sockbridge put HOST:PORT FILE [NAME]';
 const GET_USAGE = 'sockbridge get [--no-resume] HOST:PORT NAME [FILE]';
@@ -69,117 +68,9 @@ export async function get(argv: string[]): Promise<number> {
   // Like cp: a directory as FILE means "into it, under NAME".
   const file = fileArg === undefined ? name : (await stat(fileArg).then((st) => st.isDirectory(), () => false)) ? join(fileArg, name) : fileArg;
 
-  let resume = values['noResume'] !== true;
-  // A second try only when the first found its .part unusable (the remote file changed as the
-  // download began, or a resumed .part turned out damaged); the second starts from byte 0.
-  for (let attempt = 1; ; attempt++) {
-    const outcome = await downloadOnce(host, port, name, file, resume);
-    if ('entry' in outcome) {
-      process.stdout.write(`${outcome.entry.name}\t${outcome.entry.size}\t${outcome.entry.sha256}\n`);
-      return 0;
-    }
-    if (attempt === 2) throw outcome.failure;
-    process.stderr.write(`${outcome.failure.message}; starting over\n`);
-    resume = false;
-  }
-}
-
-/**
- * Where `get` keeps the bytes of one version of a file until all of them are there and verified:
- * `FILE.<first 16 hex digits of its sha256>.sockbridge-part`. The hash in the name ties the bytes to
- * the version they came from, so a re-run resumes only the same version.
- */
-export function partPath(file: string, sha256: string): string {
-  return `${file}.${sha256.slice(0, 16)}${PART_SUFFIX}`;
-}
-
-const PART_SUFFIX = '.sockbridge-part';
-
-/** The .part files of earlier `get`s to FILE, of any version. */
-async function partsOf(file: string): Promise<string[]> {
-  const dir = dirname(file);
-  const prefix = `${basename(file)}.`;
-  const names = await readdir(dir).catch(() => [] as string[]);
-  return names
-    .filter((n) => n.startsWith(prefix) && n.endsWith(PART_SUFFIX) && /^[0-9a-f]{16}$/.test(n.slice(prefix.length, -PART_SUFFIX.length)))
-    .map((n) => join(dir, n));
-}
-
-type Outcome = { entry: FileEntry } | { failure: SockbridgeError };
-
-/**
- * One download into FILE's .part, resumed from the .part's size when `resume` and the .part is of
- * the same version; renamed to FILE only once every byte is there and the sha256 matches. An
- * interrupted download keeps its .part for the next run.
- */
-async function downloadOnce(host: string, port: number, name: string, file: string, resume: boolean): Promise<Outcome> {
-  const client = await FilesClient.connect(host, port);
-  try {
-    const remote = await client.stat(name);
-    if (!remote.exists) throw sbError('SB_ERR_FILE_NOT_FOUND', JSON.stringify(name));
-    const part = partPath(file, remote.sha256);
-    for (const other of await partsOf(file)) {
-      if (other === part && resume) continue;
-      await rm(other, { force: true });
-      if (other !== part) process.stderr.write(`${name} has changed on the service since ${basename(other)} was started; removed it, starting over\n`);
-    }
-    // O_NOFOLLOW: a symlink planted at the .part name is refused, never written through.
-    const out = await open(part, constants.O_RDWR | constants.O_CREAT | constants.O_APPEND | constants.O_NOFOLLOW, 0o644);
-    let kept = 0;
-    try {
-      const st = await out.stat();
-      if (!st.isFile()) throw sbError('SB_ERR_USAGE', `${part} is not a regular file; remove it`);
-      if (st.size > remote.size) await out.truncate(0);
-      const offset = st.size > remote.size ? 0 : st.size;
-      kept = offset;
-      const hash = createHash('sha256');
-      if (offset > 0) {
-        for await (const chunk of out.createReadStream({ start: 0, end: offset - 1, autoClose: false })) hash.update(chunk as Buffer);
-        process.stderr.write(`resuming ${name} at ${formatBytes(offset)} of ${formatBytes(remote.size)} (${basename(part)})\n`);
-      }
-
-      const { entry, stream } = await client.get(name, offset > 0 ? { offset } : {});
-      if (entry.sha256 !== remote.sha256) {
-        stream.destroy();
-        return { failure: sbError('SB_ERR_FILE_CHECKSUM', JSON.stringify(name), remote.sha256, entry.sha256) };
-      }
-      const bar = progressBar(`get ${name}`, entry.size, offset);
-      try {
-        for await (const chunk of stream) {
-          hash.update(chunk as Buffer);
-          await out.write(chunk as Buffer);
-          kept += (chunk as Buffer).length;
-          bar.update(kept);
-        }
-      } catch (err) {
-        bar.stop();
-        throw err;
-      }
-      const sha256 = hash.digest('hex');
-      if (sha256 !== entry.sha256) {
-        bar.stop();
-        kept = 0;
-        const failure = sbError('SB_ERR_FILE_CHECKSUM', JSON.stringify(name), entry.sha256, sha256);
-        // A resumed .part whose first bytes were not what the service has: damaged on this side.
-        if (offset > 0) return { failure };
-        throw failure;
-      }
-      bar.done();
-      await out.datasync();
-      await out.close();
-      await rename(part, file);
-      return { entry };
-    } catch (err) {
-      if (kept > 0) process.stderr.write(`the bytes so far are kept in ${part}; run the same command again to resume\n`);
-      throw err;
-    } finally {
-      await out.close().catch(() => undefined);
-      // Nothing worth keeping (refused, checksum mismatch, not a byte yet): no .part left behind.
-      if (kept === 0) await rm(part, { force: true }).catch(() => undefined);
-    }
-  } finally {
-    await client.close();
-  }
+  const entry = await downloadResumable({ host, port, name, file, resume: values['noResume'] !== true });
+  process.stdout.write(`${entry.name}\t${entry.size}\t${entry.sha256}\n`);
+  return 0;
 }
 
 export async function ls(argv: string[]): Promise<number> {

@@ -1,13 +1,14 @@
 // Integration: `sockbridge get` resumes an interrupted download from its .part, against a real files
 // service on 127.0.0.1:0 (needs `npm run build:server`). The interruption is real: a proxy in the
 // test forwards only the first bytes of the service's reply, then cuts both connections.
+import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { readdir, readFile, stat, symlink, writeFile } from 'node:fs/promises';
 import net from 'node:net';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { afterEach, describe, expect, it } from 'vitest';
-import { partPath } from '../../../../server/cli/commands/files.js';
+import { partPath } from '../../../../server/cli/resumable-download.js';
 import { runCli, stopAllCli } from '../../../helpers/cli.js';
 import { removeTempDirs, tempDir } from '../../../helpers/tmp.js';
 import { connect, sha256, startFiles, stopFiles } from '../../../backends/files/harness.js';
@@ -141,5 +142,23 @@ describe('sockbridge get: resume', () => {
     expect(r.stderr).toMatch(/ELOOP/);
     expect(await readFile(victim, 'utf8')).toBe('keep me');
     await expect(stat(file)).rejects.toThrow(/ENOENT/);
+  });
+
+  it('one get at a time per FILE: a live lock holder is named (exit 2), a dead one is taken over', async () => {
+    const { port, dir, data, file } = await served('l.bin', 50_000);
+    const lock = `${file}.sockbridge-lock`;
+    await writeFile(lock, `${process.pid}\n`); // this test's process: alive
+    const busy = await runCli(['get', `127.0.0.1:${port}`, 'l.bin', file]);
+    expect(busy.code).toBe(2);
+    expect(busy.stderr).toBe(`sockbridge: another sockbridge get (pid ${process.pid}) is downloading to ${file}; wait for it, or stop it and run again\n`);
+    await expect(stat(file)).rejects.toThrow(/ENOENT/);
+
+    const gone = spawn(process.execPath, ['-e', '']);
+    await new Promise((resolve) => gone.once('exit', resolve));
+    await writeFile(lock, `${gone.pid}\n`); // a get that was killed
+    const r = await runCli(['get', `127.0.0.1:${port}`, 'l.bin', file]);
+    expect(r.code).toBe(0);
+    expect((await readFile(file)).equals(data)).toBe(true);
+    expect(await readdir(dir)).toEqual(['l.bin']); // lock and .part gone
   });
 });
