@@ -8,10 +8,10 @@ import net from 'node:net';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { afterEach, describe, expect, it } from 'vitest';
-import { partPath } from '../../../../server/cli/resumable-download.js';
-import { runCli, stopAllCli } from '../../../helpers/cli.js';
-import { removeTempDirs, tempDir } from '../../../helpers/tmp.js';
-import { connect, sha256, startFiles, stopFiles } from '../../../backends/files/harness.js';
+import { partPath } from '../../../server/cli/resumable-download.js';
+import { runCli, stopAllCli } from '../../helpers/cli.js';
+import { removeTempDirs, tempDir } from '../../helpers/tmp.js';
+import { connect, sha256, startFiles, stopFiles } from '../../backends/files/harness.js';
 
 const proxies: net.Server[] = [];
 
