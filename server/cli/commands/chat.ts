@@ -8,7 +8,7 @@ import readline from 'node:readline';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { ChatClient, ChatRefusal } from '../../../backends/chat/chat-client.js';
 import { sanitizeForTerminal as clean } from '../../../backends/chat/terminal-text.js';
-import { DEFAULT_ROOM, type ChatEvent } from '../../../protocol/chat-messages.js';
+import { DEFAULT_ROOM, type ChatEvent, type DirectMessage } from '../../../protocol/chat-messages.js';
 import { sbError } from '../../../protocol/errors.js';
 import { parseCommandLine, parseHostPort } from '../args.js';
 
@@ -138,6 +138,10 @@ class TerminalChat {
     }
   }
 
+  private directLine(m: DirectMessage): string {
+    return m.from === this.client.nick ? `[${hhmm(m.ts)}] -> *${m.to}* ${clean(m.text)}` : `[${hhmm(m.ts)}] *${m.from}* ${clean(m.text)}`;
+  }
+
   private show(event: ChatEvent): void {
     switch (event.cmd) {
       case 'message': {
@@ -146,7 +150,11 @@ class TerminalChat {
         return;
       }
       case 'direct':
-        this.print(event.from === this.client.nick ? `[${hhmm(event.ts)}] -> *${event.to}* ${clean(event.text)}` : `[${hhmm(event.ts)}] *${event.from}* ${clean(event.text)}`);
+        this.print(this.directLine(event));
+        return;
+      case 'directs':
+        // Our recent direct messages, sent once after hello (a gateway account or a fixed nick).
+        for (const m of event.history) this.print(this.directLine(m));
         return;
       case 'presence':
         this.print(`[${hhmm(Date.now())}] * ${event.nick} ${event.event === 'join' ? 'joined' : 'left'} #${event.room}`);

@@ -43,6 +43,21 @@ describe('sockbridge chat', () => {
     expect((await bob.next('message', (e) => e.from === 'alice')).room).toBe('dev');
   });
 
+  it('prints the recent direct messages to and from its nick after joining', async () => {
+    const { port } = await startChat();
+    const bob = await RawChat.hello(port, 'bob');
+    const alice = await RawChat.hello(port, 'alice');
+    bob.send({ cmd: 'dm', to: 'alice', text: 'are you there?', ref: 'd1' });
+    await alice.next('direct', (e) => e.text === 'are you there?');
+    alice.send({ cmd: 'dm', to: 'bob', text: 'back in 5', ref: 'd2' });
+    await bob.next('direct', (e) => e.text === 'back in 5');
+    alice.socket.end();
+    await bob.next('presence', (e) => e.nick === 'alice' && e.event === 'leave');
+    const { code, stdout } = await runCli(['chat', `127.0.0.1:${port}`, '--nick', 'alice'], { input: '' });
+    expect(code).toBe(0);
+    expect(stdout).toMatch(/^\[\d\d:\d\d\] \*bob\* are you there\?\n\[\d\d:\d\d\] -> \*bob\* back in 5$/m);
+  });
+
   it('reports a taken nickname in one line and exits 1; bad usage exits 2', async () => {
     const { port } = await startChat();
     await RawChat.hello(port, 'alice');
