@@ -50,9 +50,52 @@ const PATTERN_HINTS: Record<string, string> = {
   '^https?://': 'must start with http:// or https://',
 };
 
-const kebab = (key: string) => key.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
+/** ajv's type names in words ("must be integer,null" becomes "must be an integer"). */
+const TYPE_WORDS: Record<string, string> = {
+  integer: 'an integer',
+  number: 'a number',
+  boolean: 'true or false',
+  string: 'text',
+  array: 'a list',
+  object: 'a set of NAME=VALUE',
+};
 
-function describe(error: ErrorObject): string {
+/** The value an ajv error is about (undefined for a missing one). */
+export function valueAt(root: unknown, error: ErrorObject): unknown {
+  let value = root;
+  for (const part of error.instancePath.split('/').slice(1)) value = (value as Record<string, unknown> | undefined)?.[part.replace(/~1/g, '/').replace(/~0/g, '~')];
+  return value;
+}
+
+/**
+ * What is wrong with one value, in words: `must be an integer (got "abc")`. Shared by the config
+ * loader and the command line's flag check (server/cli/flag-values.ts), so both say it the same way.
+ */
+export function explainValueError(error: ErrorObject, given: unknown): string {
+  const got = given === undefined ? '' : ` (got ${JSON.stringify(given)})`;
+  switch (error.keyword) {
+    case 'type': {
+      const types = ([] as string[]).concat((error.params as { type: string | string[] }).type).filter((t) => t !== 'null');
+      return `must be ${types.map((t) => TYPE_WORDS[t] ?? t).join(' or ')}${got}`;
+    }
+    case 'pattern': {
+      const name = (error as ErrorObject & { propertyName?: string }).propertyName;
+      if (name !== undefined) return `NAME ${JSON.stringify(name)} ${error.message ?? 'is invalid'}`;
+      return `${PATTERN_HINTS[String((error.params as { pattern: string }).pattern)] ?? error.message ?? 'is invalid'}${got}`;
+    }
+    case 'minLength':
+      return (error.params as { limit: number }).limit === 1 ? 'must not be empty' : `${error.message ?? 'is too short'}${got}`;
+    case 'enum':
+      return `must be one of ${((error.params as { allowedValues: unknown[] }).allowedValues ?? []).join(', ')}${got}`;
+    default:
+      return `${error.message ?? 'is invalid'}${got}`;
+  }
+}
+
+/** The flag that sets a config key: `maxConnections` → `max-connections` (without the dashes). */
+export const kebab = (key: string) => key.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
+
+function describe(error: ErrorObject, given: unknown): string {
   const path = error.instancePath.replace(/^\//, '').replace(/\//g, '.');
   if (error.keyword === 'additionalProperties') {
     const key = String((error.params as { additionalProperty: string }).additionalProperty);
@@ -65,8 +108,7 @@ function describe(error: ErrorObject): string {
   }
   const top = path.split('.')[0] ?? '';
   const where = top ? `--${kebab(top)} / "${path}"` : 'configuration';
-  const hint = error.keyword === 'pattern' ? PATTERN_HINTS[String((error.params as { pattern: string }).pattern)] : undefined;
-  return `${where} ${hint ?? error.message ?? 'is invalid'}`;
+  return `${where} ${explainValueError(error, given)}`;
 }
 
 function deepFreeze<T>(value: T): T {
@@ -85,7 +127,7 @@ export function loadConfig<T>(schema: JsonSchema, sources: ConfigSources = {}): 
   }
   const validate = ajv.compile(schema);
   if (!validate(merged)) {
-    const reasons = (validate.errors ?? []).map(describe).join('; ');
+    const reasons = (validate.errors ?? []).map((error) => describe(error, valueAt(merged, error))).join('; ');
     throw sbError('SB_ERR_CONFIG_INVALID', reasons);
   }
   return deepFreeze(merged as T);

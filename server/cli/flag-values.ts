@@ -8,29 +8,10 @@
 
 import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
 import { sbError } from '../../protocol/errors.js';
-import { HOST_PORT_PATTERN, type JsonSchema } from '../config.js';
+import { explainValueError, kebab, valueAt, type JsonSchema } from '../config.js';
 
 const ajv = new Ajv({ allErrors: true, coerceTypes: 'array', strict: false });
 const compiled = new WeakMap<object, ValidateFunction>();
-
-/** What a pattern means, in the words a usage line uses. */
-const PATTERN_FORMS: Record<string, string> = {
-  [HOST_PORT_PATTERN]: 'must be HOST:PORT (e.g. 127.0.0.1:5900)',
-  '^tcp://': 'must be a tcp://HOST:PORT URL',
-  '^udp://': 'must be a udp://HOST:PORT URL',
-  '^https?://': 'must start with http:// or https://',
-};
-
-const TYPE_WORDS: Record<string, string> = {
-  integer: 'an integer',
-  number: 'a number',
-  boolean: 'true or false',
-  string: 'text',
-  array: 'a list',
-  object: 'a set of NAME=VALUE',
-};
-
-const kebab = (key: string) => key.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
 
 /** The flag a config key is set by: `--${kebab(key)}` unless `flags` says otherwise. */
 export type FlagNames = Record<string, string>;
@@ -42,33 +23,6 @@ function validatorFor(schema: object): ValidateFunction {
     compiled.set(schema, validate);
   }
   return validate;
-}
-
-function valueAt(root: unknown, error: ErrorObject): unknown {
-  let value = root;
-  for (const part of error.instancePath.split('/').slice(1)) value = (value as Record<string, unknown> | undefined)?.[part];
-  return value;
-}
-
-function explain(error: ErrorObject, given: unknown): string {
-  const got = ` (got ${JSON.stringify(given)})`;
-  switch (error.keyword) {
-    case 'type': {
-      const types = ([] as string[]).concat((error.params as { type: string | string[] }).type).filter((t) => t !== 'null');
-      return `must be ${types.map((t) => TYPE_WORDS[t] ?? t).join(' or ')}${got}`;
-    }
-    case 'pattern': {
-      const name = (error as ErrorObject & { propertyName?: string }).propertyName;
-      if (name !== undefined) return `NAME ${JSON.stringify(name)} ${error.message ?? 'is invalid'}`;
-      return `${PATTERN_FORMS[String((error.params as { pattern: string }).pattern)] ?? error.message ?? 'is invalid'}${got}`;
-    }
-    case 'minLength':
-      return (error.params as { limit: number }).limit === 1 ? 'must not be empty' : `${error.message ?? 'is too short'}${got}`;
-    case 'enum':
-      return `must be one of ${((error.params as { allowedValues: unknown[] }).allowedValues ?? []).join(', ')}${got}`;
-    default:
-      return `${error.message ?? 'is invalid'}${got}`;
-  }
 }
 
 /**
@@ -90,7 +44,7 @@ export function checkFlagValues(schema: JsonSchema, cli: Record<string, unknown>
     if (!validate(data)) {
       const error = validate.errors![0]!;
       const flag = flags[key] ?? `--${kebab(key)}`;
-      throw sbError('SB_ERR_USAGE', `${flag} ${explain(error, valueAt(data, error))}`);
+      throw sbError('SB_ERR_USAGE', `${flag} ${explainValueError(error, valueAt(data, error))}`);
     }
     checked[key] = data.value;
   }

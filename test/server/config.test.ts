@@ -28,3 +28,11 @@ describe('loadConfig: a value of the wrong shape', () => {
     expect(() => loadConfig(shapes, { cli: { files: 'http://x:1' } })).toThrow('--files / "files" must be a tcp://HOST:PORT URL');
   });
 });
+
+describe('loadConfig: a value of the wrong type in a config file', () => {
+  it('says the type in words and shows the value, as the command line does', () => {
+    const typed = { type: 'object', properties: { maxConnections: { type: ['integer', 'null'] }, limits: { type: 'object', properties: { maxBytes: { type: 'integer' } } } } };
+    expect(() => loadConfig(typed, { base: { maxConnections: 'lots' } })).toThrow('--max-connections / "maxConnections" must be an integer (got "lots")');
+    expect(() => loadConfig(typed, { base: { limits: { maxBytes: '10k' } } })).toThrow('--limits / "limits.maxBytes" must be an integer (got "10k")');
+  });
+});
