@@ -12,7 +12,7 @@ import { defaultLogger } from '../../logger.js';
 
 const USAGE =
   'sockbridge relay [--origin URL]... [--max-connections N] [--max-message-bytes N] [--high-water-bytes N]\n' +
-  '       [--connect-timeout-ms N] [--idle-timeout-ms N] [--heartbeat-ms N] [SOURCE_ADDR:]SOURCE_PORT TARGET_ADDR:TARGET_PORT';
+  '       [--connect-timeout-ms N] [--idle-timeout-ms N] [--linger-ms N] [--heartbeat-ms N] [SOURCE_ADDR:]SOURCE_PORT TARGET_ADDR:TARGET_PORT';
 
 const OPTIONS = {
   origin: { type: 'string', multiple: true },
@@ -21,6 +21,7 @@ const OPTIONS = {
   'high-water-bytes': { type: 'string' },
   'connect-timeout-ms': { type: 'string' },
   'idle-timeout-ms': { type: 'string' },
+  'linger-ms': { type: 'string' },
   'heartbeat-ms': { type: 'string' },
 } as const;
 

@@ -73,6 +73,21 @@ describe('sockbridge relay', () => {
     expect((await closed).code).toBe(1009);
   });
 
+  it('honours --linger-ms: a target that keeps its side open after the browser left is let go after it', async () => {
+    let sawFin!: () => void;
+    const finned = new Promise<void>((r) => (sawFin = r));
+    // Gets the relay's FIN and never sends its own, as a stuck server would.
+    const stuck = await target(() => startTarget((s) => s.on('end', sawFin)));
+    stuck.server.on('connection', (s) => ((s as { allowHalfOpen: boolean }).allowHalfOpen = true));
+    const proc = startCli(['relay', '--linger-ms', '100', '127.0.0.1:0', `127.0.0.1:${stuck.port}`], { env: { SOCKBRIDGE_LOG_LEVEL: 'info' } });
+    const m = await proc.waitFor(/sockbridge relay listening on (ws:\/\/127\.0\.0\.1:\d+)/);
+    const ws = await client(`${m[1]}/`);
+    ws.close();
+    await finned;
+    // 'relay closed' is logged once both sides are closed: after 100 ms here, 5 s by default.
+    await proc.waitFor(/"msg":"relay closed"/, 2500);
+  });
+
   it('rejects a bad command line with a usage error (exit 2)', async () => {
     const missing = await runCli(['relay', '6080']);
     expect(missing.code).toBe(2);
