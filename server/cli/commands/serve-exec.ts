@@ -6,6 +6,7 @@ import { loadExecSecret, secretFileWarning } from '../../../backends/exec/secret
 import { loadConfig } from '../../config.js';
 import { defaultLogger } from '../../logger.js';
 import { parseCommandLine, rejectPositionals, splitList } from '../args.js';
+import { checkFlagValues } from '../flag-values.js';
 import { formatAddress, runUntilSignal } from '../run-service.js';
 
 const USAGE =
@@ -48,7 +49,7 @@ export async function run(argv: string[]): Promise<number> {
   const { noPty, allow, ...cli } = values;
   const config = loadConfig<Omit<ExecOptions, 'secret'> & { secretFile?: string }>(serveExecSchema, {
     configFile,
-    cli: { ...cli, allow: splitList(allow), pty: noPty ? false : undefined },
+    cli: checkFlagValues(serveExecSchema, { ...cli, allow: splitList(allow), pty: noPty ? false : undefined }, { pty: '--no-pty' }),
   });
   const { secretFile, ...options } = config;
   const loaded = await loadExecSecret(secretFile);
