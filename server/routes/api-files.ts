@@ -9,10 +9,9 @@ import fastifyMultipart from '@fastify/multipart';
 import { isSockbridgeError, sbError } from '../../protocol/errors.js';
 import type { FileEntry, FileList, UploadFailure, UploadResult } from '../../protocol/api.js';
 import { validateFileName } from '../../backends/files/file-name.js';
-import type { FilesClient } from '../../backends/files/files-client.js';
 import { requireSession } from '../plugins/auth.js';
 import { FilesUpstream } from '../upstream/files-upstream.js';
-import { contentDisposition, etagOf, matchesIfNoneMatch, parseRange } from './api-files-http.js';
+import { bodyStart, contentDisposition, etagOf, guessBodyStart, planDownload, type DownloadPlan, type DownloadRequest } from './api-files-http.js';
 
 const nameParams = {
   params: {
@@ -22,23 +21,39 @@ const nameParams = {
   },
 } as const;
 
-/** Stops a stream after `count` bytes (a Range that ends before the file does). */
-function take(source: Readable, count: number): Readable {
+/**
+ * Exactly `length` bytes of `source`, the announced Content-Length: extra bytes are never written
+ * (on a keep-alive connection they would be read as the next response), and a source that ends or
+ * fails short destroys the result, so the response is cut rather than ended as if complete.
+ */
+function exactly(source: Readable, length: number): Readable {
   const out = new PassThrough();
-  let left = count;
-  source.on('data', (chunk: Buffer) => {
+  let left = length;
+  const finish = () => {
+    source.off('data', onData);
+    source.destroy();
+  };
+  const onData = (chunk: Buffer) => {
     const piece = chunk.length <= left ? chunk : chunk.subarray(0, left);
     left -= piece.length;
     if (!out.write(piece)) source.pause();
     if (left === 0) {
+      finish();
       out.end();
-      source.destroy();
     }
-  });
+  };
+  if (length === 0) {
+    source.destroy();
+    out.end();
+    return out;
+  }
+  source.on('data', onData);
   out.on('drain', () => source.resume());
-  source.on('end', () => out.end());
   source.on('error', (err) => out.destroy(err));
-  out.on('close', () => source.destroy());
+  source.on('close', () => {
+    if (left > 0) out.destroy(sbError('SB_ERR_BACKEND_DOWN', 'files', `the download ended ${left} bytes short`));
+  });
+  out.on('close', finish);
   return out;
 }
 
@@ -104,41 +119,48 @@ export async function apiFilesRoutes(app: FastifyInstance): Promise<void> {
     return reply.code(201).send(body);
   });
 
-  app.get<{ Params: { name: string } }>('/api/files/:name', { schema: nameParams }, async (request, reply) => {
-    requireSession(request);
-    const name = validateFileName(request.params.name);
-    const client = await upstream.connect();
-    try {
-      const info = await fileInfo(client, name);
-      const etag = etagOf(info.sha256);
-      reply.header('etag', etag).header('accept-ranges', 'bytes').header('cache-control', 'private, no-cache');
-      if (matchesIfNoneMatch(request.headers['if-none-match'], etag)) {
-        void client.close();
-        return reply.code(304).send();
+  // GET and HEAD: every header is derived from the entry of the version whose bytes are sent (see
+  // FilesUpstream.download). A HEAD, a 304 and a 416 send no bytes, so a stat's entry is enough.
+  app.route<{ Params: { name: string } }>({
+    method: ['GET', 'HEAD'],
+    url: '/api/files/:name',
+    schema: nameParams,
+    handler: async (request, reply) => {
+      requireSession(request);
+      const name = validateFileName(request.params.name);
+      const conditions: DownloadRequest = {
+        range: request.headers.range,
+        // repeated, it is no single validator and matches nothing
+        ifRange: [request.headers['if-range']].flat().join(', ') || undefined,
+        ifNoneMatch: request.headers['if-none-match'],
+      };
+      const head = request.method === 'HEAD';
+      let plan: DownloadPlan = { kind: 'whole' };
+      const { entry, stream } = await upstream.download(
+        name,
+        (candidate) => {
+          plan = planDownload(conditions, candidate);
+          return head ? null : bodyStart(plan);
+        },
+        head ? undefined : guessBodyStart(conditions),
+      );
+      const settled = plan as DownloadPlan;
+      reply.header('etag', etagOf(entry.sha256)).header('accept-ranges', 'bytes').header('cache-control', 'private, no-cache');
+      if (settled.kind === 'not-modified') return reply.code(304).send();
+      if (settled.kind === 'unsatisfiable') {
+        reply.header('content-range', `bytes */${entry.size}`);
+        throw sbError('SB_ERR_RANGE_NOT_SATISFIABLE', JSON.stringify(conditions.range ?? ''), entry.size);
       }
-      // If-Range (RFC 9110 §13.1.5): a Range for another version of the file gets the whole file.
-      const ifRange = request.headers['if-range'];
-      const range = ifRange && ifRange !== etag ? null : parseRange(request.headers.range, info.size);
-      if (range === 'unsatisfiable') {
-        reply.header('content-range', `bytes */${info.size}`);
-        throw sbError('SB_ERR_RANGE_NOT_SATISFIABLE', JSON.stringify(request.headers.range ?? ''), info.size);
-      }
-      const start = range?.start ?? 0;
-      const length = range ? range.end - range.start + 1 : info.size;
-      const { stream } = await client.get(name, { offset: start });
-      const body = range && range.end < info.size - 1 ? take(stream, length) : stream;
-      body.once('close', () => void client.close());
+      const [start, end] = settled.kind === 'range' ? [settled.start, settled.end] : [0, entry.size - 1];
+      const length = end - start + 1;
       reply
-        .code(range ? 206 : 200)
+        .code(settled.kind === 'range' ? 206 : 200)
         .header('content-type', 'application/octet-stream')
         .header('content-disposition', contentDisposition(name))
         .header('content-length', String(length));
-      if (range) reply.header('content-range', `bytes ${range.start}-${range.end}/${info.size}`);
-      return reply.send(body);
-    } catch (err) {
-      void client.close();
-      throw err;
-    }
+      if (settled.kind === 'range') reply.header('content-range', `bytes ${start}-${end}/${entry.size}`);
+      return reply.send(stream ? exactly(stream, length) : undefined);
+    },
   });
 
   // PUT /api/files/:name with the raw bytes as the body (`curl -T FILE`): the declared Content-Length
@@ -170,16 +192,6 @@ export async function apiFilesRoutes(app: FastifyInstance): Promise<void> {
     request.log.info({ user: session.username, file: name }, 'file deleted');
     return reply.code(204).send();
   });
-}
-
-/**
- * Size and hash of a stored file, from one stat (the entry travels as `total`, not the frame's
- * `size`, see toWireEntry, so it always arrives with exists: true).
- */
-async function fileInfo(client: FilesClient, name: string): Promise<FileEntry> {
-  const info = await client.stat(name);
-  if (!info.exists) throw sbError('SB_ERR_FILE_NOT_FOUND', JSON.stringify(name));
-  return info;
 }
 
 function mapMultipartError(err: unknown, maxFiles: number, maxBytes: number): unknown {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { contentDisposition, matchesIfNoneMatch, parseRange } from '../../../server/routes/api-files-http.js';
+import { bodyStart, contentDisposition, guessBodyStart, matchesIfNoneMatch, parseRange, planDownload } from '../../../server/routes/api-files-http.js';
 
 describe('Range (RFC 9110 §14)', () => {
   it('parses the single-range forms against the size', () => {
@@ -32,5 +32,32 @@ describe('If-None-Match', () => {
     expect(matchesIfNoneMatch('*', '"abc"')).toBe(true);
     expect(matchesIfNoneMatch('"abd"', '"abc"')).toBe(false);
     expect(matchesIfNoneMatch(undefined, '"abc"')).toBe(false);
+  });
+});
+
+describe('planDownload (RFC 9110 §13.2.2: If-None-Match, then If-Range, then Range)', () => {
+  const entry = { size: 100, sha256: 'abc' };
+  it('answers from the entry it is given', () => {
+    expect(planDownload({}, entry)).toEqual({ kind: 'whole' });
+    expect(planDownload({ ifNoneMatch: '"abc"', range: 'bytes=0-9' }, entry)).toEqual({ kind: 'not-modified' });
+    expect(planDownload({ range: 'bytes=10-19' }, entry)).toEqual({ kind: 'range', start: 10, end: 19 });
+    expect(planDownload({ range: 'bytes=100-' }, entry)).toEqual({ kind: 'unsatisfiable' });
+  });
+  it('If-Range: the range only for the same version, compared strongly; a date or weak tag never matches', () => {
+    expect(planDownload({ range: 'bytes=10-', ifRange: '"abc"' }, entry)).toEqual({ kind: 'range', start: 10, end: 99 });
+    for (const ifRange of ['"abd"', 'W/"abc"', 'Wed, 25 Nov 2026 10:00:00 GMT']) expect(planDownload({ range: 'bytes=10-', ifRange }, entry)).toEqual({ kind: 'whole' });
+    // a stale partial copy past the new end still gets the whole new file, not a 416
+    expect(planDownload({ range: 'bytes=500-', ifRange: '"old"' }, entry)).toEqual({ kind: 'whole' });
+  });
+  it('bodyStart and guessBodyStart', () => {
+    expect(bodyStart({ kind: 'whole' })).toBe(0);
+    expect(bodyStart({ kind: 'range', start: 7, end: 9 })).toBe(7);
+    expect(bodyStart({ kind: 'not-modified' })).toBeNull();
+    expect(bodyStart({ kind: 'unsatisfiable' })).toBeNull();
+    expect(guessBodyStart({})).toBe(0);
+    expect(guessBodyStart({ range: 'bytes=500-' })).toBe(500);
+    expect(guessBodyStart({ range: 'bytes=5-1' })).toBe(0); // ignored: the whole file
+    expect(guessBodyStart({ range: 'bytes=-10' })).toBeUndefined();
+    expect(guessBodyStart({ ifNoneMatch: '"abc"' })).toBeUndefined();
   });
 });
