@@ -16,8 +16,9 @@
 //   delete(name): Promise<void>
 //   close(): Promise<void>
 // Requests run one at a time, in call order. A refusal rejects with a SockbridgeError carrying the
-// service's code (err.code); a lost connection rejects with SB_ERR_BACKEND_DOWN, a refused
-// connect with SB_ERR_CONNECT, a silent service with SB_ERR_TIMEOUT.
+// service's code (err.code; isServiceRefusal(err) tells it came from the service); a lost connection
+// rejects with SB_ERR_BACKEND_DOWN, a refused connect with SB_ERR_CONNECT, a silent service with
+// SB_ERR_TIMEOUT.
 
 import { IncomingMessage } from 'node:http';
 import net from 'node:net';
@@ -56,6 +57,24 @@ export interface GetResult {
 }
 
 type Listener = (event: FrameEvent) => void;
+
+/** Errors the service sent in an error frame: it answered, so it is up (whatever the code says). */
+const serviceRefusals = new WeakSet<SockbridgeError>();
+
+/**
+ * True for an error the files service itself reported ({cmd:'error'}), as opposed to one the client
+ * concluded (connection lost or refused, no reply in time). A SB_ERR_TIMEOUT refusal is the
+ * service's idle timeout closing a connection whose peer went quiet, not a silent service.
+ */
+export function isServiceRefusal(err: unknown): boolean {
+  return err instanceof SockbridgeError && serviceRefusals.has(err);
+}
+
+function refusalOf(header: FrameHeader): SockbridgeError {
+  const err = errorFromFrame(header, 'unknown error from the files service');
+  serviceRefusals.add(err);
+  return err;
+}
 
 export class FilesClient {
   private readonly decoder: FrameDecoder;
@@ -212,7 +231,7 @@ export class FilesClient {
               if (event.type === 'header') {
                 clearTimeout(timer);
                 const h = event.header;
-                if (h.cmd === 'error') refusal = errorFromFrame(h, 'unknown error from the files service');
+                if (h.cmd === 'error') refusal = refusalOf(h);
                 else if (h.cmd !== 'data') return finish(this.shutdown(sbError('SB_ERR_BAD_REQUEST', `unexpected reply "${h.cmd}"`)));
                 else {
                   started = true;
@@ -295,7 +314,7 @@ export class FilesClient {
       this.listener = (event) => {
         if (event.type === 'header') header = event.header;
         else if (event.type === 'body') parts.push(Buffer.from(event.chunk));
-        else done(header!.cmd === 'error' ? errorFromFrame(header!, 'unknown error from the files service') : undefined);
+        else done(header!.cmd === 'error' ? refusalOf(header!) : undefined);
       };
     });
   }

@@ -83,7 +83,6 @@ export class FilesService extends TcpService {
       sendErrorAndClose(socket, sbError('SB_ERR_RATE_LIMITED', `the files service allows ${this.options.maxConnections} connections at once`), this.logger);
       return;
     }
-    socket.setTimeout(this.options.idleTimeoutMs, () => socket.destroy());
     new FilesConnection(socket, this.store, this.options, this.logger);
   }
 
@@ -108,13 +107,16 @@ class FilesConnection {
   private work: Promise<void> = Promise.resolve();
   private busy = false;
   private readonly backlog: FrameEvent[][] = [];
+  /** a get's body is being written: any other bytes now would be taken for part of it */
+  private sendingBody = false;
 
   constructor(
     private readonly socket: net.Socket,
     private readonly store: FileStore,
-    options: Readonly<FilesOptions>,
+    private readonly options: Readonly<FilesOptions>,
     private readonly logger: Logger,
   ) {
+    socket.setTimeout(options.idleTimeoutMs, () => this.onIdle());
     this.decoder = new FrameDecoder({
       maxHeaderBytes: options.maxHeaderBytes,
       // Limits checked the moment a header is read: only a sized put and a chunk carry a body.
@@ -271,6 +273,7 @@ class FilesConnection {
     await this.write(head);
     if (!stream) return;
     let sent = 0;
+    this.sendingBody = true;
     try {
       for await (const chunk of stream) {
         if (this.closed) break;
@@ -281,6 +284,7 @@ class FilesConnection {
       // A read error mid-body: an error frame now would be taken for body bytes, so just cut.
       this.logger.error({ err }, 'file read failed during get');
     } finally {
+      this.sendingBody = false;
       stream.destroy();
     }
     // Truncated under us (another process): the frame cannot be finished honestly.
@@ -307,6 +311,19 @@ class FilesConnection {
       this.socket.on('drain', done);
       this.socket.on('close', done);
     });
+  }
+
+  /**
+   * No bytes either way for idleTimeoutMs: typically a client whose own sender stalled mid-upload.
+   * Said in an error frame (SB_ERR_TIMEOUT) whenever the stream allows one, so the client can tell
+   * "you went quiet" from "the service failed"; a reader stalled mid-get is just cut.
+   */
+  private onIdle(): void {
+    if (this.sendingBody) {
+      this.socket.destroy();
+      return;
+    }
+    this.fail(sbError('SB_ERR_TIMEOUT', this.options.idleTimeoutMs, 'nothing arrived for that long, so the files service closed the connection'));
   }
 
   private onEnd(): void {

@@ -11,7 +11,7 @@
 import type { Readable } from 'node:stream';
 import { isSockbridgeError, sbError } from '../../protocol/errors.js';
 import type { FileEntry } from '../../protocol/api.js';
-import { FilesClient, type GetResult } from '../../backends/files/files-client.js';
+import { FilesClient, isServiceRefusal, type GetResult } from '../../backends/files/files-client.js';
 import type { GatewayOptions } from '../gateway-options.js';
 import { parseBackendUrl, type BackendAddress } from './backend-url.js';
 import type { HealthRegistry } from './health-registry.js';
@@ -131,7 +131,10 @@ export class FilesUpstream {
   }
 
   private noteFailure(err: unknown): void {
-    // Only a lost or refused connection says the service is down; a refusal (bad name, not found) does not.
+    // Only a lost or refused connection, or a service that stopped answering, says the service is
+    // down. Anything it said itself in an error frame (bad name, not found, or its idle timeout closing
+    // an upload whose sender stalled) shows it is up.
+    if (isServiceRefusal(err)) return;
     if (isSockbridgeError(err, 'SB_ERR_CONNECT') || isSockbridgeError(err, 'SB_ERR_BACKEND_DOWN') || isSockbridgeError(err, 'SB_ERR_TIMEOUT')) {
       this.health.markDown('files', err.code === 'SB_ERR_TIMEOUT' ? 'timeout' : 'connection failed');
     }

@@ -2,12 +2,14 @@
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { lstat, mkdir, readdir, readFile, symlink, writeFile } from 'node:fs/promises';
+import net from 'node:net';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { afterEach, describe, expect, it } from 'vitest';
 import { encodeFrame, encodeFrameHead } from '../../../protocol/frame-codec.js';
+import { isServiceRefusal } from '../../../backends/files/files-client.js';
 import { removeTempDirs, tempDir } from '../../helpers/tmp.js';
 import { connect, eventually, RawPeer, rawHead, sha256, startFiles, stopFiles, visible } from './harness.js';
 
@@ -237,10 +239,44 @@ describe('FilesService limits', () => {
     }, 'a free connection slot');
   });
 
-  it('closes an idle connection after idleTimeoutMs', async () => {
+  it('closes an idle connection after idleTimeoutMs, saying so in a SB_ERR_TIMEOUT frame', async () => {
     const { port } = await startFiles({ idleTimeoutMs: 200 });
     const peer = await RawPeer.connect(port);
+    expect((await peer.next()).header).toMatchObject({ cmd: 'error', code: 'SB_ERR_TIMEOUT' });
     await peer.closed;
     expect(peer.isClosed).toBe(true);
+  });
+
+  it('answers a put whose sender stalls past idleTimeoutMs with SB_ERR_TIMEOUT, a refusal from the service itself', async () => {
+    const { port, root } = await startFiles({ idleTimeoutMs: 300 });
+    const client = await connect(port);
+    const source = new Readable({ read() {} });
+    source.push(Buffer.alloc(1000, 1)); // then nothing: the sender stalled
+    const err = await client.put('stalled.bin', source, 2000, { resumable: false }).catch((e: unknown) => e);
+    expect(err).toMatchObject({ code: 'SB_ERR_TIMEOUT' });
+    expect(isServiceRefusal(err)).toBe(true);
+    await eventually(async () => (await readdir(join(root, '.partial'))).length === 0, 'the stalled non-resumable upload dropped');
+  });
+
+  it('cuts a get whose reader stalls past idleTimeoutMs without writing an error frame into the body', async () => {
+    const { port, root } = await startFiles({ idleTimeoutMs: 300 });
+    const data = randomBytes(32 * 1024 * 1024);
+    await writeFile(join(root, 'big.bin'), data);
+    const socket = net.connect({ host: '127.0.0.1', port });
+    socket.on('error', () => undefined);
+    await new Promise((r) => socket.once('connect', r));
+    socket.write(rawHead({ cmd: 'get', filename: 'big.bin' }));
+    socket.pause(); // a reader that stops reading: the service blocks on 'drain' and goes idle
+    await new Promise((r) => setTimeout(r, 1000));
+    const received: Buffer[] = [];
+    socket.on('data', (d: Buffer) => received.push(d));
+    socket.resume();
+    await new Promise((r) => socket.once('close', r));
+    const bytes = Buffer.concat(received);
+    const headLength = bytes.readUInt32LE(0);
+    const body = bytes.subarray(4 + headLength);
+    expect(body.length).toBeLessThan(data.length);
+    // every byte after the header is the file's: no error frame was mixed into the body
+    expect(body.equals(data.subarray(0, body.length))).toBe(true);
   });
 });
