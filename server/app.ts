@@ -11,6 +11,7 @@ import type { Logger } from 'pino';
 import { defaultLogger } from './logger.js';
 import { WS_CLOSE, sbError } from '../protocol/errors.js';
 import type { GatewayOptions } from './gateway-options.js';
+import { AccountCheck } from './accounts/account-check.js';
 import { SessionStore } from './accounts/session-store.js';
 import { UserStore } from './accounts/user-store.js';
 import { LiveSockets, registerAuth } from './plugins/auth.js';
@@ -67,9 +68,11 @@ export async function buildApp(options: GatewayOptions, deps: AppDeps = {}): Pro
   const users = new UserStore(join(options.data, 'users.sqlite'));
   const sessions = new SessionStore({ ttlMs: options.sessionTtlMs });
   const liveSockets = new LiveSockets(sessions, app.log);
+  const accountCheck = new AccountCheck(users, sessions, app.log, (session) => liveSockets.applyRole(session.id, session.role));
   const healthRegistry = new HealthRegistry();
   app.decorate('users', users);
   app.decorate('sessions', sessions);
+  app.decorate('accountCheck', accountCheck);
   app.decorate('healthRegistry', healthRegistry);
   app.decorate('health', {
     markUp: (service) => healthRegistry.markUp(service),
@@ -79,7 +82,7 @@ export async function buildApp(options: GatewayOptions, deps: AppDeps = {}): Pro
   registerErrorHandler(app);
   registerSecurityHeaders(app);
   await app.register(fastifyCookie);
-  registerAuth(app, { sessions, users, liveSockets });
+  registerAuth(app, { sessions, accountCheck, liveSockets });
   registerOriginCheck(app, options.origins);
 
   await app.register(fastifyWebsocket, {
@@ -108,7 +111,11 @@ export async function buildApp(options: GatewayOptions, deps: AppDeps = {}): Pro
 
   const monitor = new HealthMonitor(options, healthRegistry, app.log);
   if (deps.probeHealth ?? true) app.addHook('onReady', async () => monitor.start());
+  // `sockbridge user …` changes accounts from another process: sessions that make no request (an
+  // open exec socket) are checked every accountCheckIntervalMs.
+  app.addHook('onReady', async () => accountCheck.start(options.accountCheckIntervalMs));
   app.addHook('onClose', async () => {
+    accountCheck.stop();
     monitor.stop();
     sessions.close();
     users.close();

@@ -34,6 +34,8 @@ export const gatewayOptionsSchema = {
     origins: { type: 'array', items: { type: 'string', pattern: '^https?://' }, default: [] },
     /** trust X-Forwarded-* only behind a proxy you run */
     trustProxy: { type: 'boolean', default: false },
+    /** how often every live session is checked against its account (removed, new password, role) */
+    accountCheckIntervalMs: { type: 'integer', minimum: 100, default: 5000 },
     /** send Secure cookies (set when served over HTTPS by a proxy) */
     secureCookies: { type: 'boolean', default: false },
     sessionTtlMs: { type: 'integer', minimum: 60_000, default: 12 * 3600_000 },
@@ -86,6 +88,7 @@ export type GatewayOptions = FromSchemaLike<{
   raw: Record<string, string>;
   origins: string[];
   trustProxy: boolean;
+  accountCheckIntervalMs: number;
   secureCookies: boolean;
   sessionTtlMs: number;
   webRoot?: string;

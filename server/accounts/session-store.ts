@@ -9,11 +9,14 @@ export interface Session {
   id: string;
   username: string;
   role: Role;
+  /** the account's credentials version at login (user-store.ts): a different one ends the session */
+  credentialsVersion: number;
   /** ms since epoch */
   expiresAt: number;
 }
 
-export type SessionEndListener = (session: Session, why: 'logout' | 'expired' | 'revoked') => void;
+export type SessionEndReason = 'logout' | 'expired' | 'revoked';
+export type SessionEndListener = (session: Session, why: SessionEndReason) => void;
 
 export interface SessionStoreOptions {
   ttlMs: number;
@@ -36,8 +39,9 @@ export class SessionStore {
     this.sweeper.unref();
   }
 
-  create(username: string, role: Role): Session {
-    const session: Session = { id: randomBytes(32).toString('base64url'), username, role, expiresAt: this.now() + this.ttlMs };
+  create(account: { username: string; role: Role; credentialsVersion: number }): Session {
+    const { username, role, credentialsVersion } = account;
+    const session: Session = { id: randomBytes(32).toString('base64url'), username, role, credentialsVersion, expiresAt: this.now() + this.ttlMs };
     this.sessions.set(session.id, session);
     return session;
   }
@@ -59,9 +63,15 @@ export class SessionStore {
     if (session) this.end(session, 'logout');
   }
 
-  /** Ends every session of a user (account removed or password changed). */
-  revokeUser(username: string): void {
-    for (const session of [...this.sessions.values()]) if (session.username === username) this.end(session, 'revoked');
+  /** Ends a session whose account was removed or whose credentials changed. */
+  revoke(id: string): void {
+    const session = this.sessions.get(id);
+    if (session) this.end(session, 'revoked');
+  }
+
+  /** The live sessions (expired ones not yet swept included), for the account check. */
+  all(): Session[] {
+    return [...this.sessions.values()];
   }
 
   onEnd(listener: SessionEndListener): () => void {
@@ -84,7 +94,7 @@ export class SessionStore {
     this.listeners.clear();
   }
 
-  private end(session: Session, why: 'logout' | 'expired' | 'revoked'): void {
+  private end(session: Session, why: SessionEndReason): void {
     this.sessions.delete(session.id);
     for (const listener of this.listeners) listener(session, why);
   }

@@ -1,6 +1,11 @@
-// Accounts in SQLite (DATA/users.sqlite): username, role, scrypt hash. Shared by the gateway (login)
-// and `sockbridge user …` (another process), so every call reads the database; WAL mode lets both
-// work at once.
+// Accounts in SQLite (DATA/users.sqlite): username, role, scrypt hash, credentials version. Shared by
+// the gateway (login) and `sockbridge user …` (another process), so every call reads the database; WAL
+// mode lets both work at once.
+//
+// The credentials version is what a login session is bound to: it changes when the password changes,
+// and an account added (again) under a name gets a version no earlier account of that name had, so a
+// session from before `passwd` or `remove` + `add` no longer matches (server/plugins/auth.ts). Versions
+// come from one counter (credentials_sequence) that only grows: a deleted row takes nothing with it.
 
 import { randomBytes } from 'node:crypto';
 import { chmodSync, mkdirSync } from 'node:fs';
@@ -13,6 +18,11 @@ import { hashPassword, verifyAgainstNothing, verifyPassword } from './password-h
 export interface Account {
   username: string;
   role: Role;
+}
+
+/** What a login session is checked against: the account's role and credentials version. */
+export interface AccountState extends Account {
+  credentialsVersion: number;
 }
 
 export const ROLES: readonly Role[] = ['admin', 'user'];
@@ -38,11 +48,11 @@ export function validateRole(role: string): asserts role is Role {
   if (!ROLES.includes(role as Role)) throw sbError('SB_ERR_USER_INVALID', `role must be admin or user, not "${role}"`);
 }
 
-interface Row {
-  username: string;
-  role: Role;
+interface Row extends AccountState {
   hash: string;
 }
+
+const STATE_COLUMNS = 'username, role, credentials_version AS credentialsVersion';
 
 export class UserStore {
   private readonly db: Database.Database;
@@ -58,8 +68,30 @@ export class UserStore {
       username TEXT PRIMARY KEY COLLATE NOCASE,
       role TEXT NOT NULL CHECK (role IN ('admin', 'user')),
       hash TEXT NOT NULL,
-      created_at INTEGER NOT NULL
+      created_at INTEGER NOT NULL,
+      credentials_version INTEGER NOT NULL DEFAULT 0
     )`);
+    this.migrate();
+  }
+
+  /**
+   * Brings a database made by an older sockbridge up to date in place, in one transaction (the CLI and
+   * the gateway may open it at the same moment): accounts from before credentials versions get 0.
+   */
+  private migrate(): void {
+    this.db.transaction(() => {
+      const columns = this.db.prepare('PRAGMA table_info(users)').all() as Array<{ name: string }>;
+      if (!columns.some((c) => c.name === 'credentials_version')) {
+        this.db.exec('ALTER TABLE users ADD COLUMN credentials_version INTEGER NOT NULL DEFAULT 0');
+      }
+      this.db.exec('CREATE TABLE IF NOT EXISTS credentials_sequence (id INTEGER PRIMARY KEY CHECK (id = 1), last INTEGER NOT NULL)');
+      this.db.prepare('INSERT OR IGNORE INTO credentials_sequence (id, last) SELECT 1, COALESCE(MAX(credentials_version), 0) FROM users').run();
+    }).immediate();
+  }
+
+  /** The next credentials version (call inside a transaction): never handed out before, in any account. */
+  private nextCredentialsVersion(): number {
+    return (this.db.prepare('UPDATE credentials_sequence SET last = last + 1 WHERE id = 1 RETURNING last').get() as { last: number }).last;
   }
 
   async add(username: string, password: string, role: Role = 'user'): Promise<Account> {
@@ -68,7 +100,14 @@ export class UserStore {
     validateRole(role);
     const hash = await hashPassword(password);
     try {
-      this.db.prepare('INSERT INTO users (username, role, hash, created_at) VALUES (?, ?, ?, ?)').run(username, role, hash, Date.now());
+      this.db
+        .transaction(() => {
+          const version = this.nextCredentialsVersion();
+          this.db
+            .prepare('INSERT INTO users (username, role, hash, created_at, credentials_version) VALUES (?, ?, ?, ?, ?)')
+            .run(username, role, hash, Date.now(), version);
+        })
+        .immediate();
     } catch (err) {
       if ((err as { code?: string }).code === 'SQLITE_CONSTRAINT_PRIMARYKEY') throw sbError('SB_ERR_USER_EXISTS', username);
       throw err;
@@ -85,7 +124,14 @@ export class UserStore {
     validatePassword(password);
     if (!this.get(username)) throw sbError('SB_ERR_USER_NOT_FOUND', username);
     const hash = await hashPassword(password);
-    this.db.prepare('UPDATE users SET hash = ? WHERE username = ?').run(hash, username);
+    this.db
+      .transaction(() => {
+        const version = this.nextCredentialsVersion();
+        const { changes } = this.db.prepare('UPDATE users SET hash = ?, credentials_version = ? WHERE username = ?').run(hash, version, username);
+        // removed while the hash was computed
+        if (changes === 0) throw sbError('SB_ERR_USER_NOT_FOUND', username);
+      })
+      .immediate();
   }
 
   setRole(username: string, role: Role): void {
@@ -99,6 +145,27 @@ export class UserStore {
     return row ?? null;
   }
 
+  /** Role and credentials version, or null when there is no such account (one indexed lookup). */
+  state(username: string): AccountState | null {
+    return (this.db.prepare(`SELECT ${STATE_COLUMNS} FROM users WHERE username = ?`).get(username) as AccountState | undefined) ?? null;
+  }
+
+  /** The accounts among `usernames` that exist, by their username as given: one query, by primary key. */
+  states(usernames: readonly string[]): Map<string, AccountState> {
+    const found = new Map<string, AccountState>();
+    // SQLite's default limit on bound parameters is 32766; chunks keep far below it.
+    for (let i = 0; i < usernames.length; i += 500) {
+      const chunk = usernames.slice(i, i + 500);
+      const rows = this.db.prepare(`SELECT ${STATE_COLUMNS} FROM users WHERE username IN (${chunk.map(() => '?').join(',')})`).all(...chunk) as AccountState[];
+      const byFolded = new Map(rows.map((r) => [r.username.toLowerCase(), r]));
+      for (const name of chunk) {
+        const row = byFolded.get(name.toLowerCase());
+        if (row) found.set(name, row);
+      }
+    }
+    return found;
+  }
+
   list(): Account[] {
     return this.db.prepare('SELECT username, role FROM users ORDER BY username').all() as Account[];
   }
@@ -109,10 +176,21 @@ export class UserStore {
 
   /** The account if the password is right, else null; the same work is done for unknown users. */
   async verify(username: string, password: string): Promise<Account | null> {
+    const state = await this.verifyForLogin(username, password);
+    return state && { username: state.username, role: state.role };
+  }
+
+  /**
+   * verify() with the credentials version read in the same query as the hash, so a session is bound to
+   * the password it was made with even when `passwd` runs while this one is being checked.
+   */
+  async verifyForLogin(username: string, password: string): Promise<AccountState | null> {
     if (password.length > MAX_PASSWORD_LENGTH) return null;
-    const row = this.db.prepare('SELECT username, role, hash FROM users WHERE username = ?').get(username) as Row | undefined;
+    const row = this.db.prepare(`SELECT ${STATE_COLUMNS}, hash FROM users WHERE username = ?`).get(username) as Row | undefined;
     if (!row) return verifyAgainstNothing(password).then(() => null);
-    return (await verifyPassword(password, row.hash)) ? { username: row.username, role: row.role } : null;
+    if (!(await verifyPassword(password, row.hash))) return null;
+    const { hash: _hash, ...state } = row;
+    return state;
   }
 
   /**

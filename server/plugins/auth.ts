@@ -1,15 +1,18 @@
 // Authentication for HTTP and WebSocket routes. The session id lives in the httpOnly cookie
 // `sb_session` (SameSite=Strict, Path=/, Secure when `secureCookies`): page scripts cannot read it and
-// cross-site requests do not carry it. onRequest resolves it to request.session; wsGuard() refuses an
-// upgrade with 401/403 before any 101 is sent; liveSockets closes a session's open sockets with 1008
-// (RFC 6455 §7.4.1 policy violation) the moment it logs out, expires or is revoked.
+// cross-site requests do not carry it. onRequest resolves it to request.session, checked against the
+// account as it is now (accounts/account-check.ts); wsGuard() refuses an upgrade with 401/403 before any
+// 101 is sent; liveSockets closes a session's open sockets with 1008 (RFC 6455 §7.4.1 policy violation)
+// the moment it logs out, expires or is revoked, and a socket whose route needs a role the session no
+// longer has the moment the role drops.
 
 import type { FastifyBaseLogger, FastifyInstance, FastifyReply, FastifyRequest, preValidationAsyncHookHandler } from 'fastify';
 import type { WebSocket } from 'ws';
 import { sbError, WS_CLOSE } from '../../protocol/errors.js';
 import type { Role, ServiceName } from '../../protocol/api.js';
 import type { GatewayOptions } from '../gateway-options.js';
-import type { Session, SessionStore } from '../accounts/session-store.js';
+import type { Session, SessionEndReason, SessionStore } from '../accounts/session-store.js';
+import type { AccountCheck } from '../accounts/account-check.js';
 import type { UserStore } from '../accounts/user-store.js';
 import type { HealthRegistry } from '../upstream/health-registry.js';
 import { isAllowedOrigin } from './origin.js';
@@ -39,6 +42,8 @@ declare module 'fastify' {
     sessions: SessionStore;
     /** accounts (DATA/users.sqlite) */
     users: UserStore;
+    /** re-checks sessions against their accounts (removed, new password, role changed) */
+    accountCheck: AccountCheck;
     /** the full health registry behind `health` */
     healthRegistry: HealthRegistry;
   }
@@ -69,31 +74,82 @@ export function clearSessionCookie(reply: FastifyReply, options: GatewayOptions)
 export function requireSession(request: FastifyRequest, role: Role = 'user'): Session {
   const session = request.session;
   if (!session) throw sbError('SB_ERR_AUTH_REQUIRED');
-  if (ROLE_RANK[session.role] < ROLE_RANK[role]) throw sbError('SB_ERR_FORBIDDEN', `this needs the ${role} role`);
+  if (!roleAllows(session.role, role)) throw sbError('SB_ERR_FORBIDDEN', `this needs the ${role} role`);
   return session;
 }
+
+/** Whether `role` is enough for something that needs `needed`. */
+export function roleAllows(role: Role, needed: Role): boolean {
+  return ROLE_RANK[role] >= ROLE_RANK[needed];
+}
+
+const END_REASONS: Record<SessionEndReason, string> = { logout: 'logged out', expired: 'session expired', revoked: 'account changed' };
+
+/**
+ * How long a socket we closed may take to answer our Close frame before it is destroyed. ws would
+ * wait 30 s, and a client that never answers should not keep its connection (and, until the
+ * 'close' event, its backend link) that long after its session ended.
+ */
+export const CLOSE_GRACE_MS = 1000;
+
+const endingHooks = new WeakMap<WebSocket, Set<() => void>>();
+
+/**
+ * Runs `hook` the moment the gateway ends `ws` for a session reason (endSocket), before the peer has
+ * answered the Close frame: what the socket drives upstream (a backend link) stops at once.
+ */
+export function onSocketEnding(ws: WebSocket, hook: () => void): void {
+  let hooks = endingHooks.get(ws);
+  if (!hooks) endingHooks.set(ws, (hooks = new Set()));
+  hooks.add(hook);
+  ws.once('close', () => hooks.delete(hook));
+}
+
+/**
+ * Ends a socket whose session (or role) no longer allows it: its upstream stops now, a Close frame
+ * is sent, and the connection is destroyed if the peer has not completed the close after CLOSE_GRACE_MS.
+ */
+export function endSocket(ws: WebSocket, code: number, reason: string): void {
+  const hooks = endingHooks.get(ws);
+  endingHooks.delete(ws);
+  for (const hook of hooks ?? []) hook();
+  if (ws.readyState === ws.CLOSED) return;
+  // A paused socket would never read the peer's Close frame.
+  if (ws.isPaused) ws.resume();
+  ws.close(code, reason);
+  const timer = setTimeout(() => ws.terminate(), CLOSE_GRACE_MS);
+  timer.unref();
+  ws.once('close', () => clearTimeout(timer));
+}
+
+/** The role each guarded upgrade needed (set by wsGuard), so liveSockets knows what a socket needs. */
+const guardedRole = new WeakMap<FastifyRequest, Role>();
 
 /** Who a socket or upgrade belongs to, for the connect, disconnect and refusal log lines. */
 export function socketPeer(request: FastifyRequest): { user: string | undefined; remote: string; origin: string | undefined } {
   return { user: request.session?.username, remote: request.ip, origin: request.headers.origin };
 }
 
-/** Tracks open WebSockets per session and per user; closes them when their session ends. */
+/**
+ * Tracks open WebSockets per session (with the role each one's route needed) and per user; closes them
+ * when their session ends or its role drops below what they need.
+ */
 export class LiveSockets {
-  private readonly bySession = new Map<string, Set<WebSocket>>();
+  private readonly bySession = new Map<string, Map<WebSocket, Role>>();
   private readonly perUser = new Map<string, number>();
 
   constructor(
     private readonly sessions: SessionStore,
     private readonly log: FastifyBaseLogger,
   ) {
-    sessions.onEnd((session, why) => this.closeSession(session.id, why === 'expired' ? 'session expired' : 'logged out'));
+    sessions.onEnd((session, why) => this.closeSession(session.id, END_REASONS[why]));
   }
 
   /**
    * Registers an open socket with its session and logs its connect and disconnect lines. With the
    * request, both lines say who and from where (user, address, Origin, path; never contents, cookies
-   * or the client's close reason, which is text it chose).
+   * or the client's close reason, which is text it chose). The role the socket needs is what wsGuard
+   * checked for the request (`user` without one).
    */
   add(sessionId: string, ws: WebSocket, request?: FastifyRequest): void {
     const session = this.sessions.get(sessionId);
@@ -105,8 +161,8 @@ export class LiveSockets {
       return;
     }
     let set = this.bySession.get(sessionId);
-    if (!set) this.bySession.set(sessionId, (set = new Set()));
-    set.add(ws);
+    if (!set) this.bySession.set(sessionId, (set = new Map()));
+    set.set(ws, (request && guardedRole.get(request)) ?? 'user');
     this.perUser.set(session.username, (this.perUser.get(session.username) ?? 0) + 1);
     log.info({ ...who, sockets: set.size }, 'websocket connected');
     ws.once('close', (code: number) => {
@@ -127,7 +183,14 @@ export class LiveSockets {
     const set = this.bySession.get(sessionId);
     if (!set) return;
     this.bySession.delete(sessionId);
-    for (const ws of set) ws.close(code, reason);
+    for (const ws of set.keys()) endSocket(ws, code, reason);
+  }
+
+  /** The session's role is now `role`: its sockets whose route needs more are closed with 1008. */
+  applyRole(sessionId: string, role: Role): void {
+    for (const [ws, needed] of this.bySession.get(sessionId) ?? []) {
+      if (!roleAllows(role, needed)) endSocket(ws, WS_CLOSE.POLICY_VIOLATION, `needs the ${needed} role`);
+    }
   }
 
   /** Shutdown: 1001 "going away" (RFC 6455 §7.4.1), so clients know to reconnect later. */
@@ -136,17 +199,15 @@ export class LiveSockets {
   }
 }
 
-export function registerAuth(app: FastifyInstance, deps: { sessions: SessionStore; users: UserStore; liveSockets: LiveSockets }): void {
+export function registerAuth(app: FastifyInstance, deps: { sessions: SessionStore; accountCheck: AccountCheck; liveSockets: LiveSockets }): void {
   const options = app.gatewayOptions;
   app.decorateRequest('session', null);
   app.addHook('onRequest', async (request) => {
     const session = deps.sessions.get(request.cookies[SESSION_COOKIE]);
     // Accounts are changed by `sockbridge user …`, another process: re-read the account (one indexed
-    // SQLite lookup) so a removed account is logged out at once and a changed role applies at once.
-    const account = session ? deps.users.get(session.username) : null;
-    if (session && !account) deps.sessions.revokeUser(session.username);
-    else if (session && account && account.role !== session.role) session.role = account.role;
-    request.session = account ? session : null;
+    // SQLite lookup) so a removed account or a new password logs out at once and a role change applies
+    // at once. The periodic check (app.ts) does the same for sessions that make no request.
+    request.session = session ? deps.accountCheck.check(session) : null;
   });
 
   app.decorate('liveSockets', {
@@ -166,6 +227,7 @@ export function registerAuth(app: FastifyInstance, deps: { sessions: SessionStor
           throw sbError('SB_ERR_ORIGIN_REJECTED', JSON.stringify(origin.slice(0, 100)));
         }
         const session = requireSession(request, opts.role ?? 'user');
+        guardedRole.set(request, opts.role ?? 'user');
         if (deps.liveSockets.countForUser(session.username) >= options.limits.maxSocketsPerUser) {
           throw sbError('SB_ERR_RATE_LIMITED', `at most ${options.limits.maxSocketsPerUser} open sockets per user`);
         }

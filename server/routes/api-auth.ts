@@ -32,7 +32,7 @@ export async function apiAuthRoutes(app: FastifyInstance): Promise<void> {
       throw err;
     }
     const { username, password } = request.body;
-    const account = await app.users.verify(username, password);
+    const account = await app.users.verifyForLogin(username, password);
     if (!account) {
       request.log.info({ user: username.slice(0, 64), remote: request.ip }, 'login failed');
       throw sbError('SB_ERR_AUTH_FAILED');
@@ -40,7 +40,7 @@ export async function apiAuthRoutes(app: FastifyInstance): Promise<void> {
     // A fresh id on every login (no session fixation); the old one, if any, ends.
     const previous = request.cookies[SESSION_COOKIE];
     if (previous) app.sessions.delete(previous);
-    const session = app.sessions.create(account.username, account.role);
+    const session = app.sessions.create(account);
     setSessionCookie(reply, session, options);
     request.log.info({ user: account.username, remote: request.ip }, 'login');
     const me: Me = { username: account.username, role: account.role };

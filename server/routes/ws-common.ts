@@ -15,7 +15,7 @@ import { sbError, isSockbridgeError, isErrorCode, type SockbridgeError } from '.
 import { FrameDecoder, encodeFrame, type FrameHeader } from '../../protocol/frame-codec.js';
 import { endsSocket } from '../../protocol/browser-messages.js';
 import type { ServiceName } from '../../protocol/api.js';
-import { socketPeer } from '../plugins/auth.js';
+import { onSocketEnding, socketPeer } from '../plugins/auth.js';
 
 // ---- accepting a socket ----
 
@@ -30,7 +30,7 @@ export function acceptBrowserSocket(
   ws: WebSocket,
   request: FastifyRequest,
   service: ServiceName,
-): { username: string; logger: FastifyBaseLogger } | undefined {
+): { username: string; sessionId: string; logger: FastifyBaseLogger } | undefined {
   const session = request.session;
   if (!session) {
     request.log.info({ ...socketPeer(request), url: request.url, code: 'SB_ERR_AUTH_REQUIRED' }, 'websocket refused');
@@ -40,7 +40,7 @@ export function acceptBrowserSocket(
   const logger = request.log.child({ service, user: session.username });
   app.liveSockets.add(session.id, ws, request);
   startHeartbeat(ws, app.gatewayOptions.limits.heartbeatMs);
-  return { username: session.username, logger };
+  return { username: session.username, sessionId: session.id, logger };
 }
 
 // ---- sending and closing ----
@@ -82,9 +82,12 @@ export interface MessageHandlers {
  * await would miss early messages). Enforces the size limit, refuses binary where only text is spoken,
  * ignores empty messages (ttyd crashed on one), and turns any typed error a handler throws into a
  * refusal or a close: SB_ERR_WS_* and oversized messages close the socket, the rest are answered.
+ * Once the socket is closing nothing is acted on: ws still emits the messages a peer sends after our
+ * Close frame (until it answers or closeTimeout), and after a logout they must not reach a backend.
  */
 export function onBrowserMessage(ws: WebSocket, handlers: MessageHandlers): void {
   ws.on('message', (raw: RawData, isBinary: boolean) => {
+    if (ws.readyState !== ws.OPEN) return;
     const data = toBuffer(raw);
     try {
       if (data.length > handlers.maxBytes) throw sbError('SB_ERR_MESSAGE_TOO_LARGE', data.length, handlers.maxBytes);
@@ -190,7 +193,8 @@ const REFUSAL_WINDOW_MS = 1000;
  * - browser → backend: when the backend socket's write() returns false, the browser socket is
  *   paused (ws ≥ 8 pause(), which stops reading its TCP socket) until 'drain'. A browser that leaves
  *   meanwhile is noticed when a heartbeat ping fails to write (see startHeartbeat).
- * Closing either side closes the other: the browser socket's close destroys the TCP connection.
+ * Closing either side closes the other: the browser socket's close destroys the TCP connection, and
+ * so does the gateway ending the socket for its session (endSocket), without waiting for the peer.
  */
 export class BackendLink {
   private readonly socket: net.Socket;
@@ -229,6 +233,7 @@ export class BackendLink {
       );
     });
     ws.once('close', () => this.close());
+    onSocketEnding(ws, () => this.close());
   }
 
   /** Sends one frame to the backend (writes before 'connect' are queued by net, in order). */

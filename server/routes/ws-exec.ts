@@ -14,6 +14,7 @@ import { parseBackendUrl } from '../upstream/backend-url.js';
 import { parseExecClientMessage } from '../../protocol/browser-messages.js';
 import { encodeExecData, type ExecStreamName } from '../../protocol/exec-messages.js';
 import { sbError, type SockbridgeError } from '../../protocol/errors.js';
+import { roleAllows } from '../plugins/auth.js';
 import {
   BackendLink,
   acceptBrowserSocket,
@@ -151,7 +152,15 @@ export async function wsExecRoutes(app: FastifyInstance, opts: { options: Gatewa
   app.get('/ws/exec', { websocket: true, preValidation: app.wsGuard({ role: 'admin' }) }, (socket, request) => {
     const accepted = acceptBrowserSocket(app, socket, request, 'exec');
     if (!accepted) return;
-    const { logger } = accepted;
+    const { logger, sessionId } = accepted;
+    // Defence in depth behind the periodic account check: before each command, the session must still
+    // exist and its account still be an admin now (one indexed SQLite lookup). A check that fails has
+    // already revoked the session or closed this socket; the close here covers the rest.
+    const stillAdmin = (): boolean => {
+      const session = app.sessions.get(sessionId);
+      const checked = session ? app.accountCheck.check(session) : null;
+      return checked !== null && roleAllows(checked.role, 'admin');
+    };
     if (!secret) {
       app.health.markDown('exec', 'the gateway has no exec secret');
       return closeWithError(socket, sbError('SB_ERR_BACKEND_DOWN', 'exec', 'the gateway has no exec secret configured'));
@@ -213,6 +222,10 @@ export async function wsExecRoutes(app: FastifyInstance, opts: { options: Gatewa
         const { request } = message;
         if (request.cmd === 'stdin') return refuseStdin(request.id, stdin.write(request.id, undefined, request.eof === true));
         if (request.cmd === 'run') {
+          if (!stillAdmin()) {
+            logger.info({ id: request.id }, 'exec run refused: the session no longer has the admin role');
+            return closeWithError(socket, sbError('SB_ERR_FORBIDDEN', 'this needs the admin role'));
+          }
           logger.info({ id: request.id, pty: request.pty === true }, 'exec run');
           stdin.onRun(request.id);
         }

@@ -97,13 +97,13 @@ export async function run(argv: string[]): Promise<number> {
       }
       case 'remove':
         store.remove(name);
-        process.stdout.write(`sockbridge: removed ${name} (a running gateway ends its sessions when they expire)\n`);
+        process.stdout.write(`sockbridge: removed ${name} (a running gateway ends its sessions and closes their sockets within seconds)\n`);
         return 0;
       case 'passwd': {
         if (!store.get(name)) throw sbError('SB_ERR_USER_NOT_FOUND', name);
         await store.passwd(name, await readPassword(values['passwordStdin'] === true));
         if (role) store.setRole(name, role);
-        process.stdout.write(`sockbridge: changed the password of ${name}\n`);
+        process.stdout.write(`sockbridge: changed the password of ${name} (a running gateway ends the sessions made with the old one within seconds)\n`);
         return 0;
       }
       case 'role':
