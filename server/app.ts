@@ -10,7 +10,7 @@ import fastifyWebsocket from '@fastify/websocket';
 import type { Logger } from 'pino';
 import { defaultLogger } from './logger.js';
 import { WS_CLOSE, sbError } from '../protocol/errors.js';
-import type { GatewayOptions } from './gateway-options.js';
+import { trustProxySetting, type GatewayOptions } from './gateway-options.js';
 import { AccountCheck } from './accounts/account-check.js';
 import { SessionStore } from './accounts/session-store.js';
 import { UserStore } from './accounts/user-store.js';
@@ -40,7 +40,7 @@ export async function buildApp(options: GatewayOptions, deps: AppDeps = {}): Pro
   const limits = options.limits;
   const app = Fastify({
     loggerInstance: (deps.logger ?? defaultLogger()) as FastifyBaseLogger,
-    trustProxy: options.trustProxy,
+    trustProxy: trustProxySetting(options.trustProxy),
     // Node's own slow-client defences (slowloris): the whole header block within headersTimeout, the
     // whole request within requestTimeout; checked every second rather than Node's default 30 s.
     serverFactory: (handler) =>

@@ -1,6 +1,8 @@
 // The gateway's options: one schema with defaults, validated once by loadConfig (server/config.ts).
 // Backends are reached by URL; raw relay targets are named here and only here (never chosen by a client).
 
+import net from 'node:net';
+import { sbError } from '../protocol/errors.js';
 import { HOST_PORT_PATTERN } from './config.js';
 import { relayLimitsSchemaProperties } from './relay/relay-limits.js';
 import type { FromSchemaLike } from './schema-types.js';
@@ -32,8 +34,15 @@ export const gatewayOptionsSchema = {
     },
     /** extra allowed Origins for WebSocket upgrades besides the gateway's own (e.g. a dev server) */
     origins: { type: 'array', items: { type: 'string', pattern: '^https?://' }, default: [] },
-    /** trust X-Forwarded-* only behind a proxy you run */
-    trustProxy: { type: 'boolean', default: false },
+    /**
+     * behind a reverse proxy you run: the proxies' addresses/CIDRs (["127.0.0.1", "10.0.0.0/8"]) or how
+     * many proxies are in front (1); `true` means 1 (see trustProxySetting). The client address is then
+     * the nearest X-Forwarded-For entry not written by a trusted proxy, never one the client chose.
+     */
+    trustProxy: {
+      anyOf: [{ type: 'boolean' }, { type: 'integer', minimum: 0 }, { type: 'array', minItems: 1, items: { type: 'string', minLength: 1 } }],
+      default: false,
+    },
     /** how often every live session is checked against its account (removed, new password, role) */
     accountCheckIntervalMs: { type: 'integer', minimum: 100, default: 5000 },
     /** send Secure cookies (set when served over HTTPS by a proxy) */
@@ -87,7 +96,7 @@ export type GatewayOptions = FromSchemaLike<{
   chatGatewayTokenFile?: string;
   raw: Record<string, string>;
   origins: string[];
-  trustProxy: boolean;
+  trustProxy: boolean | number | string[];
   accountCheckIntervalMs: number;
   secureCookies: boolean;
   sessionTtlMs: number;
@@ -110,3 +119,37 @@ export type GatewayOptions = FromSchemaLike<{
     maxHeaderBytes: number;
   };
 }>;
+
+/** proxy-addr's names for address ranges, accepted in a trustProxy list as Fastify accepts them */
+const PROXY_RANGE_NAMES = ['loopback', 'linklocal', 'uniquelocal'];
+
+/**
+ * What Fastify's trustProxy gets. `true` would make Fastify take the LEFTMOST X-Forwarded-For entry,
+ * which the client writes itself (a proxy appends the address it saw), so any client could pick its
+ * own address and with it its login rate-limit key. `true` is read as one hop (the gateway's peer is
+ * the proxy; the client is the address it appended), which is what a single reverse proxy means.
+ * A list is checked here, so a typo fails at start-up with a message instead of inside Fastify.
+ */
+export function trustProxySetting(value: GatewayOptions['trustProxy']): false | string[] | ((address: string, hop: number) => boolean) {
+  if (value === false || value === 0) return false;
+  // n hops, as proxy-addr reads a number (Fastify's types leave the number form out): the socket's
+  // peer is hop 0, the last X-Forwarded-For entry hop 1, and so on; the client is the first untrusted one.
+  if (value === true || typeof value === 'number') {
+    const hops = value === true ? 1 : value;
+    return (_address, hop) => hop < hops;
+  }
+  for (const entry of value) {
+    if (PROXY_RANGE_NAMES.includes(entry)) continue;
+    const [address, prefix, ...rest] = entry.split('/');
+    const family = net.isIP(address ?? '');
+    const bits = family === 4 ? 32 : 128;
+    const prefixOk = prefix === undefined || (/^\d{1,3}$/.test(prefix) && Number(prefix) <= bits);
+    if (family === 0 || !prefixOk || rest.length > 0) {
+      throw sbError(
+        'SB_ERR_CONFIG_INVALID',
+        `"trustProxy" entry ${JSON.stringify(entry)} is not an IP address or CIDR; list the proxies' addresses (e.g. ["127.0.0.1", "10.0.0.0/8"]) or give their number (e.g. 1)`,
+      );
+    }
+  }
+  return [...value];
+}

@@ -21,17 +21,24 @@ const loginSchema = {
 
 export async function apiAuthRoutes(app: FastifyInstance): Promise<void> {
   const options = app.gatewayOptions;
-  const limiter = new LoginLimiter(options.limits.loginAttemptsPerMinute);
+  // Two budgets of loginAttemptsPerMinute: per client address, and per username, so guesses at one
+  // account from many addresses (a botnet, a rotated IPv6 /64) are as slow as from one. The per-username
+  // window is a minute and counts every name, existing or not (a 429 must not tell which exist): an
+  // attacker can keep an account's logins refused only while it keeps spending its own attempts.
+  const addressLimiter = new LoginLimiter(options.limits.loginAttemptsPerMinute);
+  const usernameLimiter = new LoginLimiter(options.limits.loginAttemptsPerMinute);
 
   app.post<{ Body: LoginRequest }>('/api/login', { schema: loginSchema, bodyLimit: 8 * 1024 }, async (request, reply) => {
+    const { username, password } = request.body;
     try {
-      limiter.hit(request.ip);
+      addressLimiter.hit(request.ip);
+      // usernames are case-insensitive (COLLATE NOCASE): ADMIN and admin share a budget
+      usernameLimiter.hit(username.toLowerCase());
     } catch (err) {
       reply.header('retry-after', String((err as { retryAfter?: number }).retryAfter ?? 60));
-      request.log.warn({ remote: request.ip }, 'login rate limited');
+      request.log.warn({ user: username.slice(0, 64), remote: request.ip }, 'login rate limited');
       throw err;
     }
-    const { username, password } = request.body;
     const account = await app.users.verifyForLogin(username, password);
     if (!account) {
       request.log.info({ user: username.slice(0, 64), remote: request.ip }, 'login failed');

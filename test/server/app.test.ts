@@ -52,8 +52,8 @@ describe('buildApp: accounts and sessions', () => {
     expect(limited.statusCode).toBe(429);
     expect(limited.json().error.code).toBe('SB_ERR_RATE_LIMITED');
     expect(Number(limited.headers['retry-after'])).toBeGreaterThan(0);
-    // another client address has its own budget
-    const other = await app.inject({ method: 'POST', url: '/api/login', payload: json('alice', 'alice-password'), remoteAddress: '127.0.0.2' });
+    // another client address has its own budget (for another account: alice's own is spent too)
+    const other = await app.inject({ method: 'POST', url: '/api/login', payload: json('root', 'root-password'), remoteAddress: '127.0.0.2' });
     expect(other.statusCode).toBe(200);
   });
 
@@ -61,10 +61,70 @@ describe('buildApp: accounts and sessions', () => {
     const { app } = await testGateway({ extra: { trustProxy: true, limits: { loginAttemptsPerMinute: 1 } } });
     const first = await app.inject({ method: 'POST', url: '/api/login', payload: json('alice', 'wrong-pass'), headers: { 'x-forwarded-for': '10.0.0.1' } });
     expect(first.statusCode).toBe(401);
-    const sameClient = await app.inject({ method: 'POST', url: '/api/login', payload: json('alice', 'wrong-pass'), headers: { 'x-forwarded-for': '10.0.0.1' } });
+    const sameClient = await app.inject({ method: 'POST', url: '/api/login', payload: json('root', 'wrong-pass'), headers: { 'x-forwarded-for': '10.0.0.1' } });
     expect(sameClient.statusCode).toBe(429);
-    const otherClient = await app.inject({ method: 'POST', url: '/api/login', payload: json('alice', 'alice-password'), headers: { 'x-forwarded-for': '10.0.0.2' } });
+    const otherClient = await app.inject({ method: 'POST', url: '/api/login', payload: json('root', 'root-password'), headers: { 'x-forwarded-for': '10.0.0.2' } });
     expect(otherClient.statusCode).toBe(200);
+  });
+
+  // audit M3: a proxy appends the address it saw to the client's own X-Forwarded-For, so the leftmost
+  // entries are the client's to choose; Fastify's `trustProxy: true` took the leftmost.
+  const spoofedGuesses = async (trustProxy: unknown, remoteAddress: string) => {
+    const { app } = await testGateway({ extra: { trustProxy, limits: { loginAttemptsPerMinute: 3 } } });
+    const codes: number[] = [];
+    for (let i = 0; i < 5; i++) {
+      const res = await app.inject({
+        method: 'POST',
+        url: '/api/login',
+        remoteAddress,
+        // a different account each time, so only the per-address budget is at work
+        payload: json(`guess${i}`, 'wrong-pass'),
+        headers: { 'x-forwarded-for': `10.9.${i}.1, 203.0.113.7` },
+      });
+      codes.push(res.statusCode);
+    }
+    return { codes };
+  };
+
+  it('trustProxy: true trusts one hop: a spoofed leftmost X-Forwarded-For does not give a fresh budget', async () => {
+    expect((await spoofedGuesses(true, '127.0.0.1')).codes).toEqual([401, 401, 401, 429, 429]);
+  });
+
+  it('trustProxy as a list of proxies: the client is the nearest untrusted address; a non-proxy peer is the client itself', async () => {
+    expect((await spoofedGuesses(['127.0.0.1'], '127.0.0.1')).codes).toEqual([401, 401, 401, 429, 429]);
+    // two proxies listed (the second by CIDR): the client is the entry before 203.0.113.7, a new one each time
+    expect((await spoofedGuesses(['127.0.0.0/8', '203.0.113.0/24'], '127.0.0.1')).codes).toEqual([401, 401, 401, 401, 401]);
+    // a peer that is not a listed proxy cannot forward anything
+    const direct = await spoofedGuesses(['192.0.2.1'], '127.0.0.1');
+    expect(direct.codes).toEqual([401, 401, 401, 429, 429]);
+  });
+
+  it('a trustProxy entry that is not an address or CIDR fails at start-up with SB_ERR_CONFIG_INVALID', async () => {
+    for (const bad of [['nginx.local'], ['10.0.0.0/33'], ['1.2.3.4/8/1']]) {
+      await expect(testGateway({ extra: { trustProxy: bad } })).rejects.toMatchObject({ code: 'SB_ERR_CONFIG_INVALID', message: expect.stringContaining('trustProxy') });
+    }
+  });
+
+  it('limits login attempts per username too, whatever the address (audit M3: rotating addresses)', async () => {
+    const { app } = await testGateway({ extra: { limits: { loginAttemptsPerMinute: 3 } } });
+    const codes: number[] = [];
+    for (let i = 0; i < 5; i++) {
+      // case differs too: usernames are case-insensitive, and so is their budget
+      const username = i % 2 === 0 ? 'root' : 'ROOT';
+      const res = await app.inject({ method: 'POST', url: '/api/login', remoteAddress: `127.0.1.${i}`, payload: json(username, 'wrong-pass') });
+      codes.push(res.statusCode);
+    }
+    expect(codes).toEqual([401, 401, 401, 429, 429]);
+    const right = await app.inject({ method: 'POST', url: '/api/login', remoteAddress: '127.0.2.1', payload: json('root', 'root-password') });
+    expect(right.statusCode).toBe(429);
+    expect(right.json().error.code).toBe('SB_ERR_RATE_LIMITED');
+    // bounded: the refusal lasts at most the rest of the one-minute window
+    const retryAfter = Number(right.headers['retry-after']);
+    expect(retryAfter).toBeGreaterThan(0);
+    expect(retryAfter).toBeLessThanOrEqual(60);
+    // other accounts are not affected
+    const alice = await app.inject({ method: 'POST', url: '/api/login', remoteAddress: '127.0.2.2', payload: json('alice', 'alice-password') });
+    expect(alice.statusCode).toBe(200);
   });
 
   it('answers schema violations with 400 SB_ERR_BAD_REQUEST', async () => {
