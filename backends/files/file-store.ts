@@ -81,6 +81,8 @@ export class FileStore {
   private partialDir = '';
   private metaDir = '';
   private readonly active = new Map<string, Upload>();
+  /** partials the sweep is deleting right now, by path */
+  private readonly removing = new Map<string, Promise<void>>();
   private sweeper: NodeJS.Timeout | undefined;
 
   constructor(options: FileStoreOptions) {
@@ -117,21 +119,30 @@ export class FileStore {
 
   /** Deletes expired resumable partials and orphaned non-resumable ones. Returns how many went. */
   async sweep({ startup = false, now = Date.now() }: { startup?: boolean; now?: number } = {}): Promise<number> {
-    const inUse = new Set([...this.active.values()].map((u) => u.path));
     let removed = 0;
     for (const file of await readdir(this.partialDir)) {
       const path = join(this.partialDir, file);
-      if (inUse.has(path)) continue;
+      if (this.inUse(path)) continue;
       const st = await lstat(path).catch(() => undefined);
       if (!st) continue;
       const orphan = file.startsWith('t-') || (startup && !file.startsWith('r-'));
       const expired = now - st.mtimeMs > this.options.partialTtlMs;
-      if (orphan || expired) {
-        await rm(path, { force: true, recursive: true });
+      // "In use" is decided again after the awaits above, in the same tick as the rm starts: an
+      // upload that resumed this partial meanwhile is in `active` (registered before it opens the
+      // file), and one that begins while the rm runs waits for it (see beginUpload).
+      if ((orphan || expired) && !this.inUse(path)) {
+        const removal = rm(path, { force: true, recursive: true }).finally(() => this.removing.delete(path));
+        this.removing.set(path, removal);
+        await removal;
         removed++;
       }
     }
     return removed;
+  }
+
+  private inUse(path: string): boolean {
+    for (const upload of this.active.values()) if (upload.path === path) return true;
+    return false;
   }
 
   /** Every visible file, sorted by name. Symlinks, directories and invalid names are not listed. */
@@ -235,10 +246,13 @@ export class FileStore {
     // Registered before any await that could interleave with another put of the same name.
     const upload = new Upload(this, name, path, { offset, total, resumable, sha256: request.sha256 });
     this.active.set(name, upload);
+    let handle: FileHandle | undefined;
     try {
+      // A sweep already deleting this expired partial finishes first: the resume then finds no
+      // partial and is refused (SB_ERR_FILE_OFFSET), rather than appending to an unlinked file.
+      await this.removing.get(path);
       await this.checkQuota(upload.reserved);
       const hash = createHash('sha256');
-      let handle: FileHandle;
       if (offset > 0) {
         const st = await lstat(path).catch(() => undefined);
         if (!st || !st.isFile() || st.size !== offset) {
@@ -255,6 +269,7 @@ export class FileStore {
       return upload;
     } catch (err) {
       this.active.delete(name);
+      await handle?.close().catch(() => undefined);
       throw err;
     }
   }

@@ -1,5 +1,8 @@
 import { lstat, mkdir, readdir, readFile, symlink, utimes, writeFile } from 'node:fs/promises';
+import { execFile } from 'node:child_process';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
 import { afterEach, describe, expect, it } from 'vitest';
 import { FileStore, type FileStoreOptions } from '../../../backends/files/file-store.js';
 import { validateFileName } from '../../../backends/files/file-name.js';
@@ -173,6 +176,70 @@ describe('FileStore', () => {
     stores.push(again);
     await again.open();
     expect(await readdir(join(root, '.partial'))).toEqual([]);
+  });
+
+  // Regression (audit L1): the sweep decided "in use" from a snapshot taken before its loop, so an
+  // expired partial resumed while the sweep walked .partial/ was deleted under the running upload.
+  it('a sweep under way never deletes a partial that a client resumes meanwhile', async () => {
+    const { store, root } = await openStore({ partialTtlMs: 1000 });
+    const partialDir = join(root, '.partial');
+    const partialOf = (name: string) => `r-${sha256(name)}`;
+    const candidates = Array.from({ length: 40 }, (_, i) => `report${i}.bin`);
+    for (const name of candidates) {
+      const upload = await store.beginUpload(name, { size: 2000 });
+      upload.write(Buffer.alloc(1000, 1));
+      await upload.drained();
+      await upload.abort(); // interrupted: its 1000 bytes are kept
+    }
+    const fillers = new Set<string>();
+    for (let i = 0; i < 600; i++) fillers.add(`r-${sha256(`leftover ${i}`)}`);
+    for (const filler of fillers) await writeFile(join(partialDir, filler), 'an expired leftover');
+    // The partial listed after the most leftovers: the sweep lstats and deletes them first, so the
+    // resume below begins while the sweep is still on its way to that partial.
+    const listing = await readdir(partialDir);
+    const leftoversBefore = (name: string) => listing.slice(0, listing.indexOf(partialOf(name))).filter((f) => fillers.has(f)).length;
+    const name = candidates.reduce((a, b) => (leftoversBefore(a) >= leftoversBefore(b) ? a : b));
+    expect(leftoversBefore(name)).toBeGreaterThan(100);
+    for (const other of candidates) if (other !== name) await store.delete(other);
+
+    const sweeping = store.sweep({ now: Date.now() + 5000 }); // everything in .partial/ has expired
+    const resumed = await store.beginUpload(name, { offset: 1000, size: 1000 });
+    resumed.write(Buffer.alloc(1000, 2));
+    await resumed.drained();
+    expect(await sweeping).toBe(fillers.size);
+    expect((await resumed.complete()).size).toBe(2000);
+    expect(await readFile(join(root, name))).toEqual(Buffer.concat([Buffer.alloc(1000, 1), Buffer.alloc(1000, 2)]));
+    expect(await readdir(partialDir)).toEqual([]);
+  });
+
+  // The partial's O_APPEND handle is opened before the kept prefix is rehashed: when the rehash fails,
+  // the handle must be closed. Run in a child with a low descriptor limit (the built store, so
+  // `npm run build:server` first), where exactly one descriptor is free: the append open takes it,
+  // the rehash's open fails with EMFILE, and afterwards that one descriptor must be free again.
+  it('closes the partial it opened for a resume when rehashing the kept prefix fails', async () => {
+    const base = await tempDir('sockbridge-store-');
+    const built = fileURLToPath(new URL('../../../dist/backends/files/file-store.js', import.meta.url));
+    const script = `
+      import { open } from 'node:fs/promises';
+      const { FileStore } = await import(${JSON.stringify(built)});
+      const store = new FileStore({ root: process.argv[1], maxFileSize: 1e6, quotaBytes: 0, partialTtlMs: 60000 });
+      await store.open();
+      const upload = await store.beginUpload('f.bin', { size: 2000 });
+      upload.write(Buffer.alloc(1000, 1));
+      await upload.drained();
+      await upload.abort();
+      const held = [];
+      for (;;) {
+        try { held.push(await open('/dev/null')); } catch (e) { if (e.code !== 'EMFILE') throw e; break; }
+      }
+      await held.pop().close();
+      const err = await store.beginUpload('f.bin', { offset: 1000, size: 1000 }).then(() => 'accepted', (e) => e.code);
+      const free = await open('/dev/null').then((h) => (held.push(h), 'free'), (e) => e.code);
+      for (const h of held) await h.close();
+      await store.close();
+      console.log(JSON.stringify({ err, free }));`;
+    const { stdout } = await promisify(execFile)('sh', ['-c', 'ulimit -n 64 && exec "$0" --input-type=module -e "$1" "$2"', process.execPath, script, join(base, 'root')]);
+    expect(JSON.parse(stdout)).toEqual({ err: 'EMFILE', free: 'free' });
   });
 
   it('never follows a symlink: read, write (dangling too) and delete are refused', async () => {
