@@ -191,6 +191,9 @@ export function bridgeWebSocketToTcp(ws: WebSocket, target: RelayTarget, limits:
   };
 
   ws.on('message', (data: RawData) => {
+    // Once we have sent our close (a limit, a logout, the target gone), nothing more reaches the
+    // target, not even what the browser sent before it saw the close: ws still delivers those.
+    if (ws.readyState !== ws.OPEN) return;
     const chunk = data as Buffer; // binaryType 'nodebuffer' (ws's default): always one Buffer
     // ws's maxPayload enforces the limit before buffering; this is the same limit in case the
     // WebSocket server was built with a larger one (the gateway shares one server between routes).

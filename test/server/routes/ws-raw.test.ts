@@ -56,6 +56,21 @@ describe('/ws/raw/:target', () => {
     expect(sha256(await back)).toBe(sha256(payload));
   });
 
+  it('writes nothing more to the target once it has closed the WebSocket (1009), even what the browser sent before seeing the close', async () => {
+    const got: Buffer[] = [];
+    const sink = await target(() => startTarget((s) => s.on('data', (d: Buffer) => got.push(d))));
+    // wsMaxMessageBytes (64 KiB) above rawMaxMessageBytes: the relay's own check refuses, not ws's maxPayload
+    const g = await gateway({ sink: `127.0.0.1:${sink.port}` }, { rawMaxMessageBytes: 2048 });
+    const ws = await client(g, '/ws/raw/sink');
+    ws.send(Buffer.from('before'));
+    const closed = collectUntilClose(ws);
+    ws.send(Buffer.alloc(4096, 0x78)); // refused: close 1009 starts
+    ws.send(Buffer.from('after')); // already on the wire: arrives while the socket is CLOSING
+    expect((await closed).code).toBe(1009);
+    await new Promise((r) => setTimeout(r, 200));
+    expect(Buffer.concat(got).toString()).toBe('before');
+  });
+
   it('delivers the whole tail when the target writes 1 MB and closes at once', async () => {
     const payload = patternBytes(1024 * 1024, 4);
     const source = await target(() => startTarget((s) => s.end(payload)));
