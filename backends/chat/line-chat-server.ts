@@ -109,7 +109,8 @@ class LineConnection {
   private onData(chunk: Buffer): void {
     clearTimeout(this.flushTimer);
     this.handle(this.splitter.push(chunk));
-    if (this.splitter.hasPartial && !this.socket.destroyed) {
+    // A refused line without a newline (the seed's client) also ends with the pause: else every later line were skipped.
+    if ((this.splitter.hasPartial || this.splitter.isSkipping) && !this.socket.destroyed) {
       this.flushTimer = setTimeout(() => this.handle(this.splitter.flush()), this.options.lineFlushMs);
     }
   }

@@ -1,8 +1,9 @@
 // Splits a byte stream into text lines for the chat's line mode (nc, telnet, the seed's client).
 // LF ends a line, a CR before it is dropped (telnet sends CR LF, RFC 854), invalid UTF-8 becomes
 // U+FFFD. A line longer than maxLineBytes is refused the moment the limit is passed (nothing more
-// of it is buffered) and skipped up to its newline. flush() turns a pending partial line into a
-// line: the seed's client sends its text without any newline. Pure: no sockets, no timers.
+// of it is buffered) and skipped up to its newline, or up to the next flush(). flush() turns a
+// pending partial line into a line: the seed's client sends its text without any newline, so for it
+// a pause, not a newline, ends a line, a refused one included. Pure: no sockets, no timers.
 
 import { Buffer } from 'node:buffer';
 
@@ -14,13 +15,18 @@ const decoder = new TextDecoder('utf-8', { fatal: false });
 export class LineSplitter {
   private parts: Buffer[] = [];
   private pending = 0;
-  /** inside a line already refused as too long: drop bytes until its newline */
+  /** inside a line already refused as too long: drop bytes until its newline or the next flush() */
   private skipping = false;
 
   constructor(private readonly maxLineBytes: number) {}
 
   get hasPartial(): boolean {
     return this.pending > 0;
+  }
+
+  /** Inside a refused line: flush() would end it (the caller's pause timer must run). */
+  get isSkipping(): boolean {
+    return this.skipping;
   }
 
   push(chunk: Buffer): LineItem[] {
@@ -49,8 +55,9 @@ export class LineSplitter {
     return items;
   }
 
-  /** The pending partial line, if any, as a line. */
+  /** The pending partial line, if any, as a line; ends a refused line, so the next bytes start a new one. */
   flush(): LineItem[] {
+    this.skipping = false;
     return this.pending > 0 ? this.take() : [];
   }
 

@@ -91,6 +91,24 @@ client.close()
     await alice.next('message', (e) => e.text === 'zai jian');
   });
 
+  it('regression: a too-long line without a newline (seed style) is refused, and the next newline-less lines still arrive', async () => {
+    const { port, linePort } = await startChat();
+    const alice = await RawChat.hello(port, 'alice');
+    const guest = await LineClient.open(linePort);
+    guest.write('before');
+    await alice.next('message', (e) => e.text === 'before');
+    const mark = guest.text.length;
+    guest.write('x'.repeat(5000));
+    await guest.waitFor(/^! SB_ERR_MESSAGE_TOO_LARGE /m, mark);
+    // the seed's client pauses between messages; the pause (lineFlushMs, 30 ms) ends the refused line
+    await new Promise((resolve) => setTimeout(resolve, 150));
+    guest.write('after');
+    expect((await alice.next('message', (e) => e.text === 'after', 2000)).from).toBe(guest.nick);
+    await new Promise((resolve) => setTimeout(resolve, 150));
+    guest.write('and again');
+    expect((await alice.next('message', (e) => e.text === 'and again', 2000)).from).toBe(guest.nick);
+  });
+
   it('handles /nick, /who, /msg, /help and /quit', async () => {
     const { port, linePort } = await startChat();
     const alice = await RawChat.hello(port, 'alice');

@@ -26,6 +26,16 @@ describe('LineSplitter', () => {
     expect(s.push(Buffer.from('abcd\r\n'))).toEqual([{ type: 'line', text: 'abcd' }]);
   });
 
+  it('a flush ends a refused line that has no newline, so the next bytes start a new line (the seed client sends none)', () => {
+    const s = new LineSplitter(4);
+    expect(s.push(Buffer.from('abcdefg'))).toEqual([{ type: 'too-long', bytes: 7 }]);
+    expect(s.isSkipping).toBe(true);
+    expect(s.flush()).toEqual([]);
+    expect(s.isSkipping).toBe(false);
+    expect(s.push(Buffer.from('ok'))).toEqual([]);
+    expect(s.flush()).toEqual([{ type: 'line', text: 'ok' }]);
+  });
+
   it('decodes a multi-byte character split across chunks, and replaces invalid UTF-8', () => {
     const s = new LineSplitter(100);
     const bytes = Buffer.from('né\n');
