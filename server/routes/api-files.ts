@@ -11,7 +11,7 @@ import type { FileEntry, FileList, UploadFailure, UploadResult } from '../../pro
 import { validateFileName } from '../../backends/files/file-name.js';
 import { requireSession } from '../plugins/auth.js';
 import { FilesUpstream } from '../upstream/files-upstream.js';
-import { bodyStart, contentDisposition, etagOf, guessBodyStart, planDownload, type DownloadPlan, type DownloadRequest } from './api-files-http.js';
+import { bodyStart, contentDisposition, etagOf, guessBodyStart, planDownload, type DownloadRequest } from './api-files-http.js';
 
 const nameParams = {
   params: {
@@ -135,30 +135,27 @@ export async function apiFilesRoutes(app: FastifyInstance): Promise<void> {
         ifNoneMatch: request.headers['if-none-match'],
       };
       const head = request.method === 'HEAD';
-      let plan: DownloadPlan = { kind: 'whole' };
       const { entry, stream } = await upstream.download(
         name,
-        (candidate) => {
-          plan = planDownload(conditions, candidate);
-          return head ? null : bodyStart(plan);
-        },
+        (candidate) => (head ? null : bodyStart(planDownload(conditions, candidate))),
         head ? undefined : guessBodyStart(conditions),
       );
-      const settled = plan as DownloadPlan;
+      // the plan the download settled on: the same function of the same entry
+      const plan = planDownload(conditions, entry);
       reply.header('etag', etagOf(entry.sha256)).header('accept-ranges', 'bytes').header('cache-control', 'private, no-cache');
-      if (settled.kind === 'not-modified') return reply.code(304).send();
-      if (settled.kind === 'unsatisfiable') {
+      if (plan.kind === 'not-modified') return reply.code(304).send();
+      if (plan.kind === 'unsatisfiable') {
         reply.header('content-range', `bytes */${entry.size}`);
         throw sbError('SB_ERR_RANGE_NOT_SATISFIABLE', JSON.stringify(conditions.range ?? ''), entry.size);
       }
-      const [start, end] = settled.kind === 'range' ? [settled.start, settled.end] : [0, entry.size - 1];
+      const [start, end] = plan.kind === 'range' ? [plan.start, plan.end] : [0, entry.size - 1];
       const length = end - start + 1;
       reply
-        .code(settled.kind === 'range' ? 206 : 200)
+        .code(plan.kind === 'range' ? 206 : 200)
         .header('content-type', 'application/octet-stream')
         .header('content-disposition', contentDisposition(name))
         .header('content-length', String(length));
-      if (settled.kind === 'range') reply.header('content-range', `bytes ${start}-${end}/${entry.size}`);
+      if (plan.kind === 'range') reply.header('content-range', `bytes ${start}-${end}/${entry.size}`);
       return reply.send(stream ? exactly(stream, length) : undefined);
     },
   });
