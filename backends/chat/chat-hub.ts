@@ -30,6 +30,11 @@ export interface ChatHubLimits {
   historyOnJoin: number;
   /** direct messages in the `directs` event after hello (and after line mode's /nick) */
   directHistoryOnHello: number;
+  /**
+   * false when the service has no gateway token: then no hello can show that a nick is an account
+   * (the gateway's hello looks like anyone's), so no nick is ever safe to give history to.
+   */
+  serveDirectHistory: boolean;
 }
 
 /** The names line mode hands out (guest-1, guest-2, …; counting restarts with the service). */
@@ -77,8 +82,10 @@ export class ChatHub {
    * none (line mode gives the same guest-N to someone else after a restart), and a nick ever held
    * through the gateway token (an account) gets its history only through the gateway: otherwise
    * `/nick admin` on the line port, while admin is offline, would read admin's direct messages.
+   * Without a gateway token nobody gets any (see ChatHubLimits.serveDirectHistory).
    */
   directHistoryFor(nick: string, viaGateway: boolean): DirectMessage[] {
+    if (!this.limits.serveDirectHistory) return [];
     if (GUEST_NICK_PATTERN.test(nick)) return [];
     if (!viaGateway && this.history.isGatewayNick(nick)) return [];
     return this.history.recentDirect(nick, this.limits.directHistoryOnHello);

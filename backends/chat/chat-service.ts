@@ -50,7 +50,7 @@ export const chatOptionsSchema = {
     /** line mode: a partial line with no more bytes after this long counts as a line */
     lineFlushMs: { type: 'integer', minimum: 1, maximum: 5000, default: 30 },
     historyOnJoin: { type: 'integer', minimum: 0, maximum: HISTORY_ON_JOIN, default: HISTORY_ON_JOIN },
-    /** a connection's own recent direct messages, sent after hello (`directs`) */
+    /** a connection's own recent direct messages, sent after hello (`directs`); always none without gatewayToken */
     directHistoryOnHello: { type: 'integer', minimum: 0, maximum: DIRECT_HISTORY_MAX, default: 50 },
   },
 } as const;
@@ -95,6 +95,7 @@ export class ChatService extends TcpService {
       maxRoomsPerConnection: config.maxRoomsPerConnection,
       historyOnJoin: config.historyOnJoin,
       directHistoryOnHello: config.directHistoryOnHello,
+      serveDirectHistory: config.gatewayToken !== undefined,
     });
     this.lineServer =
       config.linePort === null

@@ -30,7 +30,10 @@ export async function wsChatRoutes(app: FastifyInstance, opts: { options: Gatewa
   const chatAddress = parseBackendUrl(options.chat, 'tcp', 'chat service');
   const gatewayToken = readSecret(options.chatGatewayToken, options.chatGatewayTokenFile, options.data, 'chat-gateway.secret');
   if (!gatewayToken) {
-    app.log.warn('no chat gateway token (chatGatewayToken or DATA/chat-gateway.secret): each account can open one chat tab at a time');
+    app.log.warn(
+      'no chat gateway token (chatGatewayToken or DATA/chat-gateway.secret): each account can open one chat tab at a time, ' +
+        'and the chat service serves no direct-message history (give both sides the token; `sockbridge start` always has one)',
+    );
   }
 
   app.get('/ws/chat', { websocket: true, preValidation: app.wsGuard() }, (socket, request) => {

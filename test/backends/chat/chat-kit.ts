@@ -9,9 +9,14 @@ import { tempDir } from '../../helpers/tmp.js';
 const services: ChatService[] = [];
 const sockets: net.Socket[] = [];
 
+/** The kit's services have a gateway token, as under `sockbridge start`; pass `gatewayToken: undefined` for none. */
+export const KIT_GATEWAY_TOKEN = 'kit-gateway-token-0123456789';
+
 export async function startChat(options: Partial<ChatOptions> = {}): Promise<{ service: ChatService; port: number; linePort: number; dataDir: string }> {
   const dataDir = options.dataDir ?? (await tempDir('sockbridge-chat-'));
-  const service = new ChatService({ port: 0, linePort: 0, ...options, dataDir });
+  const config: Partial<ChatOptions> = { port: 0, linePort: 0, gatewayToken: KIT_GATEWAY_TOKEN, ...options, dataDir };
+  if (config.gatewayToken === undefined) delete config.gatewayToken;
+  const service = new ChatService(config);
   services.push(service);
   const address = await service.start();
   return { service, port: address.port, linePort: service.lineAddress()?.port ?? -1, dataDir };

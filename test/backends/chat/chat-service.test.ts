@@ -3,7 +3,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { ChatClient } from '../../../backends/chat/chat-client.js';
 import { ChatService } from '../../../backends/chat/chat-service.js';
 import { removeTempDirs } from '../../helpers/tmp.js';
-import { RawChat, closeAll, startChat } from './chat-kit.js';
+import { LineClient, RawChat, closeAll, startChat } from './chat-kit.js';
 
 const TOKEN = 'gateway-token-0123456789abcdef';
 
@@ -347,6 +347,20 @@ describe('ChatService: direct-message history', () => {
     // bob's own history still holds what he exchanged with the account
     const bob = await RawChat.hello(port, 'bob');
     expect((await bob.next('directs')).history.map((m) => m.text)).toEqual(['a to b', 'b to a', 'c to b']);
+  });
+  it('regression: without a gateway token, serves no direct-message history to anyone (the gateway\'s hello is then anyone\'s)', async () => {
+    const { port, linePort } = await startChat({ gatewayToken: undefined });
+    // what /ws/chat sends for accounts admin and bob when it has no token: a plain hello
+    await exchange(port);
+    const impostor = await RawChat.hello(port, 'alice');
+    expect((await impostor.next('directs')).history).toEqual([]);
+    const bob = await RawChat.hello(port, 'bob');
+    expect((await bob.next('directs')).history).toEqual([]);
+    const guest = await LineClient.open(linePort);
+    const mark = guest.text.length;
+    guest.write('/nick carol\n/who\n');
+    await guest.waitFor(/^\* you are now carol\n(?:.*\n)*\* in #lobby: /m, mark);
+    expect(guest.text).not.toMatch(/\*bob\*|-> \*/);
   });
 });
 

@@ -195,6 +195,24 @@ describe('/ws/chat', () => {
     expect(gw.app.healthRegistry.get('chat').status).toBe('down');
   });
 
+  it('regression: without a chat gateway token on either side, warns at startup and a reload gets no direct-message history', async () => {
+    const service = track(new ChatService({ port: 0, linePort: null, dataDir: await tempDir() }));
+    const chatUrl = `tcp://127.0.0.1:${(await service.start()).port}`;
+    const lines: string[] = [];
+    const gw = await startGateway({ chat: chatUrl, chatGatewayToken: undefined }, {}, lines);
+    expect(lines.find((l) => l.includes('no chat gateway token'))).toMatch(/serves no direct-message history/);
+    const bob = await welcomed(await gw.open('/ws/chat', await gw.login('bob', 'bob-password')), 'bob');
+    const aliceCookie = await gw.login('alice', 'alice-password');
+    const alice = await welcomed(await gw.open('/ws/chat', aliceCookie), 'alice');
+    alice.send({ cmd: 'dm', to: 'bob', text: 'for bob only', ref: 'd' });
+    await bob.json((m) => m['cmd'] === 'direct' && m['text'] === 'for bob only');
+    await alice.close();
+    await bob.json((m) => m['cmd'] === 'presence' && m['nick'] === 'alice' && m['event'] === 'leave');
+    // anyone on the raw port could have said the same plain hello as alice: so nobody gets history
+    const reloaded = await welcomed(await gw.open('/ws/chat', aliceCookie), 'alice');
+    expect((await reloaded.json((m) => m['cmd'] === 'directs'))['history']).toEqual([]);
+  });
+
   it('logs who connected from where, never message texts, cookies or the gateway token', async () => {
     const chat = await startChat();
     const lines: string[] = [];
