@@ -207,9 +207,20 @@ export class FilesClient {
       void this.enqueue(
         () =>
           new Promise<void>((release) => {
+            // While the body streams, the service must keep sending: a gap of replyTimeoutMs with
+            // nothing arriving (counted only while we are waiting for bytes, not while our reader
+            // has paused us) gives up the download instead of hanging forever.
+            let idle: NodeJS.Timeout | undefined;
+            const waitForBody = () => {
+              clearTimeout(idle);
+              idle = setTimeout(() => finish(this.shutdown(sbError('SB_ERR_TIMEOUT', this.replyTimeoutMs, 'files get body'))), this.replyTimeoutMs);
+            };
             const stream = new Readable({
               highWaterMark: 1024 * 1024,
-              read: () => this.socket.resume(),
+              read: () => {
+                if (started && this.listener === onEvent) waitForBody();
+                this.socket.resume();
+              },
               destroy: (err, cb) => {
                 // Abandoned mid-body: the connection cannot be used for another request.
                 if (this.listener === onEvent) this.shutdown(sbError('SB_ERR_BACKEND_DOWN', 'files', 'download abandoned'));
@@ -221,6 +232,7 @@ export class FilesClient {
               this.listener = undefined;
               this.closeWaiters.delete(onClose);
               clearTimeout(timer);
+              clearTimeout(idle);
               if (!started) rejectGet(err);
               else if (err) stream.destroy(err);
               release();
@@ -235,13 +247,19 @@ export class FilesClient {
                 else if (h.cmd !== 'data') return finish(this.shutdown(sbError('SB_ERR_BAD_REQUEST', `unexpected reply "${h.cmd}"`)));
                 else {
                   started = true;
+                  waitForBody();
                   resolveGet({ entry: fromWireEntry(h), offset: Number(h['offset']), stream });
                 }
               } else if (event.type === 'body') {
-                if (!stream.push(event.chunk)) this.socket.pause();
+                if (stream.push(event.chunk)) waitForBody();
+                else {
+                  clearTimeout(idle); // our reader is slow, not the service
+                  this.socket.pause();
+                }
               } else if (refusal) {
                 finish(refusal);
               } else {
+                clearTimeout(idle);
                 stream.push(null);
                 this.listener = undefined;
                 this.closeWaiters.delete(onClose);
@@ -332,11 +350,15 @@ export class FilesClient {
     if (this.closedError) return Promise.reject(this.closedError);
     if (this.socket.write(buf)) return Promise.resolve();
     return new Promise((resolve, reject) => {
+      // A service that stops reading for replyTimeoutMs is given up, not waited for forever.
+      const stalled = setTimeout(() => this.shutdown(sbError('SB_ERR_TIMEOUT', this.replyTimeoutMs, 'files service not reading')), this.replyTimeoutMs);
       const onClose = (err: SockbridgeError) => {
+        clearTimeout(stalled);
         this.socket.off('drain', onDrain);
         reject(err);
       };
       const onDrain = () => {
+        clearTimeout(stalled);
         this.closeWaiters.delete(onClose);
         resolve();
       };

@@ -1,8 +1,10 @@
 // FilesClient against a real FilesService: queueing, refusals, broken sources, lost connections.
 import { randomBytes } from 'node:crypto';
+import net, { type AddressInfo } from 'node:net';
 import { Readable } from 'node:stream';
 import { afterEach, describe, expect, it } from 'vitest';
 import { FilesClient } from '../../../backends/files/files-client.js';
+import { encodeFrameHead } from '../../../protocol/frame-codec.js';
 import { removeTempDirs } from '../../helpers/tmp.js';
 import { connect, eventually, sha256, startFiles, stopFiles } from './harness.js';
 
@@ -31,6 +33,48 @@ describe('FilesClient', () => {
     expect(results[3]).toBe('SB_ERR_FILE_NOT_FOUND');
     expect(results[5]).toEqual([]);
   });
+
+  it('waits as long as its own reader needs: a paused download is not a stalled service', async () => {
+    const { port } = await startFiles();
+    const client = await FilesClient.connect('127.0.0.1', port, { replyTimeoutMs: 300 });
+    const data = randomBytes(4 * 1024 * 1024);
+    await client.put('paused', Readable.from([data]), data.length);
+    const { stream } = await client.get('paused');
+    await new Promise((r) => setTimeout(r, 900)); // three reply timeouts without reading
+    const parts: Buffer[] = [];
+    for await (const c of stream) parts.push(c as Buffer);
+    expect(Buffer.concat(parts).equals(data)).toBe(true);
+    await client.close();
+  });
+
+  it('gives up a download whose service stops sending mid-body (SB_ERR_TIMEOUT), and a put whose service stops reading', async () => {
+    // A hostile or hung peer: answers a get with a data header and 3 of 10 bytes, and never reads a put.
+    const hung = net.createServer((s) => {
+      s.on('error', () => undefined);
+      s.once('data', (d) => {
+        if (d.includes('"get"')) s.write(Buffer.concat([encodeFrameHead({ cmd: 'data', name: 'a', total: 10, offset: 0, mtime: 0, sha256: 'a'.repeat(64) }, 10), Buffer.from('abc')]));
+        else s.pause();
+      });
+    });
+    await new Promise<void>((r) => hung.listen(0, '127.0.0.1', r));
+    const port = (hung.address() as AddressInfo).port;
+    try {
+      const getter = await FilesClient.connect('127.0.0.1', port, { replyTimeoutMs: 300 });
+      const { stream } = await getter.get('a');
+      const outcome = await new Promise<string>((resolve) => {
+        stream.on('data', () => undefined);
+        stream.on('end', () => resolve('end'));
+        stream.on('error', (err: { code?: string }) => resolve(err.code ?? 'error'));
+      });
+      expect(outcome).toBe('SB_ERR_TIMEOUT');
+
+      const putter = await FilesClient.connect('127.0.0.1', port, { replyTimeoutMs: 300 });
+      const big = Buffer.alloc(64 * 1024 * 1024); // more than the socket buffers hold
+      await expect(putter.put('b', Readable.from([big]), big.length)).rejects.toMatchObject({ code: 'SB_ERR_TIMEOUT' });
+    } finally {
+      hung.close();
+    }
+  }, 10_000);
 
   it('delivers a download it was not reading yet, byte-exact, once it reads', async () => {
     const { port } = await startFiles();
