@@ -141,7 +141,7 @@ export class ChatHub {
     }
     const wait = Math.max(connectionBucket.wait(now), nickBucket.wait(now));
     if (wait > 0) {
-      const err = sbError('SB_ERR_RATE_LIMITED', `at most ${this.limits.rateLimit.capacity} messages per ${this.limits.rateLimit.intervalMs} ms`);
+      const err = sbError('SB_ERR_RATE_LIMITED', `at most ${this.limits.rateLimit.capacity} requests per ${this.limits.rateLimit.intervalMs} ms`);
       throw Object.assign(err, { retryAfterMs: wait }) as RateLimitedError;
     }
     connectionBucket.take(now);
@@ -162,8 +162,9 @@ export class ChatHub {
     }
   }
 
+  /** The fullest ROOMS_LISTED rooms (see ChatRooms.fullest). */
   roomList(): RoomListEvent {
-    return { cmd: 'rooms', rooms: this.rooms.list() };
+    return { cmd: 'rooms', rooms: [...this.rooms.fullest()] };
   }
 }
 
@@ -271,12 +272,16 @@ export class ChatSession implements ChatPeer {
     return event;
   }
 
+  /** Rate-charged like a message: a big room's member list is a big reply. */
   who(roomName: string): MembersEvent {
     validateRoom(roomName);
+    this.hub.charge(this.bucket, this.nick);
     return { cmd: 'members', room: roomName, members: this.hub.rooms.get(roomName)?.members() ?? [] };
   }
 
+  /** Rate-charged like a message; the reply is bounded (ChatHub.roomList). */
   rooms(): RoomListEvent {
+    this.hub.charge(this.bucket, this.nick);
     return this.hub.roomList();
   }
 

@@ -13,8 +13,14 @@ export interface ChatPeer {
 export class ChatRoom {
   private readonly peers = new Set<ChatPeer>();
   private readonly nickCounts = new Map<string, number>();
+  /** members(), kept until a nickname comes or goes: `who` and every join ask for it */
+  private sortedMembers: string[] | undefined;
 
-  constructor(readonly name: string) {}
+  /** `onMembersChanged`: a nickname came or went (the registry's room list is out of date). */
+  constructor(
+    readonly name: string,
+    private readonly onMembersChanged: () => void = () => {},
+  ) {}
 
   get isEmpty(): boolean {
     return this.peers.size === 0;
@@ -30,6 +36,7 @@ export class ChatRoom {
     this.peers.add(peer);
     const count = this.nickCounts.get(peer.nick) ?? 0;
     this.nickCounts.set(peer.nick, count + 1);
+    if (count === 0) this.membersChanged();
     return count === 0;
   }
 
@@ -42,12 +49,19 @@ export class ChatRoom {
       return false;
     }
     this.nickCounts.delete(nick);
+    this.membersChanged();
     return true;
   }
 
-  /** Distinct nicknames present, sorted. */
+  private membersChanged(): void {
+    this.sortedMembers = undefined;
+    this.onMembersChanged();
+  }
+
+  /** Distinct nicknames present, sorted (a copy). */
   members(): string[] {
-    return [...this.nickCounts.keys()].sort();
+    this.sortedMembers ??= [...this.nickCounts.keys()].sort();
+    return [...this.sortedMembers];
   }
 
   get memberCount(): number {
@@ -65,18 +79,34 @@ export class ChatRoom {
   }
 }
 
+export interface RoomCount {
+  room: string;
+  members: number;
+}
+
+/** The fullest rooms `rooms` answers with: a bounded reply however many rooms exist. */
+export const ROOMS_LISTED = 100;
+
 /** The registry of rooms: a room exists while someone is in it (its history stays in SQLite). */
 export class ChatRooms {
   private readonly rooms = new Map<string, ChatRoom>();
+  /** fullest(), kept until a room's membership changes: `rooms` is asked far more often than that */
+  private fullestCache: RoomCount[] | undefined;
+  private readonly invalidate = () => (this.fullestCache = undefined);
 
   get(name: string): ChatRoom | undefined {
     return this.rooms.get(name);
   }
 
+  /** How many rooms have someone in them. */
+  get size(): number {
+    return this.rooms.size;
+  }
+
   getOrCreate(name: string): ChatRoom {
     let room = this.rooms.get(name);
     if (!room) {
-      room = new ChatRoom(name);
+      room = new ChatRoom(name, this.invalidate);
       this.rooms.set(name, room);
     }
     return room;
@@ -84,10 +114,36 @@ export class ChatRooms {
 
   /** Drops `room` from the registry once nobody is in it. */
   release(room: ChatRoom): void {
-    if (room.isEmpty) this.rooms.delete(room.name);
+    if (room.isEmpty && this.rooms.delete(room.name)) this.invalidate();
   }
 
-  list(): { room: string; members: number }[] {
-    return [...this.rooms.values()].map((r) => ({ room: r.name, members: r.memberCount })).sort((a, b) => a.room.localeCompare(b.room));
+  /**
+   * The ROOMS_LISTED fullest rooms, most members first, then by name. A selection in one pass
+   * (O(rooms · log ROOMS_LISTED)), not a sort of every room, and cached until a membership changes.
+   */
+  fullest(): readonly RoomCount[] {
+    this.fullestCache ??= selectFullest(this.rooms.values(), ROOMS_LISTED);
+    return this.fullestCache;
   }
+}
+
+const fuller = (a: RoomCount, b: RoomCount): number => b.members - a.members || (a.room < b.room ? -1 : a.room > b.room ? 1 : 0);
+
+/** The `limit` fullest of `rooms`, in `fuller` order: a sorted window kept by binary insertion. */
+function selectFullest(rooms: Iterable<ChatRoom>, limit: number): RoomCount[] {
+  const top: RoomCount[] = [];
+  for (const r of rooms) {
+    const entry = { room: r.name, members: r.memberCount };
+    if (top.length === limit && fuller(entry, top[limit - 1]!) >= 0) continue;
+    let lo = 0;
+    let hi = top.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if (fuller(top[mid]!, entry) <= 0) lo = mid + 1;
+      else hi = mid;
+    }
+    top.splice(lo, 0, entry);
+    if (top.length > limit) top.pop();
+  }
+  return top;
 }

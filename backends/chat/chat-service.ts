@@ -40,7 +40,7 @@ export const chatOptionsSchema = {
     maxTextBytes: { type: 'integer', minimum: 1, maximum: CHAT_LIMITS.textMaxBytes, default: CHAT_LIMITS.textMaxBytes },
     /** requests are small JSON headers; anything bigger is an attack or a bug */
     maxHeaderBytes: { type: 'integer', minimum: 256, maximum: 64 * 1024, default: 16 * 1024 },
-    /** token bucket, per connection and per nickname: `rateCapacity` messages per `rateIntervalMs` */
+    /** token bucket, per connection and per nickname: `rateCapacity` say/dm/join/leave/who/rooms per `rateIntervalMs` */
     rateCapacity: { type: 'integer', minimum: 1, default: 20 },
     rateIntervalMs: { type: 'integer', minimum: 1, default: 10_000 },
     /** a frame connection that has not said hello by then is closed */

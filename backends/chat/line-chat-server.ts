@@ -26,6 +26,8 @@ export const LINE_HISTORY_ON_JOIN = 20;
 export const LINE_DIRECT_HISTORY = 20;
 /** Rooms /rooms names (the fullest first): one readable line, not thousands of names. */
 export const LINE_ROOMS_LISTED = 20;
+/** Members a `* in #ROOM:` line names (/who, /join): one readable line however big the room. */
+export const LINE_MEMBERS_LISTED = 50;
 
 export interface LineChatOptions {
   host: string;
@@ -80,7 +82,7 @@ class LineConnection {
 
   constructor(
     private readonly socket: net.Socket,
-    hub: ChatHub,
+    private readonly hub: ChatHub,
     private readonly options: LineChatOptions,
     guestNick: () => string,
   ) {
@@ -159,7 +161,7 @@ class LineConnection {
         this.switchTo(args[0].replace(/^#/, ''));
         return;
       case '/rooms':
-        this.write(roomsLine(this.session.rooms()));
+        this.write(roomsLine(this.session.rooms(), this.hub.rooms.size));
         return;
       case '/who':
         this.deliver(this.session.who(this.room));
@@ -211,10 +213,10 @@ class LineConnection {
         return;
       case 'joined':
         for (const m of event.history.slice(-LINE_HISTORY_ON_JOIN)) this.write(`${m.from}: ${clean(m.text)}`);
-        this.write(`* in #${event.room}: ${event.members.join(', ')}`);
+        this.write(membersLine(event.room, event.members));
         return;
       case 'members':
-        this.write(`* in #${event.room}: ${event.members.join(', ')}`);
+        this.write(membersLine(event.room, event.members));
         return;
       case 'error':
         this.write(`! ${event.code} ${clean(event.message)}`);
@@ -235,10 +237,16 @@ function refusalLine(err: SockbridgeError): string {
   return `! ${err.code} ${sanitizeForTerminal(err.message)}`;
 }
 
-/** `* rooms: #lobby (3), #ops (1)`, the fullest LINE_ROOMS_LISTED rooms, and how many more there are. */
-function roomsLine(list: RoomListEvent): string {
-  const rooms = [...list.rooms].sort((a, b) => b.members - a.members || a.room.localeCompare(b.room));
-  const shown = rooms.slice(0, LINE_ROOMS_LISTED).map((r) => `#${r.room} (${r.members})`);
-  const more = rooms.length > shown.length ? `, and ${rooms.length - shown.length} more` : '';
-  return `* rooms: ${shown.join(', ') || '(none)'}${more}`;
+/** `* rooms: #lobby (3), #ops (1)`, the fullest LINE_ROOMS_LISTED rooms (the list comes fullest first), and how many more there are. */
+function roomsLine(list: RoomListEvent, total: number): string {
+  const shown = list.rooms.slice(0, LINE_ROOMS_LISTED).map((r) => `#${r.room} (${r.members})`);
+  return `* rooms: ${shown.join(', ') || '(none)'}${andMore(total - shown.length)}`;
 }
+
+/** `* in #lobby: alice, bob`, the first LINE_MEMBERS_LISTED names, and how many more there are. */
+function membersLine(room: string, members: string[]): string {
+  const shown = members.slice(0, LINE_MEMBERS_LISTED);
+  return `* in #${room}: ${shown.join(', ')}${andMore(members.length - shown.length)}`;
+}
+
+const andMore = (count: number): string => (count > 0 ? `, and ${count} more` : '');

@@ -56,8 +56,8 @@ describe('ChatService: rooms and messages', () => {
     expect(await bob.next('joined', (e) => e.room === 'dev')).toMatchObject({ members: ['bob'] });
     alice.send({ cmd: 'rooms' });
     expect((await alice.next('rooms')).rooms).toEqual([
-      { room: 'dev', members: 1 },
       { room: 'lobby', members: 2 },
+      { room: 'dev', members: 1 },
     ]);
 
     bob.send({ cmd: 'leave', room: 'lobby' });
@@ -212,8 +212,55 @@ describe('ChatService: limits keep the connection open', () => {
     expect(refused.retryAfterMs).toBeGreaterThan(0);
     expect(a.events.some((e) => e.cmd === 'message' && e.text === 'm3')).toBe(false);
     await a.sync();
+    expect(a.isClosed).toBe(false);
+  });
+
+  it('regression: charges who and rooms to the same buckets (one reader could keep the service busy listing)', async () => {
+    const { port } = await startChat({ rateCapacity: 3, rateIntervalMs: 60_000 });
+    const a = await RawChat.hello(port, 'alice');
     a.send({ cmd: 'who', room: 'lobby' });
-    expect((await a.next('members')).members).toEqual(['alice']);
+    a.send({ cmd: 'rooms' });
+    a.send({ cmd: 'say', room: 'lobby', text: 'third', ref: 's' });
+    await a.next('message', (e) => e.ref === 's');
+    a.send({ cmd: 'rooms' });
+    a.send({ cmd: 'who', room: 'lobby' });
+    await a.sync();
+    const refused = a.events.filter((e) => e.cmd === 'error');
+    expect(refused.map((e) => e.code)).toEqual(['SB_ERR_RATE_LIMITED', 'SB_ERR_RATE_LIMITED']);
+    expect(a.events.filter((e) => e.cmd === 'rooms' || e.cmd === 'members')).toHaveLength(2);
+    expect(a.isClosed).toBe(false);
+  });
+
+  it('answers rooms with the fullest 100 rooms, most members first, however many exist', async () => {
+    const { port } = await startChat({ rateCapacity: 1000, maxRoomsPerConnection: 200 });
+    const a = await RawChat.hello(port, 'alice');
+    const b = await RawChat.hello(port, 'bob');
+    for (let i = 0; i < 150; i++) a.send({ cmd: 'join', room: `r${String(i).padStart(3, '0')}` });
+    for (const room of ['r149', 'r007']) b.send({ cmd: 'join', room });
+    await a.sync();
+    await b.sync();
+    b.send({ cmd: 'rooms' });
+    const first = await b.next('rooms');
+    const { rooms } = first;
+    expect(rooms).toHaveLength(100);
+    // lobby, r007 and r149 have two members; then the one-member rooms by name
+    expect(rooms.slice(0, 4)).toEqual([
+      { room: 'lobby', members: 2 },
+      { room: 'r007', members: 2 },
+      { room: 'r149', members: 2 },
+      { room: 'r000', members: 1 },
+    ]);
+    expect(rooms.at(-1)).toEqual({ room: 'r097', members: 1 });
+    // a change is seen at once: the cached list is dropped when a membership changes
+    b.send({ cmd: 'leave', room: 'r007' });
+    await b.next('left');
+    b.send({ cmd: 'rooms' });
+    const after = await b.next('rooms', (e) => e !== first);
+    expect(after.rooms.slice(0, 3)).toEqual([
+      { room: 'lobby', members: 2 },
+      { room: 'r149', members: 2 },
+      { room: 'r000', members: 1 },
+    ]);
   });
 
   it('rate-limits per nickname across the connections that share it', async () => {

@@ -2,7 +2,7 @@
 import { spawn } from 'node:child_process';
 import { afterEach, describe, expect, it } from 'vitest';
 import { ChatClient } from '../../../backends/chat/chat-client.js';
-import { LINE_ROOMS_LISTED } from '../../../backends/chat/line-chat-server.js';
+import { LINE_MEMBERS_LISTED, LINE_ROOMS_LISTED } from '../../../backends/chat/line-chat-server.js';
 import type { MessageEvent } from '../../../protocol/chat-messages.js';
 import { removeTempDirs } from '../../helpers/tmp.js';
 import { LineClient, RawChat, closeAll, startChat } from './chat-kit.js';
@@ -189,9 +189,11 @@ client.close()
     guest.write('one\ntwo\nthree\n');
     await guest.waitFor(/^! SB_ERR_RATE_LIMITED too many requests: /m);
     expect(guest.lines.filter((l) => l.startsWith(`${guest.nick}: `))).toEqual([`${guest.nick}: one`, `${guest.nick}: two`]);
+    // /who and /rooms are charged too; /help is not, and shows the connection is still served
     const mark = guest.text.length;
-    guest.write('/who\n');
-    await guest.waitFor(/^\* in #lobby: /m, mark);
+    guest.write('/who\n/rooms\n/help\n');
+    await guest.waitFor(/^\* commands: /m, mark);
+    expect(guest.text.slice(mark).match(/^! SB_ERR_RATE_LIMITED /gm)).toHaveLength(2);
   });
 
   it('/join: a line client and a ChatClient in a non-default room hear each other, with history and members on join', async () => {
@@ -280,6 +282,21 @@ client.close()
     expect(line).toMatch(/^\* rooms: #ops \(2\), #lobby \(1\), #r00 \(1\), /);
     expect(line).toMatch(/, and 5 more$/);
     alice.socket.end();
+  });
+
+  it('/who and the member line of a join name at most LINE_MEMBERS_LISTED nicknames, then how many more', async () => {
+    const { port, linePort } = await startChat();
+    const nicks = Array.from({ length: LINE_MEMBERS_LISTED + 4 }, (_, i) => `m${String(i).padStart(3, '0')}`);
+    for (const nick of nicks) await RawChat.hello(port, nick, { room: 'big' });
+    const guest = await LineClient.open(linePort);
+    const out = await command(guest, '/join big', 'big');
+    const lines = out.match(/^\* in #big: .*$/gm)!;
+    expect(lines).toHaveLength(2); // the join's, then /who's
+    // 55 members (the guest sorts first): 50 names, then the 5 others counted
+    for (const line of lines) {
+      expect(line.replace(/, and \d+ more$/, '').split(', ')).toHaveLength(LINE_MEMBERS_LISTED);
+      expect(line).toMatch(new RegExp(`^\\* in #big: ${guest.nick}, ${nicks[0]}, .*, ${nicks[LINE_MEMBERS_LISTED - 2]}, and 5 more$`));
+    }
   });
 
   it('/help names /join and /rooms', async () => {

@@ -33,6 +33,8 @@ export type ChatTarget = { kind: 'room'; name: string } | { kind: 'dm'; name: st
 
 /** Oldest timeline entries are dropped past this, so a busy room cannot grow the tab without bound. */
 const TIMELINE_LIMIT = 500;
+/** `rooms` is rate-charged by the service: the joins and leaves of a burst (a reconnect) ask for it once. */
+const DIRECTORY_REFRESH_MS = 500;
 const textEncoder = new TextEncoder();
 
 export class ChatClient {
@@ -57,6 +59,7 @@ export class ChatClient {
   #refCounter = 0;
   /** rooms to (re)join after a reconnect */
   #wanted = new Set<string>([DEFAULT_ROOM]);
+  #directoryTimer: ReturnType<typeof setTimeout> | null = null;
 
   constructor() {
     this.socket = new ReconnectingSocket({
@@ -69,6 +72,7 @@ export class ChatClient {
   }
 
   close(): void {
+    if (this.#directoryTimer) clearTimeout(this.#directoryTimer);
     this.socket.close();
   }
 
@@ -107,8 +111,13 @@ export class ChatClient {
     this.select({ kind: 'dm', name: peer });
   }
 
+  /** Asks for the room directory in a moment, once for any number of calls until then. */
   refreshDirectory(): void {
-    this.#send({ cmd: 'rooms' });
+    if (this.#directoryTimer) return;
+    this.#directoryTimer = setTimeout(() => {
+      this.#directoryTimer = null;
+      this.#send({ cmd: 'rooms' });
+    }, DIRECTORY_REFRESH_MS);
   }
 
   /** Sends to the active room or conversation; returns an error message or null. */
@@ -153,15 +162,16 @@ export class ChatClient {
     switch (event.cmd) {
       case 'welcome':
         this.nick = event.nick;
-        for (const room of this.#wanted) this.#send({ cmd: 'join', room });
-        this.#send({ cmd: 'rooms' });
+        // the hello already joined event.rooms: joining again would only spend a rate token
+        for (const room of this.#wanted) if (!event.rooms.includes(room)) this.#send({ cmd: 'join', room });
+        this.refreshDirectory();
         break;
       case 'joined': {
         const previous = this.rooms[event.room];
         const history: TimelineItem[] = event.history.map((m) => ({ kind: 'message', ...m }));
         this.rooms[event.room] = { name: event.room, timeline: history, members: [...event.members].sort(), unread: previous?.unread ?? 0 };
         this.#wanted.add(event.room);
-        this.#send({ cmd: 'rooms' });
+        this.refreshDirectory();
         break;
       }
       case 'left':
@@ -170,7 +180,7 @@ export class ChatClient {
           const next = Object.keys(this.rooms)[0];
           if (next) this.active = { kind: 'room', name: next };
         }
-        this.#send({ cmd: 'rooms' });
+        this.refreshDirectory();
         break;
       case 'message': {
         const room = this.rooms[event.room];
