@@ -270,7 +270,12 @@ class FilesConnection {
     const { entry, stream } = await this.store.read(header['filename'] as string, offset);
     const size = entry.size - offset;
     const head = encodeFrameHead({ cmd: 'data', ...toWireEntry(entry), offset }, size);
-    await this.write(head);
+    try {
+      await this.write(head);
+    } catch (err) {
+      stream?.destroy(); // the connection went first: close the file now, not when GC finds it
+      throw err;
+    }
     if (!stream) return;
     let sent = 0;
     this.sendingBody = true;
