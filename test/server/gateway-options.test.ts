@@ -23,3 +23,14 @@ describe('gateway limits: /ws/raw timeouts and /ws/exec stdin queue', () => {
     expect(load({ rawConnectTimeoutMs: 100, rawIdleTimeoutMs: 1000, rawLingerMs: 0, execMaxQueuedStdinBytes: 0 }).limits.rawIdleTimeoutMs).toBe(1000);
   });
 });
+
+describe('docs/api.md', () => {
+  it('documents every key of the gateway limits in its "Limits and timeouts" table', async () => {
+    const { readFile } = await import('node:fs/promises');
+    const doc = await readFile(new URL('../../docs/api.md', import.meta.url), 'utf8');
+    const table = doc.slice(doc.indexOf('## Limits and timeouts'));
+    const limits = (gatewayOptionsSchema.properties.limits as { properties: Record<string, unknown> }).properties;
+    const missing = Object.keys(limits).filter((key) => !table.includes(`| \`${key}\` |`));
+    expect(missing).toEqual([]);
+  });
+});
