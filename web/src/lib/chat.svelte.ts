@@ -161,6 +161,8 @@ export class ChatClient {
   #handle(event: ChatEvent): void {
     switch (event.cmd) {
       case 'welcome':
+        // the chat service itself answered: not a gateway that accepts and then closes
+        this.socket.markHealthy();
         this.nick = event.nick;
         // the hello already joined event.rooms: joining again would only spend a rate token
         for (const room of this.#wanted) if (!event.rooms.includes(room)) this.#send({ cmd: 'join', room });

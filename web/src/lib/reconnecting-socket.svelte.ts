@@ -12,6 +12,12 @@ export interface ReconnectingSocketOptions {
   /** first retry delay, doubled each failure up to maxDelayMs */
   minDelayMs?: number;
   maxDelayMs?: number;
+  /**
+   * The backoff starts over once a connection stayed open this long (or on markHealthy()), not when
+   * it opens: the gateway accepts the upgrade and then closes at once when the backend is down (1011)
+   * or it has too many sockets (1013), and such a cycle must still back off.
+   */
+  stableAfterMs?: number;
 }
 
 /** A text frame parsed as JSON, or undefined for a binary frame or text that is not JSON (ignored by every panel). */
@@ -37,11 +43,12 @@ export class ReconnectingSocket {
 
   #ws: WebSocket | null = null;
   #timer: ReturnType<typeof setTimeout> | null = null;
+  #stableTimer: ReturnType<typeof setTimeout> | null = null;
   #closed = false;
   readonly #options: Required<Omit<ReconnectingSocketOptions, 'onOpen' | 'onClose'>> & ReconnectingSocketOptions;
 
   constructor(options: ReconnectingSocketOptions) {
-    this.#options = { minDelayMs: 500, maxDelayMs: 15_000, ...options };
+    this.#options = { minDelayMs: 500, maxDelayMs: 15_000, stableAfterMs: 10_000, ...options };
     this.#connect();
   }
 
@@ -69,10 +76,17 @@ export class ReconnectingSocket {
     this.#connect();
   }
 
+  /** The backend answered for real (chat's welcome): the connection works, so the backoff starts over. */
+  markHealthy(): void {
+    this.#clearStableTimer();
+    this.attempts = 0;
+  }
+
   close(): void {
     this.#closed = true;
     if (this.#timer) clearTimeout(this.#timer);
     this.#timer = null;
+    this.#clearStableTimer();
     this.#ws?.close(1000, 'bye');
     this.#ws = null;
     this.status = 'down';
@@ -86,14 +100,15 @@ export class ReconnectingSocket {
     this.#ws = ws;
     ws.onopen = () => {
       this.status = 'up';
-      this.attempts = 0;
       this.lastError = null;
+      this.#stableTimer = setTimeout(() => this.markHealthy(), this.#options.stableAfterMs);
       this.#options.onOpen?.(ws);
     };
     ws.onmessage = (event: MessageEvent<string | ArrayBuffer>) => this.#options.onMessage(event.data);
     ws.onclose = (event) => {
       if (this.#ws !== ws) return;
       this.#ws = null;
+      this.#clearStableTimer();
       this.status = 'down';
       if (event.code !== 1000 && event.code !== 1005) this.lastError = event.reason || `closed (${event.code})`;
       this.#options.onClose?.(event);
@@ -104,6 +119,11 @@ export class ReconnectingSocket {
       }
       this.#scheduleReconnect();
     };
+  }
+
+  #clearStableTimer(): void {
+    if (this.#stableTimer) clearTimeout(this.#stableTimer);
+    this.#stableTimer = null;
   }
 
   #scheduleReconnect(): void {
