@@ -2,22 +2,37 @@
 // gateway: a chat service that is down makes the gateway accept each upgrade and close it at once
 // with 1011. Such a cycle must back off like a failed connect, and start over only once a connection
 // works (it stays open, or the backend greets it).
-import net from 'node:net';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
 import { ChatService } from '../../../../backends/chat/chat-service.js';
-import type { ReconnectingSocket as ReconnectingSocketClass } from '../../../../web/src/lib/reconnecting-socket.svelte.js';
 import { removeTempDirs, tempDir } from '../../../helpers/tmp.js';
 import { CHAT_TOKEN, closeAll, startGateway, track } from '../../../server/routes/ws-kit.js';
 
-let ReconnectingSocket: typeof ReconnectingSocketClass;
+// A path in a variable: the server's tsc would otherwise type-check a Svelte module (web/tsconfig.json does that).
+const MODULE = '../../../../web/src/lib/reconnecting-socket.svelte.js';
+/** What this test uses of the class. */
+interface Socket {
+  status: string;
+  attempts: number;
+  markHealthy(): void;
+  close(): void;
+}
+type SocketOptions = {
+  url: () => string;
+  onMessage: (data: string | ArrayBuffer) => void;
+  onClose?: (event: { code: number }) => void;
+  minDelayMs?: number;
+  maxDelayMs?: number;
+  stableAfterMs?: number;
+};
+let ReconnectingSocket: new (options: SocketOptions) => Socket;
 const globals = globalThis as unknown as Record<string, unknown>;
 const saved = { $state: globals['$state'], WebSocket: globals['WebSocket'] };
 
 beforeAll(async () => {
   // Outside Svelte's compiler a rune is just its initial value.
   globals['$state'] = (value: unknown) => value;
-  ({ ReconnectingSocket } = await import('../../../../web/src/lib/reconnecting-socket.svelte.js'));
+  ({ ReconnectingSocket } = (await import(MODULE)) as { ReconnectingSocket: typeof ReconnectingSocket });
 });
 afterAll(() => Object.assign(globals, saved));
 afterEach(async () => {
@@ -25,12 +40,14 @@ afterEach(async () => {
   await removeTempDirs();
 });
 
-/** A port nobody listens on, for now. */
-async function freePort(): Promise<number> {
-  const server = net.createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as net.AddressInfo;
-  await new Promise((resolve) => server.close(resolve));
+const startChat = async (port: number) =>
+  track(new ChatService({ port, linePort: null, dataDir: await tempDir(), gatewayToken: CHAT_TOKEN })).start();
+
+/** The port of a chat service that ran and stopped: nothing listens there now. */
+async function stoppedChatPort(): Promise<number> {
+  const service = new ChatService({ port: 0, linePort: null, dataDir: await tempDir() });
+  const { port } = await service.start();
+  await service.close();
   return port;
 }
 
@@ -53,7 +70,7 @@ async function gatewayWithChatAt(chatPort: number) {
 
 describe('ReconnectingSocket', () => {
   it('regression: backs off across upgrades that the gateway closes at once (backend down, 1011)', async () => {
-    const chatPort = await freePort();
+    const chatPort = await stoppedChatPort();
     const gw = await gatewayWithChatAt(chatPort);
     const opens: number[] = [];
     globals['WebSocket'] = browserWebSocket(gw.origin, gw.cookie, opens);
@@ -77,7 +94,7 @@ describe('ReconnectingSocket', () => {
   });
 
   it('starts the backoff over once the backend answers, and after a connection stayed open stableAfterMs', async () => {
-    const chatPort = await freePort();
+    const chatPort = await stoppedChatPort();
     const gw = await gatewayWithChatAt(chatPort);
     const opens: number[] = [];
     globals['WebSocket'] = browserWebSocket(gw.origin, gw.cookie, opens);
@@ -93,7 +110,7 @@ describe('ReconnectingSocket', () => {
     await expect.poll(() => socket.attempts, { timeout: 10_000 }).toBeGreaterThanOrEqual(3);
 
     // the chat service comes up: the next upgrade stays open, and after stableAfterMs the backoff is reset
-    await track(new ChatService({ port: chatPort, linePort: null, dataDir: await tempDir(), gatewayToken: CHAT_TOKEN })).start();
+    await startChat(chatPort);
     await expect.poll(() => welcomed, { timeout: 10_000 }).toBe(true);
     expect(socket.status).toBe('up');
     await expect.poll(() => socket.attempts, { timeout: 2000 }).toBe(0);
