@@ -1,5 +1,6 @@
 // Browser e2e: two browser contexts and one terminal client (raw TCP on the chat line port) in one room.
 import net from 'node:net';
+import type { WebSocketRoute } from 'playwright-core';
 import { afterEach, describe, expect, it } from 'vitest';
 import { ADMIN, BOB, logIn, openPanel, screenshot, useStack, waitForText } from './stack.js';
 
@@ -59,5 +60,55 @@ describe('chat (browser e2e)', () => {
     expect(await aliceTimeline.locator('img').count()).toBe(0);
     expect(await aliceTimeline.locator('.message .text', { hasText: XSS }).count()).toBe(1);
     await screenshot(alice, 'chat');
+  });
+
+  // Regression: the draft was cleared as soon as it was sent, and a refusal only set a generic error:
+  // a rate-limited message, or one sent just before the socket dropped, was gone.
+  it('keeps a message that was refused or cut off by a drop, with its code, and Resend delivers it', async () => {
+    const page = await stack().newPage();
+    let dropped = false;
+    // every /ws/chat goes to the real gateway; the first message saying "lost in transit" cuts the connection instead
+    await page.routeWebSocket(/\/ws\/chat$/, (ws: WebSocketRoute) => {
+      const server = ws.connectToServer();
+      ws.onMessage((message) => {
+        if (!dropped && typeof message === 'string' && message.includes('lost in transit')) {
+          dropped = true;
+          void ws.close({ code: 1011, reason: 'test drop' });
+        } else server.send(message);
+      });
+    });
+    await logIn(page, stack().url, ADMIN);
+    const dot = page.locator('nav [data-service="chat"]');
+    await expect.poll(() => dot.getAttribute('data-state')).toBe('up');
+    const input = page.getByLabel('Message');
+    const timeline = page.getByTestId('timeline');
+    const delivered = (text: string) => timeline.locator('.message', { hasText: text });
+
+    await input.fill('lost in transit');
+    await input.press('Enter');
+    const lost = timeline.locator('.outgoing.failed', { hasText: 'lost in transit' });
+    await expect.poll(() => lost.getAttribute('data-code')).toBe('closed (1011)');
+    await expect.poll(() => dot.getAttribute('data-state'), { timeout: 15_000 }).toBe('up');
+    await lost.getByRole('button', { name: 'Resend' }).click();
+    await expect.poll(() => delivered('lost in transit').count()).toBe(1);
+    expect(await timeline.locator('.outgoing').count()).toBe(0);
+
+    // more than the service's 20 messages per 10 s: the rest are refused, and kept with the code
+    for (let i = 0; i < 30; i++) {
+      await input.fill(`burst ${i}`);
+      await input.press('Enter');
+    }
+    const refused = timeline.locator('.outgoing.failed[data-code="SB_ERR_RATE_LIMITED"]');
+    await expect.poll(() => refused.count()).toBeGreaterThan(0);
+    expect(await refused.first().textContent()).toMatch(/burst \d+.*SB_ERR_RATE_LIMITED.*try again in \d+ s/);
+    const text = (await refused.last().locator('.text').textContent())!;
+    expect(await delivered(text).count()).toBe(0);
+    await page.waitForTimeout(1500); // a token or two come back
+    await refused.last().getByRole('button', { name: 'Resend' }).click();
+    await expect.poll(() => delivered(text).count()).toBe(1);
+    // Edit puts a refused text back into the input
+    const another = (await refused.first().locator('.text').textContent())!;
+    await refused.first().getByRole('button', { name: 'Edit' }).click();
+    expect(await input.inputValue()).toBe(another);
   });
 });

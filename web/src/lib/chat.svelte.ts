@@ -31,6 +31,18 @@ export interface DirectConversation {
 
 export type ChatTarget = { kind: 'room'; name: string } | { kind: 'dm'; name: string };
 
+/**
+ * A message this tab sent that the service has not acknowledged (its copy with our `ref`), or that
+ * failed: refused (rate, size…) or cut off by a disconnect. Kept so its text is never lost silently.
+ */
+export interface OutgoingMessage {
+  ref: string;
+  target: ChatTarget;
+  text: string;
+  /** set once it failed: the refusal's code, or the close that cut it off */
+  failure?: { code: string; message: string };
+}
+
 /** Oldest timeline entries are dropped past this, so a busy room cannot grow the tab without bound. */
 const TIMELINE_LIMIT = 500;
 /** `rooms` is rate-charged by the service: the joins and leaves of a burst (a reconnect) ask for it once. */
@@ -47,6 +59,8 @@ export class ChatClient {
   /** whether the chat panel is on screen; unread counts grow only for what the user is not looking at */
   visible = $state(false);
   lastError = $state<{ code: string; message: string } | null>(null);
+  /** sent and not yet acknowledged, or failed (see OutgoingMessage) */
+  outgoing = $state<OutgoingMessage[]>([]);
 
   readonly socket: ReconnectingSocket;
 
@@ -55,6 +69,7 @@ export class ChatClient {
   );
   activeRoom = $derived(this.active.kind === 'room' ? this.rooms[this.active.name] : undefined);
   activeDirect = $derived(this.active.kind === 'dm' ? this.directs[this.active.name] : undefined);
+  activeOutgoing = $derived(this.outgoing.filter((m) => m.target.kind === this.active.kind && m.target.name === this.active.name));
 
   #refCounter = 0;
   /** rooms to (re)join after a reconnect */
@@ -68,6 +83,7 @@ export class ChatClient {
         const event = parseJsonFrame<ChatEvent>(data);
         if (event) this.#handle(event);
       },
+      onClose: (event) => this.#failPending(event),
     });
   }
 
@@ -120,16 +136,60 @@ export class ChatClient {
     }, DIRECTORY_REFRESH_MS);
   }
 
-  /** Sends to the active room or conversation; returns an error message or null. */
+  /**
+   * Sends to the active room or conversation; returns an error message (the text was not sent: keep
+   * it) or null. Sent text stays in `outgoing` until the service acknowledges it; a refusal or a
+   * disconnect marks it failed there, for resend() or discard().
+   */
   say(text: string): string | null {
+    return this.#sendTo({ ...this.active }, text);
+  }
+
+  /** Sends a failed message again, to where it first went; returns an error message or null. */
+  resend(ref: string): string | null {
+    const message = this.outgoing.find((m) => m.ref === ref);
+    if (!message) return null;
+    const notice = this.#sendTo(message.target, message.text);
+    if (!notice) this.discard(ref);
+    return notice;
+  }
+
+  /** Forgets a failed message. */
+  discard(ref: string): void {
+    const i = this.outgoing.findIndex((m) => m.ref === ref);
+    if (i !== -1) this.outgoing.splice(i, 1);
+  }
+
+  #sendTo(target: ChatTarget, text: string): string | null {
     const body = text.trim();
     if (!body) return null;
     if (textEncoder.encode(body).length > CHAT_LIMITS.textMaxBytes) return `Messages are at most ${CHAT_LIMITS.textMaxBytes} bytes`;
     if (this.socket.status !== 'up') return 'Not connected: the message was not sent';
     const ref = `r${Date.now().toString(36)}${(this.#refCounter++).toString(36)}`;
-    if (this.active.kind === 'room') this.#send({ cmd: 'say', room: this.active.name, text: body, ref });
-    else this.#send({ cmd: 'dm', to: this.active.name, text: body, ref });
+    const request: ChatRequest =
+      target.kind === 'room' ? { cmd: 'say', room: target.name, text: body, ref } : { cmd: 'dm', to: target.name, text: body, ref };
+    if (!this.socket.sendJson(request)) return 'Not connected: the message was not sent';
+    this.outgoing.push({ ref, target, text: body });
     return null;
+  }
+
+  /** The service's copy with our ref arrived: the message is stored and delivered. */
+  #acknowledge(ref: string | undefined): void {
+    if (ref !== undefined) this.outgoing = this.outgoing.filter((m) => m.ref !== ref);
+  }
+
+  /** A refusal naming one of our messages; false when the ref is not one of them. */
+  #refuse(ref: string | undefined, failure: { code: string; message: string }): boolean {
+    const message = ref === undefined ? undefined : this.outgoing.find((m) => m.ref === ref && !m.failure);
+    if (message) message.failure = failure;
+    return message !== undefined;
+  }
+
+  /** The socket closed: what was not acknowledged may or may not have reached the service. */
+  #failPending(event: CloseEvent): void {
+    const code = /^SB_ERR_[A-Z_]+$/.test(event.reason) ? event.reason : `closed (${event.code})`;
+    const failure = { code, message: 'the connection dropped before the server confirmed it; it may not have been sent' };
+    for (const m of this.outgoing) m.failure ??= failure;
   }
 
   #send(request: ChatRequest): void {
@@ -185,6 +245,7 @@ export class ChatClient {
         this.refreshDirectory();
         break;
       case 'message': {
+        this.#acknowledge(event.ref);
         const room = this.rooms[event.room];
         if (!room) break;
         const { cmd: _cmd, ref: _ref, ...message } = event;
@@ -194,6 +255,7 @@ export class ChatClient {
         break;
       }
       case 'direct': {
+        this.#acknowledge(event.ref);
         const { cmd: _cmd, ref: _ref, ...message } = event;
         const conversation = this.#addDirect(message);
         if (conversation && message.from !== this.nick && !this.#isLookingAt({ kind: 'dm', name: conversation.peer })) conversation.unread++;
@@ -222,9 +284,14 @@ export class ChatClient {
       case 'rooms':
         this.directory = [...event.rooms].sort((a, b) => a.room.localeCompare(b.room));
         break;
-      case 'error':
-        this.lastError = { code: event.code, message: event.message };
+      case 'error': {
+        const wait = event.retryAfterMs === undefined ? '' : ` (try again in ${Math.ceil(event.retryAfterMs / 1000)} s)`;
+        // a refused message is shown with its text (OutgoingMessage); anything else here
+        if (!this.#refuse(event.ref, { code: event.code, message: `${event.message}${wait}` })) {
+          this.lastError = { code: event.code, message: event.message };
+        }
         break;
+      }
       case 'pong':
         break;
     }
