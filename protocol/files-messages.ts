@@ -23,6 +23,7 @@
 // Pure module: shared by the service, its client, the CLI and the gateway.
 
 import type { FileEntry } from './api.js';
+import { sbError } from './errors.js';
 
 export type { FileEntry };
 
@@ -92,8 +93,59 @@ export function toWireEntry(entry: FileEntry): WireEntry {
   return { name: entry.name, total: entry.size, mtime: entry.mtime, sha256: entry.sha256 };
 }
 
+/**
+ * The FileEntry in a service reply (put's ok, get's data, stat), checked field by field: clients print
+ * these fields on a terminal and put the sha256 in a file name (`get`'s .part), so what a broken or
+ * hostile service sends is refused here, whole, with SB_ERR_MESSAGE_INVALID. A stat reply with
+ * `exists: false` is the one place sha256 may be '' (no complete file; see StatReply).
+ */
 export function fromWireEntry(wire: Record<string, unknown>): FileEntry {
-  return { name: String(wire['name']), size: Number(wire['total']), mtime: Number(wire['mtime']), sha256: String(wire['sha256']) };
+  return checkedEntry(wire, 'total', wire['exists'] === false);
+}
+
+/** The JSON body of a list reply: FileEntry[], each checked as fromWireEntry checks one. */
+export function parseFileList(value: unknown): FileEntry[] {
+  if (!Array.isArray(value)) throw sbError('SB_ERR_MESSAGE_INVALID', 'files service list reply: the body is not a JSON array');
+  return value.map((item: unknown, i) => {
+    if (typeof item !== 'object' || item === null || Array.isArray(item)) {
+      throw sbError('SB_ERR_MESSAGE_INVALID', `files service list reply: entry ${i} is not an object`);
+    }
+    return checkedEntry(item as Record<string, unknown>, 'size', false);
+  });
+}
+
+/** A stat reply's `partial` (a kept upload to resume), checked: its size becomes put's offset. */
+export function parsePartialInfo(value: unknown): PartialInfo {
+  const refuse = (what: string) => sbError('SB_ERR_MESSAGE_INVALID', `files service stat reply: "partial" ${what}`);
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) throw refuse('is not an object');
+  const { size, mtime, sha256 } = value as Record<string, unknown>;
+  if (!isByteCount(size)) throw refuse('size is not a non-negative integer');
+  if (!isTimeMs(mtime)) throw refuse('mtime is not an integer time in milliseconds');
+  if (!isSha256Hex(sha256)) throw refuse('sha256 is not 64 lowercase hex digits');
+  return { size, mtime, sha256 };
+}
+
+/** Date's range (ECMA-262 §21.4.1.22): an mtime beyond it would make `new Date(mtime)` invalid. */
+const MAX_TIME_MS = 8.64e15;
+
+function checkedEntry(wire: Record<string, unknown>, sizeKey: 'total' | 'size', noFile: boolean): FileEntry {
+  const { name, mtime, sha256 } = wire;
+  const size = wire[sizeKey];
+  const refuse = (field: string, what: string) => sbError('SB_ERR_MESSAGE_INVALID', `files service reply: "${field}" is not ${what}`);
+  if (typeof name !== 'string' || name === '') throw refuse('name', 'a non-empty string');
+  if (!isByteCount(size)) throw refuse(sizeKey, 'a non-negative integer');
+  if (!isTimeMs(mtime)) throw refuse('mtime', 'an integer time in milliseconds');
+  if (!(isSha256Hex(sha256) || (noFile && sha256 === ''))) throw refuse('sha256', '64 lowercase hex digits');
+  return { name, size, mtime, sha256: sha256 as string };
+}
+
+// Negative is allowed: the service reports a file last modified before 1970 as it is.
+function isTimeMs(value: unknown): value is number {
+  return Number.isSafeInteger(value) && Math.abs(value as number) <= MAX_TIME_MS;
+}
+
+function isByteCount(value: unknown): value is number {
+  return Number.isSafeInteger(value) && (value as number) >= 0;
 }
 
 const SHA256_HEX = /^[0-9a-f]{64}$/;

@@ -2,6 +2,7 @@
 // Fastify or SQLite. Every command module exports `run(argv): Promise<number>` (the exit code).
 
 import { isSockbridgeError } from '../../protocol/errors.js';
+import { sanitizeForTerminal } from '../../backends/chat/terminal-text.js';
 
 export interface Command {
   run(argv: string[]): Promise<number>;
@@ -44,14 +45,20 @@ export async function main(argv: string[]): Promise<number> {
   }
 }
 
-/** One clear line, never a stack trace, for the failures a user causes; exit 2 for usage and config. */
+/**
+ * One clear line, never a stack trace, for the failures a user causes; exit 2 for usage and config.
+ * Error messages may carry what a service sent (its refusal's message), so none reaches the
+ * terminal with a control character or a line break of its own (terminal-text.ts).
+ */
 export function reportFailure(err: unknown): number {
   if (isSockbridgeError(err)) {
     if ((err as { help?: boolean }).help) {
       process.stdout.write(`${err.message}\n`);
       return 0;
     }
-    process.stderr.write(`sockbridge: ${err.message}\n`);
+    // Usage messages are ours, built from the arguments ("…\nusage: …"); any other may be a service's words.
+    const message = err.code === 'SB_ERR_USAGE' ? eachLineSanitized(err.message) : sanitizeForTerminal(err.message);
+    process.stderr.write(`sockbridge: ${message}\n`);
     return err.code === 'SB_ERR_USAGE' || err.code.startsWith('SB_ERR_CONFIG') ? 2 : 1;
   }
   const e = err as NodeJS.ErrnoException & { address?: string; port?: number };
@@ -61,9 +68,12 @@ export function reportFailure(err: unknown): number {
     return 1;
   }
   if (e && typeof e.code === 'string' && e.syscall) {
-    process.stderr.write(`sockbridge: ${e.syscall} ${e.code}${e.address ? ` ${e.address}${e.port ? `:${e.port}` : ''}` : ''}: ${e.message}\n`);
+    process.stderr.write(`${sanitizeForTerminal(`sockbridge: ${e.syscall} ${e.code}${e.address ? ` ${e.address}${e.port ? `:${e.port}` : ''}` : ''}: ${e.message}`)}\n`);
     return 1;
   }
-  process.stderr.write(`sockbridge: unexpected error: ${(err as Error)?.stack ?? String(err)}\n`);
+  // A stack keeps its lines; its message may hold a service's words (a JSON.parse error quotes them).
+  process.stderr.write(`sockbridge: unexpected error: ${eachLineSanitized((err as Error)?.stack ?? String(err))}\n`);
   return 1;
 }
+
+const eachLineSanitized = (text: string) => text.split('\n').map(sanitizeForTerminal).join('\n');

@@ -10,7 +10,7 @@ import { constants } from 'node:fs';
 import { open, readdir, readFile, rename, rm } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { sbError, type SockbridgeError } from '../../protocol/errors.js';
-import type { FileEntry } from '../../protocol/files-messages.js';
+import { isSha256Hex, type FileEntry } from '../../protocol/files-messages.js';
 import { FilesClient } from '../../backends/files/files-client.js';
 import { formatBytes, progressBar } from './progress-bar.js';
 
@@ -82,6 +82,9 @@ function isRunning(pid: number): boolean {
  * the version they came from, so a re-run resumes only the same version.
  */
 export function partPath(file: string, sha256: string): string {
+  // The service's word goes into a path: anything but a sha256 (a "/../" in it) is refused here too,
+  // not only where the reply is parsed.
+  if (!isSha256Hex(sha256)) throw sbError('SB_ERR_MESSAGE_INVALID', 'files service reply: "sha256" is not 64 lowercase hex digits');
   return `${file}.${sha256.slice(0, 16)}${PART_SUFFIX}`;
 }
 

@@ -9,7 +9,8 @@ import { createReadStream } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { isSockbridgeError, sbError } from '../../../protocol/errors.js';
-import type { FileEntry } from '../../../protocol/files-messages.js';
+import { parseFileList, parsePartialInfo, type FileEntry } from '../../../protocol/files-messages.js';
+import { sanitizeForTerminal as clean } from '../../../backends/chat/terminal-text.js';
 import { FilesClient } from '../../../backends/files/files-client.js';
 import { validateFileName } from '../../../backends/files/file-name.js';
 import { parseCommandLine, parseHostPort } from '../args.js';
@@ -37,7 +38,7 @@ export async function put(argv: string[]): Promise<number> {
       if (isSockbridgeError(err, 'SB_ERR_FILE_NOT_FOUND')) return undefined;
       throw err;
     });
-    const partial = remote?.partial;
+    const partial = remote?.partial === undefined ? undefined : parsePartialInfo(remote.partial);
     // One pass over the local file: the whole-file hash, and the prefix hash at the partial's size.
     const { sha256, prefixSha256 } = await hashFile(file, partial && partial.size <= st.size ? partial.size : undefined);
     const offset = partial && prefixSha256 === partial.sha256 ? partial.size : 0;
@@ -52,7 +53,7 @@ export async function put(argv: string[]): Promise<number> {
       throw err;
     });
     progress.done();
-    process.stdout.write(`${entry.name}\t${entry.size}\t${entry.sha256}\n`);
+    process.stdout.write(resultLine(entry));
     return 0;
   } finally {
     await client.close();
@@ -69,7 +70,7 @@ export async function get(argv: string[]): Promise<number> {
   const file = fileArg === undefined ? name : (await stat(fileArg).then((st) => st.isDirectory(), () => false)) ? join(fileArg, name) : fileArg;
 
   const entry = await downloadResumable({ host, port, name, file, resume: values['noResume'] !== true });
-  process.stdout.write(`${entry.name}\t${entry.size}\t${entry.sha256}\n`);
+  process.stdout.write(resultLine(entry));
   return 0;
 }
 
@@ -80,7 +81,8 @@ export async function ls(argv: string[]): Promise<number> {
   const { host, port } = parseHostPort(target, LS_USAGE);
   const client = await FilesClient.connect(host, port);
   try {
-    process.stdout.write(formatTable(await client.list()));
+    // Checked here as well as typed: the entries are the service's word, printed on a terminal.
+    process.stdout.write(formatTable(parseFileList(await client.list())));
     return 0;
   } finally {
     await client.close();
@@ -96,16 +98,26 @@ function checkName(name: string, usage: string): string {
   }
 }
 
-/** `SIZE  MTIME  SHA256  NAME`, sizes right-aligned; names are JSON-quoted only if they need it. */
+/** put's and get's one line on stdout: `NAME<TAB>SIZE<TAB>SHA256`, every field as the service reported it, made safe to print. */
+function resultLine(entry: FileEntry): string {
+  return `${clean(entry.name)}\t${clean(String(entry.size))}\t${clean(entry.sha256)}\n`;
+}
+
+/**
+ * `SIZE  MTIME  SHA256  NAME`, sizes right-aligned; names are JSON-quoted only if they need it.
+ * Every column is the service's word: none reaches the terminal with a control character in it.
+ */
 export function formatTable(files: readonly FileEntry[]): string {
-  const rows = files.map((f) => [String(f.size), new Date(f.mtime).toISOString().replace(/\.\d+Z$/, 'Z'), f.sha256, displayName(f.name)] as const);
+  const rows = files.map((f) => [clean(String(f.size)), new Date(f.mtime).toISOString().replace(/\.\d+Z$/, 'Z'), clean(f.sha256), displayName(f.name)] as const);
   const width = Math.max(4, ...rows.map((r) => r[0].length));
   const lines = [`${'SIZE'.padStart(width)}  ${'MTIME'.padEnd(20)}  ${'SHA256'.padEnd(64)}  NAME`];
   for (const [size, mtime, sha, name] of rows) lines.push(`${size.padStart(width)}  ${mtime.padEnd(20)}  ${sha}  ${name}`);
   return `${lines.join('\n')}\n`;
 }
 
-const displayName = (name: string) => (/^[\x21-\x7e\u00a0-\uffff]+$/.test(name) && !name.includes('"') ? name : JSON.stringify(name));
+const displayName = (name: string) => (/^[\x21-\x7e\u00a0-\uffff]+$/.test(name) && !name.includes('"') ? name : quoted(name));
+/** JSON.stringify escapes C0 but leaves DEL and C1 raw (8-bit CSI 0x9B acts like ESC [): those are escaped too. */
+const quoted = (name: string) => JSON.stringify(name).replace(/[\u007f-\u009f]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
 
 async function hashFile(file: string, prefixBytes: number | undefined): Promise<{ sha256: string; prefixSha256?: string }> {
   const hash = createHash('sha256');

@@ -162,3 +162,13 @@ describe('sockbridge get: resume', () => {
     expect(await readdir(dir)).toEqual(['l.bin']); // lock and .part gone
   });
 });
+
+describe('partPath', () => {
+  it('names the .part by the first 16 hex digits of the sha256', () => {
+    expect(partPath('/d/a.txt', 'ab'.repeat(32))).toBe(`/d/a.txt.${'ab'.repeat(8)}.sockbridge-part`);
+  });
+
+  it.each([['/../../escaped-x'], ['AB'.repeat(32)], ['ab'.repeat(8)], ['']])('refuses %j, which is no sha256, with SB_ERR_MESSAGE_INVALID (audit2 #7)', (sha) => {
+    expect(() => partPath('/d/a.txt', sha)).toThrow(expect.objectContaining({ code: 'SB_ERR_MESSAGE_INVALID' }));
+  });
+});
