@@ -160,3 +160,96 @@ export function validateRoom(room: string): string {
   }
   return room;
 }
+
+// ---- events, checked on the client side ----
+// A client prints these fields on a terminal and keys its state on them, so an event of the wrong
+// shape (a broken or hostile service) is SB_ERR_MESSAGE_INVALID and ends the connection. Nicks and
+// rooms must match the patterns the service itself enforces; text is any string (clients strip it
+// for the terminal, see backends/chat/terminal-text.ts).
+
+type Fields = Record<string, unknown>;
+const eventError = (cmd: string, field: string, what: string) =>
+  sbError('SB_ERR_MESSAGE_INVALID', `chat service sent a "${cmd}" event whose "${field}" is not ${what}`);
+const isCount = (value: unknown): value is number => Number.isSafeInteger(value) && (value as number) >= 0;
+
+function need(ok: boolean, cmd: string, field: string, what: string): void {
+  if (!ok) throw eventError(cmd, field, what);
+}
+function needNick(v: Fields, field: string, cmd: string): void {
+  need(typeof v[field] === 'string' && NICK_PATTERN.test(v[field] as string), cmd, field, 'a nickname');
+}
+function needRoom(v: Fields, field: string, cmd: string): void {
+  need(typeof v[field] === 'string' && ROOM_PATTERN.test(v[field] as string), cmd, field, 'a room name');
+}
+function needList(v: Fields, field: string, cmd: string, what: string, check: (item: unknown) => boolean): void {
+  need(Array.isArray(v[field]) && (v[field] as unknown[]).every(check), cmd, field, `a list of ${what}`);
+}
+function needRef(v: Fields, cmd: string): void {
+  const r = v['ref'];
+  need(r === undefined || (typeof r === 'string' && r.length <= CHAT_LIMITS.refMaxLength), cmd, 'ref', 'a request ref');
+}
+const isObject = (value: unknown): value is Fields => typeof value === 'object' && value !== null && !Array.isArray(value);
+const isNick = (value: unknown) => typeof value === 'string' && NICK_PATTERN.test(value);
+const isRoom = (value: unknown) => typeof value === 'string' && ROOM_PATTERN.test(value);
+const isMessageBody = (m: Fields) => isCount(m['id']) && isNick(m['from']) && typeof m['text'] === 'string' && isCount(m['ts']);
+const isChatMessage = (m: unknown) => isObject(m) && isMessageBody(m) && isRoom(m['room']);
+const isDirectMessage = (m: unknown) => isObject(m) && isMessageBody(m) && isNick(m['to']);
+
+/**
+ * Checks a decoded event from the chat service and returns it (the same object), or undefined for a
+ * cmd this client does not know (a newer service's event: ignored, not fatal). Throws
+ * SB_ERR_MESSAGE_INVALID for a known cmd with a field of the wrong type or form.
+ */
+export function parseChatEvent(value: unknown): ChatEvent | undefined {
+  if (!isObject(value)) throw sbError('SB_ERR_MESSAGE_INVALID', 'chat service sent an event that is not a JSON object');
+  const v = value;
+  const cmd = v['cmd'];
+  switch (cmd) {
+    case 'welcome':
+      needNick(v, 'nick', cmd);
+      needList(v, 'rooms', cmd, 'room names', isRoom);
+      break;
+    case 'joined':
+      needRoom(v, 'room', cmd);
+      needList(v, 'members', cmd, 'nicknames', isNick);
+      needList(v, 'history', cmd, 'room messages', isChatMessage);
+      break;
+    case 'left':
+      needRoom(v, 'room', cmd);
+      break;
+    case 'message':
+      need(isChatMessage(v), cmd, 'id, room, from, text or ts', 'of the right form');
+      needRef(v, cmd);
+      break;
+    case 'direct':
+      need(isDirectMessage(v), cmd, 'id, from, to, text or ts', 'of the right form');
+      needRef(v, cmd);
+      break;
+    case 'directs':
+      needList(v, 'history', cmd, 'direct messages', isDirectMessage);
+      break;
+    case 'presence':
+      needRoom(v, 'room', cmd);
+      needNick(v, 'nick', cmd);
+      need(v['event'] === 'join' || v['event'] === 'leave', cmd, 'event', '"join" or "leave"');
+      break;
+    case 'members':
+      needRoom(v, 'room', cmd);
+      needList(v, 'members', cmd, 'nicknames', isNick);
+      break;
+    case 'rooms':
+      needList(v, 'rooms', cmd, 'rooms with a member count', (r) => isObject(r) && isRoom(r['room']) && isCount(r['members']));
+      break;
+    case 'pong':
+      break;
+    case 'error':
+      need(typeof v['code'] === 'string', cmd, 'code', 'a string');
+      need(typeof v['message'] === 'string', cmd, 'message', 'a string');
+      needRef(v, cmd);
+      need(v['retryAfterMs'] === undefined || isCount(v['retryAfterMs']), cmd, 'retryAfterMs', 'a non-negative integer');
+      break;
+    default:
+      return undefined;
+  }
+  return v as unknown as ChatEvent;
+}

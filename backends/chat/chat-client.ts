@@ -1,7 +1,10 @@
 // The chat service's client, used by `sockbridge chat` and by tests (the gateway may speak raw
 // frames instead). connect() resolves after "welcome"; then every ChatEvent is emitted under its
 // `cmd` ('message', 'presence', …; errors as 'refusal') and as 'event'. say() and dm() resolve with the server's copy
-// of the message (the ack: stored in SQLite before it was sent) or reject with the refusal.
+// of the message (the ack: stored in SQLite before it was sent) or reject with the refusal, or with
+// SB_ERR_TIMEOUT when no ack comes within replyTimeoutMs (the connection is then given up).
+// Every event is checked (parseChatEvent) before anyone sees it: one of the wrong shape is a broken
+// or hostile service, and ends the connection with SB_ERR_MESSAGE_INVALID, the close reason.
 
 import net from 'node:net';
 import { EventEmitter } from 'node:events';
@@ -10,6 +13,7 @@ import { WholeFrameDecoder, encodeFrame } from '../../protocol/frame-codec.js';
 import { sbError, isErrorCode, SockbridgeError } from '../../protocol/errors.js';
 import {
   CHAT_LIMITS,
+  parseChatEvent,
   type ChatErrorEvent,
   type ChatEvent,
   type ChatRequest,
@@ -25,7 +29,11 @@ export interface ChatConnectOptions {
   gatewayToken?: string;
   /** give up on connect + hello after this long (default 10 s) */
   timeoutMs?: number;
+  /** give up on a say or dm the server has not acknowledged after this long, and on the connection (default 10 s, as for hello) */
+  replyTimeoutMs?: number;
 }
+
+const DEFAULT_REPLY_TIMEOUT_MS = 10_000;
 
 type EventsByCmd = { [E in ChatEvent as E['cmd']]: [E] };
 /**
@@ -47,6 +55,7 @@ export class ChatRefusal extends SockbridgeError {
 interface Pending {
   resolve(event: MessageEvent | DirectEvent): void;
   reject(err: Error): void;
+  timer: NodeJS.Timeout;
 }
 
 export class ChatClient extends EventEmitter<ChatClientEvents> {
@@ -56,8 +65,14 @@ export class ChatClient extends EventEmitter<ChatClientEvents> {
   private constructor(
     private readonly socket: net.Socket,
     readonly welcome: WelcomeEvent,
+    private readonly replyTimeoutMs: number,
   ) {
     super();
+  }
+
+  /** Why the connection ended (once 'close' was emitted): lost, timed out, or a malformed event. */
+  get closeReason(): Error | undefined {
+    return this.closedError;
   }
 
   get nick(): string {
@@ -69,9 +84,11 @@ export class ChatClient extends EventEmitter<ChatClientEvents> {
       const socket = net.connect({ host, port, noDelay: true });
       const decoder = new WholeFrameDecoder({ maxHeaderBytes: CHAT_LIMITS.eventMaxBytes, maxBodyBytes: 0 });
       let client: ChatClient | undefined;
-      // Events that arrive with "welcome" (the "joined" right behind it) wait until the caller,
-      // resumed by the resolved promise, has had a chance to attach its listeners.
-      let held: ChatEvent[] | undefined;
+      // Events that arrive with "welcome" (the "joined" right behind it), and the end of the
+      // connection, wait until the caller, resumed by the resolved promise, has had a chance to
+      // attach its listeners: a 'close' emitted before that would never be heard.
+      let held: ((c: ChatClient) => void)[] | undefined;
+      const toClient = (act: (c: ChatClient) => void) => (held ? held.push(act) : act(client!));
       const timer = setTimeout(() => fail(sbError('SB_ERR_TIMEOUT', options.timeoutMs ?? 10_000, `chat hello to ${host}:${port}`)), options.timeoutMs ?? 10_000);
       const fail = (err: Error) => {
         clearTimeout(timer);
@@ -90,23 +107,32 @@ export class ChatClient extends EventEmitter<ChatClientEvents> {
         try {
           frames = decoder.push(chunk);
         } catch (err) {
-          if (client) client.shutdown(err as Error);
+          if (client) toClient((c) => c.shutdown(err as Error));
           else fail(err as Error);
           return;
         }
         for (const { header } of frames) {
-          const event = header as unknown as ChatEvent;
+          let event: ChatEvent | undefined;
+          try {
+            event = parseChatEvent(header);
+          } catch (err) {
+            if (!client) return fail(err as Error);
+            socket.destroy(); // read nothing more from a service that sends such things
+            toClient((c) => c.shutdown(err as Error));
+            return;
+          }
+          if (event === undefined) continue;
           if (client) {
-            if (held) held.push(event);
-            else client.dispatch(event);
+            const e = event;
+            toClient((c) => c.dispatch(e));
           } else if (event.cmd === 'welcome') {
             clearTimeout(timer);
-            client = new ChatClient(socket, event);
+            client = new ChatClient(socket, event, options.replyTimeoutMs ?? DEFAULT_REPLY_TIMEOUT_MS);
             held = [];
             setImmediate(() => {
-              const events = held ?? [];
+              const acts = held ?? [];
               held = undefined;
-              for (const e of events) client!.dispatch(e);
+              for (const act of acts) act(client!);
             });
             resolve(client);
           } else if (event.cmd === 'error') {
@@ -116,11 +142,11 @@ export class ChatClient extends EventEmitter<ChatClientEvents> {
         }
       });
       socket.on('error', (err) => {
-        if (client) client.shutdown(err);
+        if (client) toClient((c) => c.shutdown(err));
         else fail(sbError('SB_ERR_CONNECT', `${host}:${port}`, (err as NodeJS.ErrnoException).code ?? err.message));
       });
       socket.on('close', () => {
-        if (client) client.shutdown(sbError('SB_ERR_CONNECT', `${host}:${port}`, 'connection closed'));
+        if (client) toClient((c) => c.shutdown(sbError('SB_ERR_CONNECT', `${host}:${port}`, 'connection closed')));
         else fail(sbError('SB_ERR_CONNECT', `${host}:${port}`, 'closed before welcome'));
       });
     });
@@ -144,10 +170,14 @@ export class ChatClient extends EventEmitter<ChatClientEvents> {
 
   private request(make: (ref: string) => ChatRequest): Promise<MessageEvent | DirectEvent> {
     const ref = randomUUID();
+    const request = make(ref);
     return new Promise((resolve, reject) => {
       if (this.closedError) return reject(this.closedError);
-      this.pending.set(ref, { resolve, reject });
-      this.send(make(ref));
+      // A service that takes this long to store one message is not working: waiting on would hang
+      // `echo hi | sockbridge chat` for ever, and what it did with the message is unknown anyway.
+      const timer = setTimeout(() => this.shutdown(sbError('SB_ERR_TIMEOUT', this.replyTimeoutMs, `no acknowledgement of "${request.cmd}" from the chat service`)), this.replyTimeoutMs);
+      this.pending.set(ref, { resolve, reject, timer });
+      this.send(request);
     });
   }
 
@@ -155,6 +185,7 @@ export class ChatClient extends EventEmitter<ChatClientEvents> {
     if ((event.cmd === 'message' || event.cmd === 'direct' || event.cmd === 'error') && event.ref !== undefined) {
       const pending = this.pending.get(event.ref);
       if (pending) {
+        clearTimeout(pending.timer);
         this.pending.delete(event.ref);
         if (event.cmd === 'error') pending.reject(new ChatRefusal(event));
         else pending.resolve(event);
@@ -167,7 +198,10 @@ export class ChatClient extends EventEmitter<ChatClientEvents> {
   private shutdown(err: Error): void {
     if (this.closedError) return;
     this.closedError = err;
-    for (const p of this.pending.values()) p.reject(err);
+    for (const p of this.pending.values()) {
+      clearTimeout(p.timer);
+      p.reject(err);
+    }
     this.pending.clear();
     this.socket.destroy();
     this.emit('close');

@@ -1,21 +1,39 @@
-// `sockbridge chat HOST:PORT --nick N [--room R]`: chat in a terminal.
+// `sockbridge chat HOST:PORT --nick N [--room R] [--timeout MS]`: chat in a terminal.
 // On a TTY: an interactive prompt (/join R, /leave [R], /msg NICK TEXT, /who [R], /rooms, /quit).
 // Piped: each stdin line is said in the room (slowed down, never dropped, when rate-limited), and
-// the command exits once stdin has ended and the server has acknowledged the last line.
-// Incoming text is stripped of control characters before it reaches the terminal.
+// the command exits once stdin has ended and the server has acknowledged the last line; a line not
+// acknowledged within --timeout ends the chat (exit 1).
+// Everything the service sent (text, nicks, rooms, error messages) is stripped of control characters
+// before it reaches the terminal; ChatClient has already refused events of the wrong shape.
 
 import readline from 'node:readline';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { ChatClient, ChatRefusal } from '../../../backends/chat/chat-client.js';
 import { sanitizeForTerminal as clean } from '../../../backends/chat/terminal-text.js';
 import { DEFAULT_ROOM, type ChatEvent, type DirectMessage } from '../../../protocol/chat-messages.js';
-import { sbError } from '../../../protocol/errors.js';
+import { isSockbridgeError, sbError } from '../../../protocol/errors.js';
 import { parseCommandLine, parseHostPort } from '../args.js';
+import { flagValuesWithDefaults } from '../flag-values.js';
 
-const USAGE = 'sockbridge chat HOST:PORT --nick N [--room R]';
+const USAGE = 'sockbridge chat HOST:PORT --nick N [--room R] [--timeout MS]';
+/** The chat's own flags, checked like every other flag value (flag-values.ts). */
+const CHAT_FLAGS = {
+  properties: {
+    // ms to wait for the service to acknowledge a line before giving up on the connection
+    timeout: { type: 'integer', minimum: 1, maximum: 600_000, default: 10_000 },
+  },
+} as const;
 const HELP = '/join ROOM, /leave [ROOM], /msg NICK TEXT, /who [ROOM], /rooms, /quit; anything else is said in the current room';
 /** A piped line refused for its rate is retried this many times before it counts as failed. */
 const MAX_RETRIES = 20;
+
+const cleanList = (names: readonly string[]) => names.map(clean).join(', ');
+
+/** The one line that reports the end of the connection: why, unless it simply closed. */
+function closeLine(reason: Error | undefined): string {
+  if (reason === undefined || isSockbridgeError(reason, 'SB_ERR_CONNECT')) return 'connection to the chat service closed';
+  return `connection to the chat service closed: ${clean(reason.message)}`;
+}
 
 const hhmm = (ts: number) => {
   const d = new Date(ts);
@@ -23,14 +41,15 @@ const hhmm = (ts: number) => {
 };
 
 export async function run(argv: string[]): Promise<number> {
-  const { values, positionals } = parseCommandLine(argv, { nick: { type: 'string' }, room: { type: 'string' } }, USAGE);
+  const { values, positionals } = parseCommandLine(argv, { nick: { type: 'string' }, room: { type: 'string' }, timeout: { type: 'string' } }, USAGE);
   const { host, port } = parseHostPort(positionals[0], USAGE);
   const nick = values['nick'];
   if (typeof nick !== 'string') throw sbError('SB_ERR_USAGE', `--nick is required\nusage: ${USAGE}`);
   const room = typeof values['room'] === 'string' ? values['room'] : DEFAULT_ROOM;
+  const replyTimeoutMs = flagValuesWithDefaults(CHAT_FLAGS, { timeout: values['timeout'] })['timeout'] as number;
   const interactive = Boolean(process.stdin.isTTY && process.stdout.isTTY);
 
-  const client = await ChatClient.connect(host, port, { nick, room });
+  const client = await ChatClient.connect(host, port, { nick, room, replyTimeoutMs });
   const session = new TerminalChat(client, room, interactive);
   return session.run();
 }
@@ -48,7 +67,7 @@ class TerminalChat {
   ) {
     this.current = room;
     this.rl = readline.createInterface({ input: process.stdin, output: interactive ? process.stdout : undefined, terminal: interactive });
-    this.rl.setPrompt(`${client.nick}> `);
+    this.rl.setPrompt(`${clean(client.nick)}> `);
     // Ctrl-C ends the chat (with no listener, readline would only pause).
     this.rl.on('SIGINT', () => this.rl.close());
     client.on('event', (event) => this.show(event));
@@ -57,7 +76,7 @@ class TerminalChat {
   async run(): Promise<number> {
     const closed = new Promise<number>((resolve) =>
       this.client.once('close', () => {
-        if (!this.ended) this.print('! connection to the chat service closed');
+        if (!this.ended) this.print(`! ${closeLine(this.client.closeReason)}`);
         this.rl.close(); // stop reading stdin, so the process can exit
         resolve(this.exitCode());
       }),
@@ -120,7 +139,8 @@ class TerminalChat {
       }
     } catch (err) {
       this.failures++;
-      this.print(`! ${clean((err as Error).message)}`);
+      // The end of the connection is reported once, by the 'close' listener in run().
+      if (err !== this.client.closeReason) this.print(`! ${clean((err as Error).message)}`);
       return true;
     }
   }
@@ -139,14 +159,14 @@ class TerminalChat {
   }
 
   private directLine(m: DirectMessage): string {
-    return m.from === this.client.nick ? `[${hhmm(m.ts)}] -> *${m.to}* ${clean(m.text)}` : `[${hhmm(m.ts)}] *${m.from}* ${clean(m.text)}`;
+    return m.from === this.client.nick ? `[${hhmm(m.ts)}] -> *${clean(m.to)}* ${clean(m.text)}` : `[${hhmm(m.ts)}] *${clean(m.from)}* ${clean(m.text)}`;
   }
 
   private show(event: ChatEvent): void {
     switch (event.cmd) {
       case 'message': {
-        const where = event.room === this.current ? '' : `#${event.room} `;
-        this.print(`[${hhmm(event.ts)}] ${where}${event.from}: ${clean(event.text)}`);
+        const where = event.room === this.current ? '' : `#${clean(event.room)} `;
+        this.print(`[${hhmm(event.ts)}] ${where}${clean(event.from)}: ${clean(event.text)}`);
         return;
       }
       case 'direct':
@@ -157,21 +177,21 @@ class TerminalChat {
         for (const m of event.history) this.print(this.directLine(m));
         return;
       case 'presence':
-        this.print(`[${hhmm(Date.now())}] * ${event.nick} ${event.event === 'join' ? 'joined' : 'left'} #${event.room}`);
+        this.print(`[${hhmm(Date.now())}] * ${clean(event.nick)} ${event.event === 'join' ? 'joined' : 'left'} #${clean(event.room)}`);
         return;
       case 'joined':
         this.current = event.room;
-        for (const m of event.history) this.print(`[${hhmm(m.ts)}] ${m.room === this.current ? '' : `#${m.room} `}${m.from}: ${clean(m.text)}`);
-        this.print(`* joined #${event.room}: ${event.members.join(', ')}`);
+        for (const m of event.history) this.print(`[${hhmm(m.ts)}] ${m.room === this.current ? '' : `#${clean(m.room)} `}${clean(m.from)}: ${clean(m.text)}`);
+        this.print(`* joined #${clean(event.room)}: ${cleanList(event.members)}`);
         return;
       case 'left':
-        this.print(`* left #${event.room}`);
+        this.print(`* left #${clean(event.room)}`);
         return;
       case 'members':
-        this.print(`* in #${event.room}: ${event.members.join(', ') || '(nobody)'}`);
+        this.print(`* in #${clean(event.room)}: ${cleanList(event.members) || '(nobody)'}`);
         return;
       case 'rooms':
-        this.print(`* rooms: ${event.rooms.map((r) => `#${r.room} (${r.members})`).join(', ') || '(none)'}`);
+        this.print(`* rooms: ${event.rooms.map((r) => `#${clean(r.room)} (${clean(String(r.members))})`).join(', ') || '(none)'}`);
         return;
       case 'error':
         // Refusals of say/dm are reported by the awaiting call; the rest are shown here.

@@ -7,6 +7,8 @@ import { SOCKBRIDGE_BIN, runCli, startCli, stopAllCli } from '../../../helpers/c
 import { removeTempDirs, tempDir } from '../../../helpers/tmp.js';
 import { LineClient, RawChat, closeAll, startChat } from '../../../backends/chat/chat-kit.js';
 import { ChatClient } from '../../../../backends/chat/chat-client.js';
+import { encodeFrame } from '../../../../protocol/frame-codec.js';
+import { closeHostileServices, hostileService } from '../hostile-service.js';
 
 const ptys: nodePty.IPty[] = [];
 
@@ -14,6 +16,7 @@ afterEach(async () => {
   for (const p of ptys.splice(0)) p.kill();
   await stopAllCli();
   await closeAll();
+  await closeHostileServices();
   await removeTempDirs();
 });
 
@@ -87,6 +90,42 @@ describe('sockbridge chat', () => {
   });
 });
 
+describe('sockbridge chat against a hostile or silent service', () => {
+  const ESC = '\u001b]0;PWNED\u0007\u001b[2J'; // OSC retitle + clear screen
+
+  it('prints nothing of a malformed event: one line on stderr saying why the connection ended, exit 1 (audit2 #3)', async () => {
+    const port = await hostileService((socket, request) => {
+      if (request.cmd !== 'hello') return;
+      socket.write(encodeFrame({ cmd: 'welcome', nick: request['nick'] as string, rooms: ['lobby'] }));
+      const history = [{ id: 1, room: 'lobby', from: `evil${ESC}`, text: 'hi', ts: Date.now() }];
+      socket.write(encodeFrame({ cmd: 'joined', room: 'lobby', members: [`mallory${ESC}`], history }));
+    });
+    const { code, stdout, stderr } = await runCli(['chat', `127.0.0.1:${port}`, '--nick', 'bob'], { input: 'hello\n' });
+    expect(code).toBe(1);
+    expect(stdout).toBe('');
+    expect(stderr).toBe('! connection to the chat service closed: invalid message: chat service sent a "joined" event whose "members" is not a list of nicknames\n');
+  });
+
+  it('gives up a line the service never acknowledges after --timeout: one line, exit 1 (audit2 #5)', async () => {
+    const port = await hostileService((socket, request) => {
+      if (request.cmd === 'hello') socket.write(encodeFrame({ cmd: 'welcome', nick: request['nick'] as string, rooms: ['lobby'] }));
+    });
+    const started = Date.now();
+    const { code, stdout, stderr } = await runCli(['chat', `127.0.0.1:${port}`, '--nick', 'bob', '--timeout', '300'], { input: 'hi\nsecond line\n', timeoutMs: 10_000 });
+    expect(code).toBe(1);
+    expect(Date.now() - started).toBeGreaterThanOrEqual(300);
+    expect(stdout).toBe('');
+    expect(stderr).toBe('! connection to the chat service closed: timed out after 300 ms: no acknowledgement of "say" from the chat service\n');
+  });
+
+  it.each([['abc'], ['0']])('refuses --timeout %s in one line, exit 2', async (value) => {
+    const { code, stderr } = await runCli(['chat', '127.0.0.1:1', '--nick', 'bob', '--timeout', value]);
+    expect(code).toBe(2);
+    expect(stderr).toMatch(/^sockbridge: --timeout must be /);
+    expect(stderr.trim().split('\n')).toHaveLength(1);
+  });
+});
+
 describe('sockbridge chat on a terminal', () => {
   it('prompts, prints [HH:MM] lines above the prompt, and handles /join, /msg, /who, /rooms and /quit', async () => {
     const { port } = await startChat();
@@ -128,7 +167,7 @@ describe('sockbridge chat on a terminal', () => {
     term.write('/who lobby\r');
     await waitFor(/\* in #lobby: alice, bob/);
     term.write('/rooms\r');
-    await waitFor(/\* rooms: #dev \(1\), #lobby \(2\)/);
+    await waitFor(/\* rooms: #lobby \(2\), #dev \(1\)/); // fullest first
     term.write('/quit\r');
     expect(await exited).toBe(0);
     expect(bob.events.some((e) => e.cmd === 'message' && e.text === 'in dev')).toBe(false);
