@@ -25,7 +25,7 @@ import net from 'node:net';
 import { Readable } from 'node:stream';
 import { errorFromFrame, sbError, SockbridgeError } from '../../protocol/errors.js';
 import { encodeFrame, encodeFrameHead, FrameDecoder, type FrameEvent, type FrameHeader } from '../../protocol/frame-codec.js';
-import { FILES_CHUNK_MAX_BYTES, fromWireEntry, type FileEntry, type FileStat } from '../../protocol/files-messages.js';
+import { FILES_CHUNK_MAX_BYTES, fromWireEntry, parseFileList, parsePartialInfo, type FileEntry, type FileStat } from '../../protocol/files-messages.js';
 import { endSocket } from '../lib/end-socket.js';
 
 export interface FilesClientOptions {
@@ -164,7 +164,7 @@ export class FilesClient {
         releaseSource(source);
       }
       const { header: ok } = await this.withTimeout(reply);
-      return fromWireEntry(ok);
+      return this.checked(() => fromWireEntry(ok));
     });
   }
 
@@ -246,9 +246,21 @@ export class FilesClient {
                 if (h.cmd === 'error') refusal = refusalOf(h);
                 else if (h.cmd !== 'data') return finish(this.shutdown(sbError('SB_ERR_BAD_REQUEST', `unexpected reply "${h.cmd}"`)));
                 else {
+                  let entry: FileEntry;
+                  let offset: number;
+                  try {
+                    entry = this.checked(() => fromWireEntry(h));
+                    offset = this.checked(() => {
+                      const at = h['offset'] ?? 0;
+                      if (!Number.isSafeInteger(at) || (at as number) < 0 || (at as number) > entry.size) throw new Error(`offset ${JSON.stringify(at)}`);
+                      return at as number;
+                    });
+                  } catch {
+                    return; // checked() ended the connection, and onClose has already failed this get
+                  }
                   started = true;
                   waitForBody();
-                  resolveGet({ entry: fromWireEntry(h), offset: Number(h['offset']), stream });
+                  resolveGet({ entry, offset, stream });
                 }
               } else if (event.type === 'body') {
                 if (stream.push(event.chunk)) waitForBody();
@@ -277,13 +289,15 @@ export class FilesClient {
   }
 
   list(): Promise<FileEntry[]> {
-    return this.request({ cmd: 'list' }).then(({ body }) => JSON.parse(body.toString('utf8')) as FileEntry[]);
+    return this.request({ cmd: 'list' }).then(({ body }) => this.checked(() => parseFileList(JSON.parse(body.toString('utf8')))));
   }
 
   stat(name: string): Promise<FileStat> {
     return this.request({ cmd: 'stat', filename: name }).then(({ header }) => {
-      const partial = header['partial'] as FileStat['partial'];
-      return { exists: header['exists'] === true, ...fromWireEntry(header), ...(partial ? { partial } : {}) };
+      return this.checked(() => {
+        const partial = header['partial'] === undefined ? undefined : parsePartialInfo(header['partial']);
+        return { exists: header['exists'] === true, ...fromWireEntry(header), ...(partial ? { partial } : {}) };
+      });
     });
   }
 
@@ -343,6 +357,19 @@ export class FilesClient {
       timer = setTimeout(() => reject(this.shutdown(sbError('SB_ERR_TIMEOUT', this.replyTimeoutMs, 'files reply'))), this.replyTimeoutMs);
     });
     return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+  }
+
+  /**
+   * `parse(reply)`, or, when the reply is malformed (a broken or hostile service), the connection
+   * ended with SB_ERR_BACKEND_DOWN naming what was wrong: the gateway must answer 503, not relay
+   * the 400 of SB_ERR_MESSAGE_INVALID as if the browser had sent it.
+   */
+  private checked<T>(parse: () => T): T {
+    try {
+      return parse();
+    } catch (err) {
+      throw this.shutdown(sbError('SB_ERR_BACKEND_DOWN', 'files', `malformed reply: ${(err as Error).message}`));
+    }
   }
 
   /** socket.write with backpressure; rejects once the connection is gone. */

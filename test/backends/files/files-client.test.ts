@@ -76,6 +76,28 @@ describe('FilesClient', () => {
     }
   }, 10_000);
 
+  it('ends the connection with SB_ERR_BACKEND_DOWN on a malformed reply instead of throwing out of its socket handler', async () => {
+    // A broken or hostile peer: a get answered with a bad sha256, then with an offset past the end.
+    const replies = [
+      { cmd: 'data', name: 'a', total: 3, offset: 0, mtime: 0, sha256: 'zz' },
+      { cmd: 'data', name: 'a', total: 3, offset: 7, mtime: 0, sha256: 'a'.repeat(64) },
+    ];
+    const bad = net.createServer((s) => {
+      s.on('error', () => undefined);
+      s.once('data', () => s.write(Buffer.concat([encodeFrameHead(replies.shift()!, 3), Buffer.from('abc')])));
+    });
+    await new Promise<void>((r) => bad.listen(0, '127.0.0.1', r));
+    const port = (bad.address() as AddressInfo).port;
+    try {
+      for (let i = 0; i < 2; i++) {
+        const client = await FilesClient.connect('127.0.0.1', port, { replyTimeoutMs: 2000 });
+        await expect(client.get('a')).rejects.toMatchObject({ code: 'SB_ERR_BACKEND_DOWN', message: expect.stringContaining('malformed reply') });
+      }
+    } finally {
+      bad.close();
+    }
+  });
+
   it('delivers a download it was not reading yet, byte-exact, once it reads', async () => {
     const { port } = await startFiles();
     const client = await connect(port);
