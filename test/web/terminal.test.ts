@@ -71,4 +71,36 @@ describe('terminal (browser e2e)', () => {
     await waitForText(screen, (t) => t.includes('/dev/pts/'));
     await waitForText(status, (t) => t.includes('exited with code'));
   });
+
+  it('draws underscores: the glyph is not clipped by the row height (container_info.json read as "container info.json")', async () => {
+    const { page, screen, status } = await openTerminalAsAdmin();
+    // a line of only underscores: any lit pixel in its row is the underscore glyph
+    await page.getByLabel('Command').fill("printf '%s\\n' ________________");
+    await page.getByRole('button', { name: 'Run' }).click();
+    await waitForText(status, (t) => t.includes('exited with code'));
+    const row = screen.locator('div', { hasText: /^_{16}\s*$/ }).first();
+    const lit = await litPixels(page, await row.screenshot());
+    const blank = await litPixels(page, await screen.locator('div').last().screenshot());
+    expect(blank).toBe(0);
+    expect(lit).toBeGreaterThan(16);
+    await screenshot(page, 'terminal-underscore');
+  });
 });
+
+/** How many pixels of a PNG are clearly brighter than the terminal's dark background (decoded by the page's own canvas). */
+async function litPixels(page: import('playwright-core').Page, png: Buffer): Promise<number> {
+  return page.evaluate(async (base64) => {
+    const image = new Image();
+    image.src = `data:image/png;base64,${base64}`;
+    await image.decode();
+    const canvas = document.createElement('canvas');
+    canvas.width = image.width;
+    canvas.height = image.height;
+    const context = canvas.getContext('2d')!;
+    context.drawImage(image, 0, 0);
+    const { data } = context.getImageData(0, 0, image.width, image.height);
+    let count = 0;
+    for (let i = 0; i < data.length; i += 4) if (data[i]! + data[i + 1]! + data[i + 2]! > 300) count++;
+    return count;
+  }, png.toString('base64'));
+}
