@@ -10,7 +10,9 @@ export type ServiceName = 'chat' | 'exec' | 'files' | 'time';
 export interface ApiError { error: { code: ErrorCode | string; message: string } }
 
 export interface LoginRequest { username: string; password: string }
-export interface Me { username: string; role: Role }
+/** What the client may send in one upload (POST /api/files), so it can refuse too much before sending. */
+export interface UploadLimits { maxUploadBytes: number; maxUploadFiles: number }
+export interface Me { username: string; role: Role; limits: UploadLimits }
 
 export interface ServiceHealth {
   status: 'up' | 'down';

@@ -50,8 +50,7 @@ export async function apiAuthRoutes(app: FastifyInstance): Promise<void> {
     const session = app.sessions.create(account);
     setSessionCookie(reply, session, options);
     request.log.info({ user: account.username, remote: request.ip }, 'login');
-    const me: Me = { username: account.username, role: account.role };
-    return me;
+    return meOf(account);
   });
 
   app.post('/api/logout', async (request, reply) => {
@@ -66,7 +65,11 @@ export async function apiAuthRoutes(app: FastifyInstance): Promise<void> {
 
   app.get('/api/me', async (request) => {
     const session = requireSession(request);
-    const me: Me = { username: session.username, role: session.role };
-    return me;
+    return meOf(session);
   });
+
+  function meOf(who: { username: string; role: Me['role'] }): Me {
+    const { maxUploadBytes, maxUploadFiles } = options.limits;
+    return { username: who.username, role: who.role, limits: { maxUploadBytes, maxUploadFiles } };
+  }
 }

@@ -28,7 +28,7 @@ describe('buildApp: accounts and sessions', () => {
     expect(Buffer.from(cookie.value, 'base64url')).toHaveLength(32);
 
     const me = await app.inject({ method: 'GET', url: '/api/me', cookies: { sb_session: cookie.value } });
-    expect(me.json()).toEqual({ username: 'alice', role: 'user' });
+    expect(me.json()).toMatchObject({ username: 'alice', role: 'user' });
     const out = await app.inject({ method: 'POST', url: '/api/logout', cookies: { sb_session: cookie.value } });
     expect(out.statusCode).toBe(204);
     const after = await app.inject({ method: 'GET', url: '/api/me', cookies: { sb_session: cookie.value } });
@@ -211,7 +211,7 @@ describe('buildApp: accounts and sessions', () => {
     const alice = await login(app, 'alice');
     const root = await login(app, 'root');
     app.users.setRole('alice', 'admin');
-    expect((await app.inject({ method: 'GET', url: '/api/me', cookies: { sb_session: alice } })).json()).toEqual({ username: 'alice', role: 'admin' });
+    expect((await app.inject({ method: 'GET', url: '/api/me', cookies: { sb_session: alice } })).json()).toMatchObject({ username: 'alice', role: 'admin' });
     app.users.remove('root');
     const gone = await app.inject({ method: 'GET', url: '/api/me', cookies: { sb_session: root } });
     expect(gone.statusCode).toBe(401);
