@@ -29,8 +29,12 @@ export class TimeSync {
   best = $derived(bestSample(this.samples, FILTER_WINDOW));
   /** server time estimated from the best sample: browser clock + offset */
   serverNow = $derived(this.best ? this.now + this.best.offset : null);
+  /** when the newest sample was taken (browser clock), null before the first */
+  lastMeasuredAt = $derived(this.samples.at(-1)?.at ?? null);
 
   readonly socket: ReconnectingSocket;
+  /** not connected: every figure is the last one measured, not a live one */
+  stale = $derived.by(() => this.socket.status !== 'up');
   #pingTimer: ReturnType<typeof setTimeout> | null = null;
   #tickTimer: ReturnType<typeof setInterval>;
   #sent = 0;
