@@ -11,6 +11,7 @@ describe('terminal (browser e2e)', () => {
     const screen = page.locator('.xterm-rows');
     const status = page.getByTestId('exec-status');
     await waitForText(status, (t) => t.includes('ready'));
+    expect(await page.locator('nav button[data-panel="terminal"] [data-service="terminal"]').getAttribute('data-state')).toBe('up');
     return { page, screen, status };
   }
 
@@ -23,6 +24,10 @@ describe('terminal (browser e2e)', () => {
     await logIn(page, stack().url, BOB);
     await openPanel(page, 'terminal');
     await waitForText(page.getByTestId('admins-only'), (t) => t.includes('Admins only'));
+    // the tab's dot is grey "unavailable", not a green "up" for a service this account cannot use
+    const dot = page.locator('nav button[data-panel="terminal"] [data-service="terminal"]');
+    expect(await dot.getAttribute('data-state')).toBe('unavailable');
+    expect(await dot.getAttribute('title')).toBe('Terminal: admins only');
     expect(await page.locator('.xterm').count()).toBe(0);
     // the chat and time sockets did open, so the listener works; exec was never asked for
     await expect.poll(() => sockets.includes('/ws/chat')).toBe(true);
