@@ -1,7 +1,8 @@
 // `sockbridge start`: the four backends and the gateway in one process, with embedded defaults:
 // data in ./data, everything on loopback (the gateway on --host), the exec secret and the chat
 // gateway token generated into DATA/*.secret (0600) on first start, the admin account created on
-// first start. Prints `sockbridge: open http://127.0.0.1:PORT/` once everything listens.
+// first start. Once everything listens it prints each backend's address (one line each, the ports
+// really bound, so `--chat-port 0` is usable) and then `sockbridge: open http://127.0.0.1:PORT/`.
 //
 // --config FILE is JSON with optional sections {gateway, chat, exec, files, time}, each holding that
 // component's own options (the same keys as its `serve`/`gateway` command's config file).
@@ -21,7 +22,7 @@ import { ensureSecretFile } from '../../accounts/secret-files.js';
 import { parseCommandLine, rejectPositionals } from '../args.js';
 import { flagValuesWithDefaults } from '../flag-values.js';
 import { openLine, startGateway } from './gateway.js';
-import { runUntilSignal } from '../run-service.js';
+import { formatAddress, runUntilSignal } from '../run-service.js';
 import type { FastifyInstance } from 'fastify';
 
 const USAGE =
@@ -93,6 +94,7 @@ export async function run(argv: string[]): Promise<number> {
     for (const service of started.splice(0).reverse()) await service.close().catch(() => undefined);
   };
   let app: FastifyInstance | undefined;
+  const backendLines: string[] = [];
   const startAll = async (): Promise<AddressInfo> => {
     try {
       const chat = new ChatService(
@@ -126,6 +128,13 @@ export async function run(argv: string[]): Promise<number> {
       );
       const timeAddress = await time.start();
       started.push(time);
+      const chatLine = chat.lineAddress();
+      backendLines.push(
+        `sockbridge: chat ${formatAddress('tcp', chatAddress)} (line mode: ${chatLine ? formatAddress('tcp', chatLine) : 'off'})`,
+        `sockbridge: exec ${formatAddress('tcp', execAddress)}`,
+        `sockbridge: files ${formatAddress('tcp', filesAddress)}`,
+        `sockbridge: time ${formatAddress('udp', timeAddress)}`,
+      );
 
       const url = (scheme: string, a: AddressInfo) => `${scheme}://${LOOPBACK}:${a.port}`;
       const options = loadConfig<GatewayOptions>(gatewayOptionsSchema, {
@@ -149,5 +158,5 @@ export async function run(argv: string[]): Promise<number> {
       throw err;
     }
   };
-  return runUntilSignal('start', { start: startAll, close: stopAll }, () => [openLine(app!)]);
+  return runUntilSignal('start', { start: startAll, close: stopAll }, () => [...backendLines, openLine(app!)]);
 }

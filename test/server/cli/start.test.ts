@@ -1,4 +1,5 @@
 import { existsSync } from 'node:fs';
+import net from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { runCli, startCli, stopAllCli } from '../../helpers/cli.js';
 import { removeTempDirs, tempDir } from '../../helpers/tmp.js';
@@ -56,5 +57,34 @@ describe('sockbridge start', () => {
     expect(range.code).toBe(2);
     expect(range.stderr).toBe('sockbridge: --chat-line-port must be <= 65535 (got 65536)\n');
     expect(existsSync(data)).toBe(false);
+  });
+
+  it('prints the address each backend really listens on, so --port 0 is usable; each answers there', async () => {
+    const data = await tempDir();
+    const proc = startCli(['start', '--data', data, ...FREE_PORTS], { env: { SOCKBRIDGE_ADMIN_PASSWORD: 'printed-ports-123' } });
+    await proc.waitFor(/sockbridge: open http/);
+    const [, chat, line] = await proc.waitFor(/sockbridge: chat tcp:\/\/127\.0\.0\.1:(\d+) \(line mode: tcp:\/\/127\.0\.0\.1:(\d+)\)\n/);
+    const [, exec] = await proc.waitFor(/sockbridge: exec tcp:\/\/127\.0\.0\.1:(\d+)\n/);
+    const [, files] = await proc.waitFor(/sockbridge: files tcp:\/\/127\.0\.0\.1:(\d+)\n/);
+    const [, time] = await proc.waitFor(/sockbridge: time udp:\/\/127\.0\.0\.1:(\d+)\n/);
+    const ports = [chat, line, exec, files, time].map(Number);
+    expect(ports.every((p) => p > 0)).toBe(true);
+    expect(new Set(ports).size).toBe(5);
+    // the printed ports are the real ones: the CLI clients reach the services there
+    const listed = await runCli(['ls', `127.0.0.1:${files}`]);
+    expect(listed.code).toBe(0);
+    const measured = await runCli(['time', `127.0.0.1:${time}`, '--samples', '1']);
+    expect(measured.code).toBe(0);
+    const linePrompt = await new Promise<string>((resolve, reject) => {
+      const socket = net.connect(Number(line), '127.0.0.1');
+      let text = '';
+      socket.on('data', (chunk) => {
+        text += chunk.toString();
+        if (text.includes('\n')) socket.end();
+      });
+      socket.on('close', () => resolve(text));
+      socket.on('error', reject);
+    });
+    expect(linePrompt).toContain('welcome');
   });
 });
