@@ -90,7 +90,29 @@ describe('terminal (browser e2e)', () => {
     expect(lit).toBeGreaterThan(16);
     await screenshot(page, 'terminal-underscore');
   });
+
+  it('during an outage, the Retry button sits on the status line, centred with the notice', async () => {
+    const { page, status } = await openTerminalAsAdmin();
+    await stack().process.stop();
+    await waitForText(status, (t) => t.includes('disconnected'));
+    const retry = status.getByRole('button', { name: 'Retry' });
+    await retry.waitFor();
+    expect(await textToButtonGap(status.locator('span.muted').first(), retry)).toBeLessThanOrEqual(2);
+    await screenshot(page, 'terminal-outage');
+  });
 });
+
+/** How far the vertical centre of a text's glyphs (not of its box, which a flex row may stretch) is from a button's. */
+async function textToButtonGap(text: import('playwright-core').Locator, button: import('playwright-core').Locator): Promise<number> {
+  const textBox = await text.evaluate((element) => {
+    const range = document.createRange();
+    range.selectNodeContents(element);
+    const rect = range.getBoundingClientRect();
+    return { y: rect.y, height: rect.height };
+  });
+  const buttonBox = (await button.boundingBox())!;
+  return Math.abs(textBox.y + textBox.height / 2 - (buttonBox.y + buttonBox.height / 2));
+}
 
 /** How many pixels of a PNG are clearly brighter than the terminal's dark background (decoded by the page's own canvas). */
 async function litPixels(page: import('playwright-core').Page, png: Buffer): Promise<number> {
