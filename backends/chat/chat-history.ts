@@ -43,8 +43,6 @@ export class ChatHistory {
   private readonly insertStmt: Database.Statement<[string | null, string, string | null, string, number]>;
   private readonly recentStmt: Database.Statement<[string, number], Row>;
   private readonly recentDirectStmt: Database.Statement<[{ nick: string; limit: number }], Row>;
-  private readonly addGatewayNickStmt: Database.Statement<[string]>;
-  private readonly isGatewayNickStmt: Database.Statement<[string], { found: number }>;
 
   /** Opens (creating if needed) `dataDir/chat.sqlite`. */
   constructor(dataDir: string) {
@@ -69,16 +67,12 @@ export class ChatHistory {
       CREATE INDEX IF NOT EXISTS messages_by_room ON messages (room, id) WHERE room IS NOT NULL;
       CREATE INDEX IF NOT EXISTS messages_by_recipient ON messages (recipient, id) WHERE recipient IS NOT NULL;
       CREATE INDEX IF NOT EXISTS direct_messages_by_sender ON messages (sender, id) WHERE recipient IS NOT NULL;
-      -- nicknames that were ever held through the gateway token: the gateway's accounts
-      CREATE TABLE IF NOT EXISTS gateway_nicks (nick TEXT PRIMARY KEY) WITHOUT ROWID;
     `);
     this.insertStmt = this.db.prepare('INSERT INTO messages (room, sender, recipient, text, ts) VALUES (?, ?, ?, ?, ?)');
     this.recentStmt = this.db.prepare<[string, number], Row>(
       'SELECT * FROM (SELECT * FROM messages WHERE room = ? ORDER BY id DESC LIMIT ?) ORDER BY id',
     );
     this.recentDirectStmt = this.db.prepare<[{ nick: string; limit: number }], Row>(RECENT_DIRECT_SQL);
-    this.addGatewayNickStmt = this.db.prepare<[string]>('INSERT OR IGNORE INTO gateway_nicks (nick) VALUES (?)');
-    this.isGatewayNickStmt = this.db.prepare<[string], { found: number }>('SELECT 1 AS found FROM gateway_nicks WHERE nick = ?');
   }
 
   /** Stores a room message (committed when this returns) and returns it with its id and timestamp. */
@@ -102,15 +96,6 @@ export class ChatHistory {
   recentDirect(nick: string, limit: number): DirectMessage[] {
     if (limit <= 0) return [];
     return this.recentDirectStmt.all({ nick, limit }).map((r) => ({ id: r.id, from: r.sender, to: r.recipient!, text: r.text, ts: r.ts }));
-  }
-
-  /** Remembers that `nick` was held through the gateway (an account name). Writes only the first time. */
-  addGatewayNick(nick: string): void {
-    this.addGatewayNickStmt.run(nick);
-  }
-
-  isGatewayNick(nick: string): boolean {
-    return this.isGatewayNickStmt.get(nick) !== undefined;
   }
 
   close(): void {

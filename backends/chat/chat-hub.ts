@@ -37,8 +37,6 @@ export interface ChatHubLimits {
   serveDirectHistory: boolean;
 }
 
-/** The names line mode hands out (guest-1, guest-2, …; counting restarts with the service). */
-export const GUEST_NICK_PATTERN = /^guest-\d+$/;
 
 /** Where a transport wants a connection's events: it encodes and writes them. */
 export type EventSink = Pick<ChatPeer, 'deliver'>;
@@ -72,22 +70,18 @@ export class ChatHub {
     this.claimNick(nick, shared);
     const session = new ChatSession(this, sink, nick, shared, this.clock());
     this.nicks.get(nick)!.sessions.add(session);
-    if (shared) this.history.addGatewayNick(nick);
     return session;
   }
 
   /**
-   * The recent direct messages to or by `nick`, oldest first, for a connection holding it.
-   * A nickname is not a password: on the raw ports anyone may take a free one. So a guest-N gets
-   * none (line mode gives the same guest-N to someone else after a restart), and a nick ever held
-   * through the gateway token (an account) gets its history only through the gateway: otherwise
-   * `/nick admin` on the line port, while admin is offline, would read admin's direct messages.
+   * The recent direct messages to or by `nick`, oldest first, for a connection holding it — only
+   * through the gateway, whose token vouches that the nick is the logged-in account. A nickname is
+   * not a password: on the raw ports anyone may take a free one, so a raw connection gets none,
+   * whoever held the nick before (an account, a raw-only nick, a guest-N of a previous run).
    * Without a gateway token nobody gets any (see ChatHubLimits.serveDirectHistory).
    */
   directHistoryFor(nick: string, viaGateway: boolean): DirectMessage[] {
-    if (!this.limits.serveDirectHistory) return [];
-    if (GUEST_NICK_PATTERN.test(nick)) return [];
-    if (!viaGateway && this.history.isGatewayNick(nick)) return [];
+    if (!this.limits.serveDirectHistory || !viaGateway) return [];
     return this.history.recentDirect(nick, this.limits.directHistoryOnHello);
   }
 

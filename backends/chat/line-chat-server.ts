@@ -7,8 +7,8 @@
 // A read that ends without a newline (the seed's client sends none) counts as a line once no more
 // bytes follow within lineFlushMs, so a long line split across TCP segments still stays one line.
 // Commands: /join ROOM, /rooms, /who, /nick NAME, /msg NICK TEXT, /quit, /help.
-// A connection starts as guest-N, which never gets direct-message history (see
-// ChatHub.directHistoryFor); /nick NAME shows NAME's recent direct messages.
+// Direct-message history is never shown here: anyone may take any free nickname on this port, so
+// a nick proves nothing (ChatHub.directHistoryFor serves it only through the gateway).
 
 import type net from 'node:net';
 import type { Logger } from 'pino';
@@ -22,8 +22,6 @@ import { sanitizeForTerminal } from './terminal-text.js';
 
 /** History lines shown on connect: enough for context, few enough for an 80x24 terminal. */
 export const LINE_HISTORY_ON_JOIN = 20;
-/** Direct messages shown on connect and after /nick. */
-export const LINE_DIRECT_HISTORY = 20;
 /** Rooms /rooms names (the fullest first): one readable line, not thousands of names. */
 export const LINE_ROOMS_LISTED = 20;
 /** Members a `* in #ROOM:` line names (/who, /join): one readable line however big the room. */
@@ -92,7 +90,6 @@ class LineConnection {
     this.session = hub.connect({ deliver: (event) => this.deliver(event) }, guestNick(), false);
     this.write(`* welcome, you are ${this.session.nick} in #${DEFAULT_ROOM}; /help lists the commands`);
     this.session.join(DEFAULT_ROOM, { charge: false });
-    this.session.sendDirectHistory();
     socket.on('data', (chunk: Buffer) => this.onData(chunk));
     socket.on('end', () => {
       this.handle(this.splitter.flush());
@@ -154,7 +151,6 @@ class LineConnection {
         if (!args[0]) throw sbError('SB_ERR_BAD_REQUEST', 'usage: /nick NAME');
         this.session.rename(args[0]);
         this.write(`* you are now ${this.session.nick}`);
-        this.session.sendDirectHistory();
         return;
       case '/join':
         if (!args[0]) throw sbError('SB_ERR_BAD_REQUEST', 'usage: /join ROOM');
@@ -204,9 +200,6 @@ class LineConnection {
         return;
       case 'direct':
         this.write(this.directLine(event));
-        return;
-      case 'directs':
-        for (const m of event.history.slice(-LINE_DIRECT_HISTORY)) this.write(this.directLine(m));
         return;
       case 'presence':
         this.write(`* ${event.nick} ${event.event === 'join' ? 'joined' : 'left'}`);

@@ -172,10 +172,6 @@ class TerminalChat {
       case 'direct':
         this.print(this.directLine(event));
         return;
-      case 'directs':
-        // Our recent direct messages, sent once after hello (a gateway account or a fixed nick).
-        for (const m of event.history) this.print(this.directLine(m));
-        return;
       case 'presence':
         this.print(`[${hhmm(Date.now())}] * ${clean(event.nick)} ${event.event === 'join' ? 'joined' : 'left'} #${clean(event.room)}`);
         return;

@@ -84,18 +84,6 @@ describe('ChatHistory: direct-message history', () => {
       db.close();
     }
   });
-
-  it('remembers nicknames held through the gateway across reopening', async () => {
-    const dir = await tempDir();
-    const h = new ChatHistory(dir);
-    h.addGatewayNick('alice');
-    h.addGatewayNick('alice');
-    h.close();
-    const again = new ChatHistory(dir);
-    open.push(again);
-    expect(again.isGatewayNick('alice')).toBe(true);
-    expect(again.isGatewayNick('bob')).toBe(false);
-  });
 });
 
 describe('ChatHistory: a data dir that cannot be used', () => {

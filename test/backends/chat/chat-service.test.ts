@@ -330,11 +330,13 @@ describe('ChatService: history', () => {
 });
 
 describe('ChatService: direct-message history', () => {
+  const viaGateway = { gatewayToken: TOKEN };
+
   /** alice, bob and carol exchange direct messages: alice↔bob, carol→bob, and alice to herself. */
-  async function exchange(port: number, extra: Record<string, unknown> = {}) {
+  async function exchange(port: number, extra: Record<string, unknown> = viaGateway) {
     const alice = await RawChat.hello(port, 'alice', extra);
-    const bob = await RawChat.hello(port, 'bob');
-    const carol = await RawChat.hello(port, 'carol');
+    const bob = await RawChat.hello(port, 'bob', extra);
+    const carol = await RawChat.hello(port, 'carol', extra);
     const sent = [];
     for (const [from, to, text] of [[alice, 'bob', 'a to b'], [bob, 'alice', 'b to a'], [carol, 'bob', 'c to b'], [alice, 'alice', 'a to a']] as const) {
       from.send({ cmd: 'dm', to, text, ref: text });
@@ -346,68 +348,78 @@ describe('ChatService: direct-message history', () => {
     return sent;
   }
 
-  it("sends a reconnecting client its own direct messages after joined, oldest first, and nobody else's", async () => {
-    const { port } = await startChat();
+  it("sends a reconnecting gateway connection its own direct messages after joined, oldest first, and nobody else's", async () => {
+    const { port } = await startChat({ gatewayToken: TOKEN });
     const [aToB, bToA, cToB, aToA] = await exchange(port);
 
-    const alice = await RawChat.hello(port, 'alice');
+    const alice = await RawChat.hello(port, 'alice', viaGateway);
     const joinedAt = alice.events.findIndex((e) => e.cmd === 'joined');
     const directs = await alice.next('directs');
     expect(alice.events.indexOf(directs)).toBeGreaterThan(joinedAt);
     expect(directs.history).toEqual([aToB, bToA, aToA]);
 
-    const bob = await RawChat.hello(port, 'bob');
+    const bob = await RawChat.hello(port, 'bob', viaGateway);
     expect((await bob.next('directs')).history).toEqual([aToB, bToA, cToB]);
     // dave never sent or got one: an empty list, and not a word of the others'
-    const dave = await RawChat.hello(port, 'dave');
+    const dave = await RawChat.hello(port, 'dave', viaGateway);
     expect((await dave.next('directs')).history).toEqual([]);
   });
 
   it('bounds the list by directHistoryOnHello, keeping the newest', async () => {
-    const { port } = await startChat({ directHistoryOnHello: 2 });
+    const { port } = await startChat({ gatewayToken: TOKEN, directHistoryOnHello: 2 });
     const [, , , aToA] = await exchange(port);
-    const alice = await RawChat.hello(port, 'alice');
+    const alice = await RawChat.hello(port, 'alice', viaGateway);
     expect((await alice.next('directs')).history.map((m) => m.text)).toEqual(['b to a', aToA!.text]);
   });
 
   it('serves it after a restart on the same data dir, to ChatClient as a "directs" event', async () => {
-    const first = await startChat();
+    const first = await startChat({ gatewayToken: TOKEN });
     const sent = await exchange(first.port);
     await first.service.close();
-    const second = await startChat({ dataDir: first.dataDir });
-    const bob = await ChatClient.connect('127.0.0.1', second.port, { nick: 'bob' });
+    const second = await startChat({ gatewayToken: TOKEN, dataDir: first.dataDir });
+    const bob = await ChatClient.connect('127.0.0.1', second.port, { nick: 'bob', gatewayToken: TOKEN });
     const directs = await new Promise<{ history: unknown[] }>((resolve) => bob.once('directs', resolve));
     expect(directs.history).toEqual([sent[0], sent[1], sent[2]]);
     await bob.close();
   });
 
-  it("gives an account's history (a nick held through the gateway token) only to gateway connections", async () => {
-    const { port } = await startChat({ gatewayToken: TOKEN });
-    const [aToB, bToA, , aToA] = await exchange(port, { gatewayToken: TOKEN });
+  it('gives none to a raw connection, whoever held the nick before: an account, or a nick only ever used raw', async () => {
+    const { port, linePort } = await startChat({ gatewayToken: TOKEN });
+    await exchange(port); // accounts alice, bob, carol (through the gateway)
     // anyone may say hello as a free nickname without the token: they must not read alice's messages
     const impostor = await RawChat.hello(port, 'alice');
     expect((await impostor.next('directs')).history).toEqual([]);
     impostor.socket.end();
     await impostor.closed;
-    const tab = await RawChat.hello(port, 'alice', { gatewayToken: TOKEN });
-    expect((await tab.next('directs')).history).toEqual([aToB, bToA, aToA]);
-    // bob's own history still holds what he exchanged with the account
-    const bob = await RawChat.hello(port, 'bob');
-    expect((await bob.next('directs')).history.map((m) => m.text)).toEqual(['a to b', 'b to a', 'c to b']);
+    // raw-only nicks: carol2 writes to bob2, bob2 leaves, a stranger takes bob2
+    const carol2 = await RawChat.hello(port, 'carol2');
+    const bob2 = await RawChat.hello(port, 'bob2');
+    carol2.send({ cmd: 'dm', to: 'bob2', text: 'the door code is 4711', ref: 'c' });
+    await bob2.next('direct', (e) => e.text === 'the door code is 4711');
+    bob2.socket.end();
+    await bob2.closed;
+    const stranger = await RawChat.hello(port, 'bob2');
+    expect((await stranger.next('directs')).history).toEqual([]);
+    const line = await LineClient.open(linePort);
+    const mark = line.text.length;
+    line.write('/nick alice\n/who\n');
+    await line.waitFor(/^\* you are now alice\n(?:.*\n)*\* in #lobby: /m, mark);
+    expect(line.text).not.toMatch(/\*bob\*|-> \*|a to b|b to a/);
+    line.write('/quit\n');
+    await stranger.next('presence', (e) => e.nick === 'alice' && e.event === 'leave');
+    // the gateway still serves the account its own
+    const tab = await RawChat.hello(port, 'alice', viaGateway);
+    expect((await tab.next('directs')).history.map((m) => m.text)).toEqual(['a to b', 'b to a', 'a to a']);
   });
+
   it('regression: without a gateway token, serves no direct-message history to anyone (the gateway\'s hello is then anyone\'s)', async () => {
-    const { port, linePort } = await startChat({ gatewayToken: undefined });
-    // what /ws/chat sends for accounts admin and bob when it has no token: a plain hello
-    await exchange(port);
-    const impostor = await RawChat.hello(port, 'alice');
-    expect((await impostor.next('directs')).history).toEqual([]);
+    const { port } = await startChat({ gatewayToken: undefined });
+    // what /ws/chat sends for accounts when it has no token: a plain hello
+    await exchange(port, {});
+    const alice = await RawChat.hello(port, 'alice');
+    expect((await alice.next('directs')).history).toEqual([]);
     const bob = await RawChat.hello(port, 'bob');
     expect((await bob.next('directs')).history).toEqual([]);
-    const guest = await LineClient.open(linePort);
-    const mark = guest.text.length;
-    guest.write('/nick carol\n/who\n');
-    await guest.waitFor(/^\* you are now carol\n(?:.*\n)*\* in #lobby: /m, mark);
-    expect(guest.text).not.toMatch(/\*bob\*|-> \*/);
   });
 });
 
