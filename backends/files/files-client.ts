@@ -204,7 +204,8 @@ export class FilesClient {
 
   get(name: string, options: { offset?: number } = {}): Promise<GetResult> {
     return new Promise<GetResult>((resolveGet, rejectGet) => {
-      void this.enqueue(
+      // A connection already gone rejects here, before the request is even written.
+      this.enqueue(
         () =>
           new Promise<void>((release) => {
             // While the body streams, the service must keep sending: a gap of replyTimeoutMs with
@@ -284,7 +285,7 @@ export class FilesClient {
             const timer = setTimeout(() => finish(this.shutdown(sbError('SB_ERR_TIMEOUT', this.replyTimeoutMs, 'files get'))), this.replyTimeoutMs);
             this.socket.write(encodeFrame({ cmd: 'get', filename: name, ...(options.offset ? { offset: options.offset } : {}) }));
           }),
-      );
+      ).catch(rejectGet);
     });
   }
 

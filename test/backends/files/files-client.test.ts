@@ -98,6 +98,18 @@ describe('FilesClient', () => {
     }
   });
 
+  it('rejects a get on a connection that is already gone, instead of never settling', async () => {
+    const { port } = await startFiles({ idleTimeoutMs: 150 });
+    const client = await connect(port);
+    await client.list();
+    await new Promise((r) => setTimeout(r, 600)); // the service closed the idle connection meanwhile
+    const outcome = await Promise.race([
+      client.get('anything').then(() => 'resolved', (err: { code?: string }) => err.code ?? 'rejected'),
+      new Promise((r) => setTimeout(() => r('never settled'), 3000)),
+    ]);
+    expect(outcome).toMatch(/^SB_ERR_/);
+  });
+
   it('delivers a download it was not reading yet, byte-exact, once it reads', async () => {
     const { port } = await startFiles();
     const client = await connect(port);
