@@ -2,7 +2,7 @@
 import net from 'node:net';
 import type { WebSocketRoute } from 'playwright-core';
 import { afterEach, describe, expect, it } from 'vitest';
-import { ADMIN, BOB, logIn, openPanel, screenshot, useStack, waitForText } from './stack.js';
+import { ADMIN, BOB, logIn, screenshot, useStack, waitForText } from './stack.js';
 
 const XSS = '<img src=x onerror=alert(1)>';
 
@@ -63,16 +63,17 @@ describe('chat (browser e2e)', () => {
   });
 
   // Regression: the draft was cleared as soon as it was sent, and a refusal only set a generic error:
-  // a rate-limited message, or one sent just before the socket dropped, was gone.
-  it('keeps a message that was refused or cut off by a drop, with its code, and Resend delivers it', async () => {
+  // a message sent just before the socket dropped was gone.
+  it('keeps a message cut off by a drop, with its code, for Resend and Edit', async () => {
     const page = await stack().newPage();
-    let dropped = false;
-    // every /ws/chat goes to the real gateway; the first message saying "lost in transit" cuts the connection instead
+    const toDrop = new Set(['lost in transit', 'edit me']);
+    // every /ws/chat goes to the real gateway; the first message with one of those texts cuts the connection instead
     await page.routeWebSocket(/\/ws\/chat$/, (ws: WebSocketRoute) => {
       const server = ws.connectToServer();
       ws.onMessage((message) => {
-        if (!dropped && typeof message === 'string' && message.includes('lost in transit')) {
-          dropped = true;
+        const drop = typeof message === 'string' ? [...toDrop].find((text) => message.includes(text)) : undefined;
+        if (drop) {
+          toDrop.delete(drop);
           void ws.close({ code: 1011, reason: 'test drop' });
         } else server.send(message);
       });
@@ -88,27 +89,103 @@ describe('chat (browser e2e)', () => {
     await input.press('Enter');
     const lost = timeline.locator('.outgoing.failed', { hasText: 'lost in transit' });
     await expect.poll(() => lost.getAttribute('data-code')).toBe('closed (1011)');
+    // plain words on the row, the code in small print
+    expect(await lost.locator('.error').textContent()).toBe('Not sent: the connection dropped before the server confirmed it; it may not have been sent');
+    expect(await lost.locator('.code').textContent()).toBe('closed (1011)');
     await expect.poll(() => dot.getAttribute('data-state'), { timeout: 15_000 }).toBe('up');
     await lost.getByRole('button', { name: 'Resend' }).click();
     await expect.poll(() => delivered('lost in transit').count()).toBe(1);
     expect(await timeline.locator('.outgoing').count()).toBe(0);
 
-    // more than the service's 20 messages per 10 s: the rest are refused, and kept with the code
-    for (let i = 0; i < 30; i++) {
-      await input.fill(`burst ${i}`);
+    // Edit puts a failed text back into the input
+    await input.fill('edit me');
+    await input.press('Enter');
+    const again = timeline.locator('.outgoing.failed', { hasText: 'edit me' });
+    await again.getByRole('button', { name: 'Edit' }).click();
+    expect(await input.inputValue()).toBe('edit me');
+    expect(await timeline.locator('.outgoing').count()).toBe(0);
+  });
+
+  // Regression: past the service's 20 requests per 10 s, a burst left rows of raw SB_ERR_RATE_LIMITED
+  // refusals and what did get through arrived out of order.
+  it('queues a burst beyond the rate limit and delivers all of it in order, with one plain notice', async () => {
+    const page = await stack().newPage();
+    await logIn(page, stack().url, ADMIN);
+    const dot = page.locator('nav [data-service="chat"]');
+    await expect.poll(() => dot.getAttribute('data-state')).toBe('up');
+    const input = page.getByLabel('Message');
+    const timeline = page.getByTestId('timeline');
+    const sent = Array.from({ length: 30 }, (_, i) => `burst ${i}`);
+    for (const text of sent) {
+      await input.fill(text);
       await input.press('Enter');
     }
-    const refused = timeline.locator('.outgoing.failed[data-code="SB_ERR_RATE_LIMITED"]');
-    await expect.poll(() => refused.count()).toBeGreaterThan(0);
-    expect(await refused.first().textContent()).toMatch(/burst \d+.*SB_ERR_RATE_LIMITED.*try again in \d+ s/);
-    const text = (await refused.last().locator('.text').textContent())!;
-    expect(await delivered(text).count()).toBe(0);
-    await page.waitForTimeout(1500); // a token or two come back
-    await refused.last().getByRole('button', { name: 'Resend' }).click();
-    await expect.poll(() => delivered(text).count()).toBe(1);
-    // Edit puts a refused text back into the input
-    const another = (await refused.first().locator('.text').textContent())!;
-    await refused.first().getByRole('button', { name: 'Edit' }).click();
-    expect(await input.inputValue()).toBe(another);
+    const slowly = page.getByTestId('sending-slowly');
+    await waitForText(slowly, (t) => t === 'Sending slowly: the server limits how fast you can post');
+    await expect.poll(() => timeline.locator('.message .text').count(), { timeout: 20_000 }).toBe(30);
+    expect(await timeline.locator('.message .text').allTextContents()).toEqual(sent);
+    expect(await timeline.locator('.outgoing').count()).toBe(0);
+    expect(await page.getByRole('alert').count()).toBe(0);
+    await expect.poll(() => slowly.count()).toBe(0);
+  });
+
+  // Regression: at phone width a long room made the page taller than the screen: the input and the
+  // newest messages were below the fold, the header scrolled away after sending, and the members
+  // list covered the text and stayed open.
+  it('keeps the input, the header and the newest message on a phone screen with 40 messages', async () => {
+    const viewport = { width: 390, height: 844 };
+    const page = await stack().newPage(viewport);
+    await logIn(page, stack().url, BOB);
+    // three talkers, so none of them goes past the 20 requests per 10 s the service allows
+    const talkers = await Promise.all(['carol', 'dave', 'erin'].map((nick) => lineClient(stack().chatLinePort, nick)));
+    sockets.push(...talkers.map((t) => t.socket));
+    const timeline = page.getByTestId('timeline');
+    await waitForText(page.locator('.members-toggle'), (t) => t.includes('4 here'));
+    for (let i = 0; i < 40; i++) talkers[i % 3]!.say(`line ${i}`);
+    await expect.poll(() => timeline.locator('.message').count(), { timeout: 15_000 }).toBe(40);
+
+    const inViewport = async (locator: ReturnType<typeof page.locator>) => {
+      const box = (await locator.boundingBox())!;
+      return box.y >= 0 && box.y + box.height <= viewport.height && box.x >= 0 && box.x + box.width <= viewport.width;
+    };
+    const check = async () => {
+      expect(await page.evaluate(() => document.documentElement.scrollHeight)).toBeLessThanOrEqual(viewport.height);
+      expect(await inViewport(page.getByLabel('Message'))).toBe(true);
+      expect(await inViewport(page.locator('nav button[data-panel="chat"]'))).toBe(true);
+      // the newest message is shown: inside the list's visible box
+      const list = (await timeline.boundingBox())!;
+      const last = (await timeline.locator('.message').last().boundingBox())!;
+      expect(last.y + last.height).toBeLessThanOrEqual(list.y + list.height + 1);
+      expect(last.y).toBeGreaterThanOrEqual(list.y);
+    };
+    await expect.poll(async () => {
+      const list = (await timeline.boundingBox())!;
+      const last = (await timeline.locator('.message').last().boundingBox())!;
+      return last.y + last.height <= list.y + list.height + 1;
+    }).toBe(true);
+    await check();
+
+    // the members overlay closes when a message is sent, and on a tap elsewhere
+    const members = page.getByRole('complementary', { name: 'Members' });
+    await page.locator('.members-toggle').click();
+    expect(await members.isVisible()).toBe(true);
+    await page.getByLabel('Message').fill('from the phone');
+    await page.getByLabel('Message').press('Enter');
+    await expect.poll(() => members.isVisible()).toBe(false);
+    await waitForText(timeline.locator('.message').last(), (t) => t.includes('from the phone'));
+    await check();
+    await page.locator('.members-toggle').click();
+    expect(await members.isVisible()).toBe(true);
+    await timeline.click({ position: { x: 20, y: 20 } });
+    await expect.poll(() => members.isVisible()).toBe(false);
+
+    // the rooms drawer opens from the bar and closes once a room is chosen
+    const rooms = page.getByRole('complementary', { name: 'Rooms' });
+    expect(await rooms.isVisible()).toBe(false);
+    await page.getByRole('button', { name: 'Rooms' }).click();
+    expect(await inViewport(rooms.locator('button[data-room="lobby"]'))).toBe(true);
+    await rooms.locator('button[data-room="lobby"]').click();
+    await expect.poll(() => rooms.isVisible()).toBe(false);
+    await screenshot(page, 'chat-phone');
   });
 });

@@ -4,6 +4,7 @@ import {
   CHAT_LIMITS,
   DEFAULT_ROOM,
   ROOM_PATTERN,
+  type ChatErrorEvent,
   type ChatEvent,
   type ChatMessage,
   type ChatRequest,
@@ -32,21 +33,39 @@ export interface DirectConversation {
 export type ChatTarget = { kind: 'room'; name: string } | { kind: 'dm'; name: string };
 
 /**
- * A message this tab sent that the service has not acknowledged (its copy with our `ref`), or that
- * failed: refused (rate, size…) or cut off by a disconnect. Kept so its text is never lost silently.
+ * A message this tab sent that the service has not acknowledged (its copy with our `ref`): waiting
+ * its turn in the send queue, on its way, or failed (too large, no such user, cut off by a
+ * disconnect…). Kept so its text is never lost silently.
  */
 export interface OutgoingMessage {
   ref: string;
   target: ChatTarget;
   text: string;
-  /** set once it failed: the refusal's code, or the close that cut it off */
+  /** set once it failed: `code` is the refusal's code or the close that cut it off, `message` plain words */
   failure?: { code: string; message: string };
 }
+
+/**
+ * A rate-charged request waiting its turn. They go out one at a time, each after the answer to the
+ * previous one, so a refusal for the rate limit is retried before anything sent after it: messages
+ * arrive in the order they were typed however fast that was.
+ */
+type QueuedRequest = { kind: 'say'; ref: string } | { kind: 'join'; room: string } | { kind: 'leave'; room: string } | { kind: 'rooms' };
 
 /** Oldest timeline entries are dropped past this, so a busy room cannot grow the tab without bound. */
 const TIMELINE_LIMIT = 500;
 /** `rooms` is rate-charged by the service: the joins and leaves of a burst (a reconnect) ask for it once. */
 const DIRECTORY_REFRESH_MS = 500;
+/** While the panel is on screen the room directory is asked for this often (one rate token each time), so rooms others create show up. */
+const DIRECTORY_POLL_MS = 10_000;
+/** An answer that takes longer than this will not come: the queue moves on. */
+const ANSWER_TIMEOUT_MS = 10_000;
+/** Messages still waiting to go out fail once the connection has been down this long. */
+const OFFLINE_LIMIT_MS = 20_000;
+/** Used when a rate refusal does not say how long to wait. */
+const DEFAULT_RETRY_MS = 1_000;
+/** localStorage key prefix: the rooms an account's tabs joined, rejoined after a reload. */
+const ROOMS_STORAGE_PREFIX = 'sockbridge.chat.rooms.';
 const textEncoder = new TextEncoder();
 
 export class ChatClient {
@@ -59,8 +78,10 @@ export class ChatClient {
   /** whether the chat panel is on screen; unread counts grow only for what the user is not looking at */
   visible = $state(false);
   lastError = $state<{ code: string; message: string } | null>(null);
-  /** sent and not yet acknowledged, or failed (see OutgoingMessage) */
+  /** queued, sent and not yet acknowledged, or failed (see OutgoingMessage) */
   outgoing = $state<OutgoingMessage[]>([]);
+  /** true while the send queue waits for the service's rate limit to let the next request through */
+  throttled = $state(false);
 
   readonly socket: ReconnectingSocket;
 
@@ -75,6 +96,16 @@ export class ChatClient {
   /** rooms to (re)join after a reconnect */
   #wanted = new Set<string>([DEFAULT_ROOM]);
   #directoryTimer: ReturnType<typeof setTimeout> | null = null;
+  #directoryPoll: ReturnType<typeof setInterval> | null = null;
+  /** rate-charged requests not yet sent, oldest first; see QueuedRequest */
+  #queue: QueuedRequest[] = [];
+  /** the request sent and not yet answered; nothing else goes out until it is */
+  #inFlight: QueuedRequest | null = null;
+  #answerTimer: ReturnType<typeof setTimeout> | null = null;
+  #retryTimer: ReturnType<typeof setTimeout> | null = null;
+  #offlineTimer: ReturnType<typeof setTimeout> | null = null;
+  /** the welcome arrived on the current connection: requests may go out */
+  #welcomed = false;
 
   constructor() {
     this.socket = new ReconnectingSocket({
@@ -88,13 +119,22 @@ export class ChatClient {
   }
 
   close(): void {
-    if (this.#directoryTimer) clearTimeout(this.#directoryTimer);
+    for (const timer of [this.#directoryTimer, this.#answerTimer, this.#retryTimer, this.#offlineTimer]) if (timer) clearTimeout(timer);
+    if (this.#directoryPoll) clearInterval(this.#directoryPoll);
     this.socket.close();
   }
 
   setVisible(visible: boolean): void {
     this.visible = visible;
     if (visible) this.#markActiveRead();
+    const polling = visible && document.visibilityState === 'visible';
+    if (polling && !this.#directoryPoll) {
+      this.#directoryPoll = setInterval(() => this.#enqueueDirectory(), DIRECTORY_POLL_MS);
+      this.refreshDirectory();
+    } else if (!polling && this.#directoryPoll) {
+      clearInterval(this.#directoryPoll);
+      this.#directoryPoll = null;
+    }
   }
 
   select(target: ChatTarget): void {
@@ -111,14 +151,15 @@ export class ChatClient {
       this.select({ kind: 'room', name });
       return null;
     }
-    this.#send({ cmd: 'join', room: name });
+    this.#enqueue({ kind: 'join', room: name });
     this.active = { kind: 'room', name };
     return null;
   }
 
   leave(room: string): void {
     this.#wanted.delete(room);
-    this.#send({ cmd: 'leave', room });
+    this.#saveRooms();
+    this.#enqueue({ kind: 'leave', room });
   }
 
   openDirect(peer: string): void {
@@ -132,14 +173,15 @@ export class ChatClient {
     if (this.#directoryTimer) return;
     this.#directoryTimer = setTimeout(() => {
       this.#directoryTimer = null;
-      this.#send({ cmd: 'rooms' });
+      this.#enqueueDirectory();
     }, DIRECTORY_REFRESH_MS);
   }
 
   /**
    * Sends to the active room or conversation; returns an error message (the text was not sent: keep
-   * it) or null. Sent text stays in `outgoing` until the service acknowledges it; a refusal or a
-   * disconnect marks it failed there, for resend() or discard().
+   * it) or null. Sent text stays in `outgoing` until the service acknowledges it: queued behind the
+   * rate limit if need be, and sent in order; a real refusal or a disconnect marks it failed there,
+   * for resend() or discard().
    */
   say(text: string): string | null {
     return this.#sendTo({ ...this.active }, text);
@@ -166,11 +208,89 @@ export class ChatClient {
     if (textEncoder.encode(body).length > CHAT_LIMITS.textMaxBytes) return `Messages are at most ${CHAT_LIMITS.textMaxBytes} bytes`;
     if (this.socket.status !== 'up') return 'Not connected: the message was not sent';
     const ref = `r${Date.now().toString(36)}${(this.#refCounter++).toString(36)}`;
-    const request: ChatRequest =
-      target.kind === 'room' ? { cmd: 'say', room: target.name, text: body, ref } : { cmd: 'dm', to: target.name, text: body, ref };
-    if (!this.socket.sendJson(request)) return 'Not connected: the message was not sent';
     this.outgoing.push({ ref, target, text: body });
+    this.#enqueue({ kind: 'say', ref });
     return null;
+  }
+
+  #enqueue(request: QueuedRequest): void {
+    this.#queue.push(request);
+    this.#pump();
+  }
+
+  /** One `rooms` request in the queue or on its way is enough. */
+  #enqueueDirectory(): void {
+    if (this.#inFlight?.kind === 'rooms' || this.#queue.some((r) => r.kind === 'rooms')) return;
+    this.#enqueue({ kind: 'rooms' });
+  }
+
+  /** Sends the next queued request, unless one is unanswered, a rate wait runs, or the service has not welcomed us. */
+  #pump(): void {
+    if (this.#inFlight || this.#retryTimer || !this.#welcomed || this.socket.status !== 'up') return;
+    const next = this.#queue[0];
+    if (!next) {
+      this.throttled = false;
+      return;
+    }
+    const request = this.#request(next);
+    if (!request) {
+      this.#queue.shift(); // a message discarded while it waited
+      this.#pump();
+      return;
+    }
+    if (!this.socket.sendJson(request)) return;
+    this.#queue.shift();
+    this.#inFlight = next;
+    this.#answerTimer = setTimeout(() => {
+      if (next.kind === 'say') this.#fail(next.ref, 'timeout', 'the server did not confirm it in time; it may not have been sent');
+      this.#answered();
+    }, ANSWER_TIMEOUT_MS);
+  }
+
+  #request(queued: QueuedRequest): ChatRequest | undefined {
+    switch (queued.kind) {
+      case 'join':
+      case 'leave':
+        return { cmd: queued.kind, room: queued.room };
+      case 'rooms':
+        return { cmd: 'rooms' };
+      case 'say': {
+        const message = this.outgoing.find((m) => m.ref === queued.ref && !m.failure);
+        if (!message) return undefined;
+        const { ref, target, text } = message;
+        return target.kind === 'room' ? { cmd: 'say', room: target.name, text, ref } : { cmd: 'dm', to: target.name, text, ref };
+      }
+    }
+  }
+
+  /** The request on its way got its answer (or never will): the next one may go. */
+  #answered(): void {
+    if (this.#answerTimer) clearTimeout(this.#answerTimer);
+    this.#answerTimer = null;
+    this.#inFlight = null;
+    this.#pump();
+  }
+
+  /** Whether an event answers the request on its way: by ref for messages, by kind and room otherwise. */
+  #answers(event: ChatEvent): boolean {
+    const f = this.#inFlight;
+    if (!f) return false;
+    switch (event.cmd) {
+      case 'message':
+      case 'direct':
+        return f.kind === 'say' && event.ref === f.ref;
+      case 'joined':
+        return f.kind === 'join' && event.room === f.room;
+      case 'left':
+        return f.kind === 'leave' && event.room === f.room;
+      case 'rooms':
+        return f.kind === 'rooms';
+      case 'error':
+        // the service answers in order and only messages carry a ref: an error without one answers a join, leave or rooms
+        return f.kind === 'say' ? event.ref === f.ref : event.ref === undefined;
+      default:
+        return false;
+    }
   }
 
   /** The service's copy with our ref arrived: the message is stored and delivered. */
@@ -178,22 +298,87 @@ export class ChatClient {
     if (ref !== undefined) this.outgoing = this.outgoing.filter((m) => m.ref !== ref);
   }
 
-  /** A refusal naming one of our messages; false when the ref is not one of them. */
-  #refuse(ref: string | undefined, failure: { code: string; message: string }): boolean {
-    const message = ref === undefined ? undefined : this.outgoing.find((m) => m.ref === ref && !m.failure);
-    if (message) message.failure = failure;
-    return message !== undefined;
+  #fail(ref: string, code: string, message: string): void {
+    const outgoing = this.outgoing.find((m) => m.ref === ref);
+    if (outgoing) outgoing.failure ??= { code, message };
   }
 
-  /** The socket closed: what was not acknowledged may or may not have reached the service. */
+  /** A refusal: the rate limit puts the request back at the head of the queue until the service allows it; anything else is final. */
+  #refused(event: ChatErrorEvent): void {
+    const request = this.#answers(event) ? this.#inFlight : null;
+    if (request && event.code === 'SB_ERR_RATE_LIMITED') {
+      this.#queue.unshift(request);
+      this.throttled = true;
+      this.#retryTimer = setTimeout(() => {
+        this.#retryTimer = null;
+        this.#pump();
+      }, event.retryAfterMs ?? DEFAULT_RETRY_MS);
+      this.#answered();
+      return;
+    }
+    const plain = plainFailure(event);
+    if (request?.kind === 'say' || (event.ref !== undefined && this.outgoing.some((m) => m.ref === event.ref))) {
+      this.#fail(event.ref!, event.code, plain);
+    } else {
+      if (request?.kind === 'join') this.#forget(request.room);
+      if (request?.kind !== 'rooms') this.lastError = { code: event.code, message: plain };
+    }
+    if (request) this.#answered();
+  }
+
+  /** A room that could not be joined: not wanted any more, and not shown as the active one. */
+  #forget(room: string): void {
+    this.#wanted.delete(room);
+    this.#saveRooms();
+    if (this.active.kind === 'room' && this.active.name === room && !this.rooms[room]) {
+      this.active = { kind: 'room', name: Object.keys(this.rooms)[0] ?? DEFAULT_ROOM };
+    }
+  }
+
+  /**
+   * The socket closed: the message on its way may or may not have reached the service, so it fails
+   * (Resend decides); queued messages were never sent and wait for the reconnect, up to OFFLINE_LIMIT_MS.
+   * Joins and the directory are asked for again after the next welcome.
+   */
   #failPending(event: CloseEvent): void {
     const code = /^SB_ERR_[A-Z_]+$/.test(event.reason) ? event.reason : `closed (${event.code})`;
-    const failure = { code, message: 'the connection dropped before the server confirmed it; it may not have been sent' };
-    for (const m of this.outgoing) m.failure ??= failure;
+    const inFlight = this.#inFlight;
+    if (inFlight?.kind === 'say') this.#fail(inFlight.ref, code, 'the connection dropped before the server confirmed it; it may not have been sent');
+    this.#welcomed = false;
+    this.#queue = this.#queue.filter((r) => r.kind === 'say');
+    if (this.#retryTimer) clearTimeout(this.#retryTimer);
+    this.#retryTimer = null;
+    this.#answered();
+    this.#offlineTimer ??= setTimeout(() => {
+      this.#offlineTimer = null;
+      for (const r of this.#queue) if (r.kind === 'say') this.#fail(r.ref, code, 'not connected to the chat service for too long');
+      this.#queue = [];
+      this.throttled = false;
+    }, OFFLINE_LIMIT_MS);
   }
 
-  #send(request: ChatRequest): void {
-    this.socket.sendJson(request);
+  #storageKey(): string | null {
+    return this.nick === null ? null : `${ROOMS_STORAGE_PREFIX}${this.nick}`;
+  }
+
+  /** The rooms this account's tabs joined, as last saved; only valid names. */
+  #savedRooms(): string[] {
+    const key = this.#storageKey();
+    try {
+      const saved: unknown = key === null ? null : JSON.parse(localStorage.getItem(key) ?? '[]');
+      return Array.isArray(saved) ? saved.filter((r): r is string => typeof r === 'string' && ROOM_PATTERN.test(r)) : [];
+    } catch {
+      return [];
+    }
+  }
+
+  #saveRooms(): void {
+    const key = this.#storageKey();
+    try {
+      if (key !== null) localStorage.setItem(key, JSON.stringify([...this.#wanted].sort()));
+    } catch {
+      // storage full or disabled: the rooms are just not remembered across reloads
+    }
   }
 
   #isLookingAt(target: ChatTarget): boolean {
@@ -219,20 +404,37 @@ export class ChatClient {
   }
 
   #handle(event: ChatEvent): void {
+    if (event.cmd === 'error') {
+      this.#refused(event);
+      return;
+    }
+    const answered = this.#answers(event);
+    this.#apply(event);
+    if (answered) this.#answered();
+  }
+
+  #apply(event: Exclude<ChatEvent, ChatErrorEvent>): void {
     switch (event.cmd) {
       case 'welcome':
         // the chat service itself answered: not a gateway that accepts and then closes
         this.socket.markHealthy();
         this.nick = event.nick;
-        // the hello already joined event.rooms: joining again would only spend a rate token
-        for (const room of this.#wanted) if (!event.rooms.includes(room)) this.#send({ cmd: 'join', room });
+        this.#welcomed = true;
+        if (this.#offlineTimer) clearTimeout(this.#offlineTimer);
+        this.#offlineTimer = null;
+        for (const room of this.#savedRooms()) this.#wanted.add(room);
+        // the hello already joined event.rooms: joining again would only spend a rate token. The
+        // joins go first, then messages that waited for the reconnect, all paced by the queue.
+        this.#queue.unshift(...[...this.#wanted].filter((room) => !event.rooms.includes(room)).map((room) => ({ kind: 'join' as const, room })));
         this.refreshDirectory();
+        this.#pump();
         break;
       case 'joined': {
         const previous = this.rooms[event.room];
         const history: TimelineItem[] = event.history.map((m) => ({ kind: 'message', ...m }));
         this.rooms[event.room] = { name: event.room, timeline: history, members: [...event.members].sort(), unread: previous?.unread ?? 0 };
         this.#wanted.add(event.room);
+        this.#saveRooms();
         this.refreshDirectory();
         break;
       }
@@ -284,17 +486,29 @@ export class ChatClient {
       case 'rooms':
         this.directory = [...event.rooms].sort((a, b) => a.room.localeCompare(b.room));
         break;
-      case 'error': {
-        const wait = event.retryAfterMs === undefined ? '' : ` (try again in ${Math.ceil(event.retryAfterMs / 1000)} s)`;
-        // a refused message is shown with its text (OutgoingMessage); anything else here
-        if (!this.#refuse(event.ref, { code: event.code, message: `${event.message}${wait}` })) {
-          this.lastError = { code: event.code, message: event.message };
-        }
-        break;
-      }
       case 'pong':
         break;
     }
+  }
+}
+
+/** A refusal in plain words for the page; the code is shown beside it in small print. */
+function plainFailure(event: ChatErrorEvent): string {
+  switch (event.code) {
+    case 'SB_ERR_MESSAGE_TOO_LARGE':
+      return 'the message is too long for the server';
+    case 'SB_ERR_CHAT_NOT_IN_ROOM':
+      return 'you are not in this room any more';
+    case 'SB_ERR_CHAT_NO_SUCH_USER':
+      return 'that person is not online';
+    case 'SB_ERR_CHAT_ROOM_INVALID':
+      return 'that is not a valid room name';
+    case 'SB_ERR_CHAT_TOO_MANY_ROOMS':
+      return 'you are in as many rooms as the server allows; leave one first';
+    case 'SB_ERR_RATE_LIMITED':
+      return 'too many requests at once; try again in a moment';
+    default:
+      return event.message;
   }
 }
 
