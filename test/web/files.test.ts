@@ -3,6 +3,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { describe, expect, it } from 'vitest';
 import { BOB, openPanelAs, screenshot, useStack, waitForText } from './stack.js';
+import type { Page } from 'playwright-core';
 
 const sha256 = (data: Uint8Array) => createHash('sha256').update(data).digest('hex');
 
@@ -58,12 +59,15 @@ describe('files (browser e2e)', () => {
     expect(await page.locator(`tr[data-file="${name}"] td.hash`).getAttribute('data-sha256')).toBe(sha256(Buffer.from('dropped')));
     expect(await table.locator('img').count()).toBe(0);
 
-    // a name the store refuses fails visibly, with the gateway's error code, and uploads nothing
+    // a name the store refuses is refused by the page itself, in words, and nothing is sent
+    const posts = recordUploads(page);
     await page.locator('input[type=file]').setInputFiles([{ name: '.hidden', mimeType: 'text/plain', buffer: Buffer.from('h') }]);
     await page.getByRole('button', { name: 'Upload' }).click();
     const refused = page.locator('li[data-upload=".hidden"]');
     await expect.poll(() => refused.getAttribute('data-state')).toBe('failed');
-    expect(await refused.locator('.state').textContent()).toContain('SB_ERR_FILE_NAME_INVALID');
+    expect(await refused.locator('.state').textContent()).toContain('must not start with "."');
+    expect(await refused.locator('progress').count()).toBe(0);
+    expect(posts).toEqual([]);
 
     await page.getByRole('button', { name: `Delete ${name}` }).click();
     await waitForText(table, (t) => !t.includes(name));
@@ -72,4 +76,71 @@ describe('files (browser e2e)', () => {
     await page.waitForTimeout(300);
     expect(await table.textContent()).not.toContain(name);
   });
+});
+
+/** Every POST /api/files the page sends (the browser does not expose a File body to Playwright, so only the URL). */
+function recordUploads(page: Page): string[] {
+  const sent: string[] = [];
+  page.on('request', (r) => {
+    if (r.method() === 'POST' && r.url().endsWith('/api/files')) sent.push(r.url());
+  });
+  return sent;
+}
+
+describe('files (browser e2e, 1 MiB upload limit)', () => {
+  const stack = useStack({ config: { gateway: { limits: { maxUploadBytes: 1024 * 1024 } } } });
+
+  it('refuses a file over the limit before sending any of it, and sends the rest', async () => {
+    const page = await openPanelAs(stack(), BOB, 'files');
+    const sent = recordUploads(page);
+    await waitForText(page.getByRole('form', { name: 'Upload files' }), (t) => t.includes('up to 1.0 MiB each'));
+    await page.locator('input[type=file]').setInputFiles([
+      { name: 'big.bin', mimeType: 'application/octet-stream', buffer: Buffer.alloc(3 * 1024 * 1024 + 5) },
+      { name: `${'n'.repeat(256)}.txt`, mimeType: 'text/plain', buffer: Buffer.from('x') },
+      { name: 'ok.txt', mimeType: 'text/plain', buffer: Buffer.from('fits\n') },
+    ]);
+    await page.getByRole('button', { name: 'Upload' }).click();
+
+    const big = page.locator('li[data-upload="big.bin"]');
+    expect(await big.getAttribute('data-state')).toBe('failed');
+    expect(await big.locator('.state').textContent()).toBe('big.bin is 3.0 MiB; the limit is 1.0 MiB');
+    expect(await big.locator('progress').count()).toBe(0);
+    const long = page.locator(`li[data-upload="${'n'.repeat(256)}.txt"]`);
+    expect(await long.locator('.state').textContent()).toContain('must be at most 255 UTF-8 bytes');
+    await expect.poll(() => page.locator('li[data-upload="ok.txt"]').getAttribute('data-state')).toBe('done');
+    await page.locator('tr[data-file="ok.txt"]').waitFor();
+    // one request, and it stored ok.txt: neither refused file was sent
+    expect(sent).toHaveLength(1);
+    await screenshot(page, 'files-too-large');
+  });
+});
+
+describe('files (browser e2e, two sessions)', () => {
+  const stack = useStack();
+
+  it('sees uploads and deletes of another session within the refresh interval, and names a file deleted meanwhile', async () => {
+    const watcher = await openPanelAs(stack(), BOB, 'files');
+    const other = await openPanelAs(stack(), BOB, 'files');
+    await waitForText(watcher.locator('table'), (t) => t.includes('No files yet.'));
+
+    const content = Buffer.from('quarterly numbers\n');
+    await other.locator('input[type=file]').setInputFiles([{ name: 'report.txt', mimeType: 'text/plain', buffer: content }]);
+    await other.getByRole('button', { name: 'Upload' }).click();
+    await other.locator('tr[data-file="report.txt"]').waitFor();
+    // no click, no reload: the watcher's listing refreshes itself (every 15 s while shown)
+    await watcher.locator('tr[data-file="report.txt"]').waitFor({ timeout: 17_000 });
+
+    // the full SHA-256 is reachable as selectable text in the row's details
+    await watcher.getByRole('button', { name: 'Details of report.txt' }).click();
+    expect(await watcher.getByTestId('sha256-full').textContent()).toBe(sha256(content));
+
+    await other.getByRole('button', { name: 'Delete report.txt' }).click();
+    await other.locator('tr[data-file="report.txt"]').waitFor({ state: 'detached' });
+    const downloads: string[] = [];
+    watcher.on('download', (d) => downloads.push(d.suggestedFilename()));
+    await watcher.getByRole('link', { name: 'report.txt' }).click();
+    await waitForText(watcher.getByTestId('files-notice'), (t) => t.includes('report.txt no longer exists'));
+    await watcher.locator('tr[data-file="report.txt"]').waitFor({ state: 'detached' });
+    expect(downloads).toEqual([]);
+  }, 60_000);
 });

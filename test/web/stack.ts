@@ -1,7 +1,7 @@
 // A whole sockbridge for the browser tests: `sockbridge start` (four backends + gateway, every port 0)
 // in a temp data dir with a known admin password, a `user` account, and a browser.
 import { existsSync } from 'node:fs';
-import { mkdir } from 'node:fs/promises';
+import { mkdir, writeFile } from 'node:fs/promises';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -40,15 +40,22 @@ async function freePort(): Promise<number> {
 
 const WEB_INDEX = fileURLToPath(new URL('../../dist/web/index.html', import.meta.url));
 
-export async function startStack(): Promise<Stack> {
+/** `config`: a `sockbridge start --config` file's content ({gateway, chat, exec, files, time}), e.g. small limits. */
+export async function startStack(opts: { config?: Record<string, unknown> } = {}): Promise<Stack> {
   if (!existsSync(WEB_INDEX)) throw new Error(`${WEB_INDEX} is missing: run \`npm run build\` (the gateway serves the built web client)`);
   const data = await tempDir('sockbridge-e2e-');
   const chatLinePort = await freePort();
+  const configArgs: string[] = [];
+  if (opts.config) {
+    configArgs.push('--config', join(data, 'e2e-config.json'));
+    await writeFile(configArgs[1]!, JSON.stringify(opts.config));
+  }
   const cli = startCli(
     [
       'start',
       ...['--port', '0', '--chat-port', '0', '--chat-line-port', String(chatLinePort)],
       ...['--exec-port', '0', '--files-port', '0', '--time-port', '0', '--data', data],
+      ...configArgs,
     ],
     { env: { SOCKBRIDGE_ADMIN_PASSWORD: ADMIN.password } },
   );
@@ -100,11 +107,11 @@ export async function startStack(): Promise<Stack> {
  * Registers beforeEach/afterEach that start a fresh stack for every test and close all of it after,
  * failing the test if a page threw or raised an unexpected dialog. Returns the current stack.
  */
-export function useStack(): () => Stack {
+export function useStack(opts: Parameters<typeof startStack>[0] = {}): () => Stack {
   let stack: Stack | undefined;
   beforeEach(async () => {
     pageErrors.length = 0;
-    stack = await startStack();
+    stack = await startStack(opts);
   });
   afterEach(async () => {
     await stack?.close();

@@ -1,8 +1,10 @@
 // The files panel's state: the listing from GET /api/files and uploads in flight.
 // Uploads go one XMLHttpRequest per file, because only XHR reports upload progress (fetch cannot yet),
 // which gives each file its own progress bar and its own cancel.
-import type { FileEntry, FileList } from '../../../protocol/api.js';
-import { apiJson, errorFromBody, errorInfo } from './api.js';
+import type { FileEntry, FileList, UploadLimits } from '../../../protocol/api.js';
+import { fileNameProblem } from '../../../protocol/file-name-rule.js';
+import { apiJson, errorFromBody, errorInfo, type ApiRequestError } from './api.js';
+import { formatBytes } from './format.js';
 
 export interface Upload {
   id: number;
@@ -16,10 +18,17 @@ export interface Upload {
 /** Parallel uploads; more only split the same bandwidth and delay the first file. */
 const CONCURRENT_UPLOADS = 2;
 
+/** Codes that mean the files service (or the gateway) is not there, rather than a refusal. */
+const UNAVAILABLE = new Set(['SB_ERR_BACKEND_DOWN', 'NETWORK', 'HTTP_502', 'HTTP_503', 'HTTP_504']);
+
 export class FilesStore {
   files = $state<FileEntry[]>([]);
   loading = $state(false);
   lastError = $state<{ code: string; message: string } | null>(null);
+  /** the last listing failed because the service could not be reached: stale rows, no changes offered */
+  unavailable = $derived(this.lastError !== null && UNAVAILABLE.has(this.lastError.code));
+  /** a plain line about one file, e.g. "report.txt no longer exists" */
+  notice = $state<string | null>(null);
   uploads = $state<Upload[]>([]);
 
   activeUploads = $derived(this.uploads.filter((u) => u.state === 'queued' || u.state === 'uploading').length);
@@ -45,6 +54,15 @@ export class FilesStore {
     return `/api/files/${encodeURIComponent(name)}`;
   }
 
+  /** Re-reads the listing before a download, so a file deleted meanwhile is named instead of a silently failed download. */
+  async stillExists(name: string): Promise<boolean> {
+    await this.refresh();
+    if (this.lastError) return true; // cannot tell: let the download try and the browser report it
+    if (this.files.some((f) => f.name === name)) return true;
+    this.notice = `${name} no longer exists`;
+    return false;
+  }
+
   async remove(name: string): Promise<void> {
     try {
       await apiJson(`/api/files/${encodeURIComponent(name)}`, { method: 'DELETE' });
@@ -53,14 +71,26 @@ export class FilesStore {
     } catch (err) {
       this.#fail(err);
     }
+    void this.refresh();
   }
 
-  upload(fileList: Iterable<File>): void {
-    for (const file of fileList) {
-      this.uploads.push({ id: this.#nextId++, name: file.name, size: file.size, loaded: 0, state: 'queued' });
+  /**
+   * Queues files for upload. What the gateway would refuse (too large, a bad name, too many in one go)
+   * fails here at once with a plain reason, and none of it is sent.
+   */
+  upload(fileList: Iterable<File>, limits: UploadLimits | undefined): void {
+    const picked = [...fileList];
+    const tooMany = limits !== undefined && picked.length > limits.maxUploadFiles;
+    for (const file of picked) {
+      const upload: Upload = { id: this.#nextId++, name: file.name, size: file.size, loaded: 0, state: 'queued' };
+      const refusal = tooMany ? `at most ${limits.maxUploadFiles} files at a time` : refusalOf(file, limits);
+      if (refusal) {
+        upload.state = 'failed';
+        upload.error = refusal;
+      }
+      this.uploads.push(upload);
       // read back through the proxy so later writes are seen by the page
-      const upload = this.uploads[this.uploads.length - 1]!;
-      this.#queue.push({ upload, file });
+      if (!refusal) this.#queue.push({ upload: this.uploads[this.uploads.length - 1]!, file });
     }
     this.#pump();
   }
@@ -103,11 +133,12 @@ export class FilesStore {
       if (xhr.status >= 200 && xhr.status < 300) {
         upload.loaded = upload.size;
         upload.state = 'done';
-        void this.refresh();
       } else {
         upload.state = 'failed';
-        upload.error = readError(xhr);
+        upload.error = plainUploadError(errorFromBody(xhr.status, xhr.statusText, xhr.responseText), upload.name);
       }
+      // a failed multipart upload may still have stored files before the failing one
+      void this.refresh();
     };
     xhr.onerror = () => {
       upload.state = 'failed';
@@ -132,7 +163,17 @@ export class FilesStore {
   }
 }
 
-function readError(xhr: XMLHttpRequest): string {
-  const err = errorFromBody(xhr.status, xhr.statusText, xhr.responseText);
+/** Why the gateway would refuse this file, in words, or null. */
+function refusalOf(file: File, limits: UploadLimits | undefined): string | null {
+  const problem = fileNameProblem(file.name);
+  if (problem) return `This name is not allowed: it ${problem}`;
+  if (limits && file.size > limits.maxUploadBytes) return `${file.name} is ${formatBytes(file.size)}; the limit is ${formatBytes(limits.maxUploadBytes)}`;
+  return null;
+}
+
+/** The gateway's refusal of an upload in words; its code stays in the message for a bug report. */
+function plainUploadError(err: ApiRequestError, name: string): string {
+  if (err.code === 'SB_ERR_FILE_TOO_LARGE') return `${name} is larger than the gateway allows (${err.code})`;
+  if (UNAVAILABLE.has(err.code)) return `The files service is unavailable; try again later (${err.code})`;
   return `Upload failed: ${err.message} (${err.code})`;
 }
