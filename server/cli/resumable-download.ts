@@ -5,9 +5,9 @@
 // of the file (the remote one has changed since) is removed, with a message, and the download
 // starts over. One `get` at a time writes to a FILE: a lock file beside it says which process.
 
-import { createHash } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { constants } from 'node:fs';
-import { open, readdir, readFile, rename, rm } from 'node:fs/promises';
+import { link, open, readdir, readFile, rename, rm, writeFile, type FileHandle } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { sbError, type SockbridgeError } from '../../protocol/errors.js';
 import { isSha256Hex, type FileEntry } from '../../protocol/files-messages.js';
@@ -46,24 +46,48 @@ export async function downloadResumable(request: DownloadRequest): Promise<FileE
 
 /**
  * `FILE.sockbridge-lock`, holding the pid of the `get` writing FILE: two at once would append to the
- * same .part. A lock whose process is gone (killed) is taken over.
+ * same .part and could rename a mix into place. Taking it is atomic: the pid is written to a file of
+ * our own, which is then hard-linked to the lock name (link(2) fails if the name exists), so no
+ * other `get` ever sees an empty lock. A lock whose process is gone (killed) is taken over by
+ * renaming it aside and checking that what was moved is that dead holder's lock, not one a
+ * concurrent `get` has just taken (that one is put back, and we give way).
  */
 async function lockDestination(file: string): Promise<() => Promise<void>> {
   const lock = `${file}.sockbridge-lock`;
-  for (let attempt = 1; ; attempt++) {
-    try {
-      const handle = await open(lock, 'wx', 0o644);
-      await handle.writeFile(`${process.pid}\n`);
-      await handle.close();
-      return () => rm(lock, { force: true });
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'EEXIST' || attempt === 2) throw err;
+  const mine = `${lock}.${process.pid}.${randomBytes(6).toString('hex')}`;
+  await writeFile(mine, `${process.pid}\n`, { flag: 'wx', mode: 0o644 });
+  try {
+    for (let attempt = 1; attempt <= 3; attempt++) {
+      try {
+        await link(mine, lock);
+        return () => rm(lock, { force: true });
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+      }
+      const seen = await readFile(lock, 'utf8').catch(() => undefined);
+      if (seen === undefined) continue; // released meanwhile: try again
+      const holder = Number(seen.trim());
+      if (!(Number.isInteger(holder) && holder > 0) || isRunning(holder)) {
+        throw sbError('SB_ERR_USAGE', `another sockbridge get (${holder > 0 ? `pid ${holder}` : 'unknown process'}) is downloading to ${file}; wait for it, or stop it and run again (or remove ${lock})`);
+      }
+      const aside = `${lock}.stale.${process.pid}.${randomBytes(6).toString('hex')}`;
+      try {
+        await rename(lock, aside);
+      } catch {
+        continue; // someone else moved it first
+      }
+      const moved = await readFile(aside, 'utf8').catch(() => '');
+      if (moved !== seen) {
+        // Not the dead holder's: a live get took the lock between our read and our rename.
+        await link(aside, lock).catch(() => undefined);
+        await rm(aside, { force: true });
+        throw sbError('SB_ERR_USAGE', `another sockbridge get is downloading to ${file}; wait for it and run again`);
+      }
+      await rm(aside, { force: true });
     }
-    const holder = Number((await readFile(lock, 'utf8').catch(() => '')).trim());
-    if (Number.isInteger(holder) && holder > 0 && isRunning(holder)) {
-      throw sbError('SB_ERR_USAGE', `another sockbridge get (pid ${holder}) is downloading to ${file}; wait for it, or stop it and run again`);
-    }
-    await rm(lock, { force: true });
+    throw sbError('SB_ERR_USAGE', `could not take ${lock}: other sockbridge gets keep taking it`);
+  } finally {
+    await rm(mine, { force: true });
   }
 }
 
@@ -100,6 +124,38 @@ async function partsOf(file: string): Promise<string[]> {
     .map((n) => join(dir, n));
 }
 
+/**
+ * Opens FILE's .part for appending: a new one exclusively (O_EXCL), an existing one only if it is
+ * ours to trust — a regular file (O_NOFOLLOW refuses a symlink), owned by us, with one link and
+ * writable by nobody else. A .part planted by another user in a shared directory would otherwise
+ * be adopted: they could read the bytes as they arrive and change the "verified" file afterwards.
+ */
+async function openPart(part: string): Promise<FileHandle> {
+  const flags = constants.O_RDWR | constants.O_APPEND | constants.O_NOFOLLOW;
+  try {
+    return await open(part, flags | constants.O_CREAT | constants.O_EXCL, 0o644);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+  }
+  const out = await open(part, flags);
+  const st = await out.stat();
+  const uid = process.getuid?.();
+  const problem = !st.isFile()
+    ? 'is not a regular file'
+    : uid !== undefined && st.uid !== uid
+      ? `belongs to another user (uid ${st.uid})`
+      : st.nlink !== 1
+        ? 'has other links to it'
+        : (st.mode & 0o022) !== 0
+          ? 'is writable by other users'
+          : undefined;
+  if (problem) {
+    await out.close();
+    throw sbError('SB_ERR_USAGE', `${part} ${problem}; remove it and run again`);
+  }
+  return out;
+}
+
 type Outcome = { entry: FileEntry } | { failure: SockbridgeError };
 
 /**
@@ -108,9 +164,9 @@ type Outcome = { entry: FileEntry } | { failure: SockbridgeError };
  * interrupted download keeps its .part for the next run.
  */
 async function downloadOnce({ host, port, name, file, resume }: DownloadRequest): Promise<Outcome> {
-  const client = await FilesClient.connect(host, port);
+  let client: FilesClient | undefined;
   try {
-    const remote = await client.stat(name);
+    const remote = await statRemote(host, port, name);
     if (!remote.exists) throw sbError('SB_ERR_FILE_NOT_FOUND', JSON.stringify(name));
     const part = partPath(file, remote.sha256);
     for (const other of await partsOf(file)) {
@@ -118,12 +174,10 @@ async function downloadOnce({ host, port, name, file, resume }: DownloadRequest)
       await rm(other, { force: true });
       if (other !== part) process.stderr.write(`${name} has changed on the service since ${basename(other)} was started; removed it, starting over\n`);
     }
-    // O_NOFOLLOW: a symlink planted at the .part name is refused, never written through.
-    const out = await open(part, constants.O_RDWR | constants.O_CREAT | constants.O_APPEND | constants.O_NOFOLLOW, 0o644);
+    const out = await openPart(part);
     let kept = 0;
     try {
       const st = await out.stat();
-      if (!st.isFile()) throw sbError('SB_ERR_USAGE', `${part} is not a regular file; remove it`);
       if (st.size > remote.size) await out.truncate(0);
       const offset = st.size > remote.size ? 0 : st.size;
       kept = offset;
@@ -133,6 +187,8 @@ async function downloadOnce({ host, port, name, file, resume }: DownloadRequest)
         process.stderr.write(`resuming ${name} at ${formatBytes(offset)} of ${formatBytes(remote.size)} (${basename(part)})\n`);
       }
 
+      // Hashing a big .part can outlast the service's idle timeout: the get has a connection of its own.
+      client = await FilesClient.connect(host, port);
       const { entry, stream } = await client.get(name, offset > 0 ? { offset } : {});
       if (entry.sha256 !== remote.sha256) {
         stream.destroy();
@@ -161,6 +217,10 @@ async function downloadOnce({ host, port, name, file, resume }: DownloadRequest)
       }
       bar.done();
       await out.datasync();
+      // What is on disk, not only what came over the wire, must be the file: anything else appended
+      // to the .part (which the lock should make impossible) is caught here, before the rename.
+      const onDisk = (await out.stat()).size;
+      if (onDisk !== entry.size) throw sbError('SB_ERR_FILE_CHECKSUM', JSON.stringify(name), `${entry.size} bytes`, `${onDisk} bytes in ${part}`);
       await out.close();
       await rename(part, file);
       return { entry };
@@ -172,6 +232,16 @@ async function downloadOnce({ host, port, name, file, resume }: DownloadRequest)
       // Nothing worth keeping (refused, checksum mismatch, not a byte yet): no .part left behind.
       if (kept === 0) await rm(part, { force: true }).catch(() => undefined);
     }
+  } finally {
+    await client?.close();
+  }
+}
+
+/** The service's entry for `name`, on a connection used for nothing else. */
+async function statRemote(host: string, port: number, name: string) {
+  const client = await FilesClient.connect(host, port);
+  try {
+    return await client.stat(name);
   } finally {
     await client.close();
   }

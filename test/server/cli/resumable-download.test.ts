@@ -2,8 +2,8 @@
 // service on 127.0.0.1:0 (needs `npm run build:server`). The interruption is real: a proxy in the
 // test forwards only the first bytes of the service's reply, then cuts both connections.
 import { spawn } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
-import { readdir, readFile, stat, symlink, writeFile } from 'node:fs/promises';
+import { createHash, randomBytes } from 'node:crypto';
+import { chmod, link, readdir, readFile, stat, symlink, writeFile } from 'node:fs/promises';
 import net from 'node:net';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
@@ -150,7 +150,7 @@ describe('sockbridge get: resume', () => {
     await writeFile(lock, `${process.pid}\n`); // this test's process: alive
     const busy = await runCli(['get', `127.0.0.1:${port}`, 'l.bin', file]);
     expect(busy.code).toBe(2);
-    expect(busy.stderr).toBe(`sockbridge: another sockbridge get (pid ${process.pid}) is downloading to ${file}; wait for it, or stop it and run again\n`);
+    expect(busy.stderr).toBe(`sockbridge: another sockbridge get (pid ${process.pid}) is downloading to ${file}; wait for it, or stop it and run again (or remove ${lock})\n`);
     await expect(stat(file)).rejects.toThrow(/ENOENT/);
 
     const gone = spawn(process.execPath, ['-e', '']);
@@ -160,6 +160,39 @@ describe('sockbridge get: resume', () => {
     expect(r.code).toBe(0);
     expect((await readFile(file)).equals(data)).toBe(true);
     expect(await readdir(dir)).toEqual(['l.bin']); // lock and .part gone
+  });
+
+  it('never takes over a lock it cannot read a holder from (regression: an empty lock, as a get leaves for an instant, was taken as stale)', async () => {
+    const { port, file } = await served('e.bin', 10_000);
+    await writeFile(`${file}.sockbridge-lock`, '');
+    const r = await runCli(['get', `127.0.0.1:${port}`, 'e.bin', file]);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/another sockbridge get \(unknown process\) is downloading/);
+    await expect(stat(file)).rejects.toThrow(/ENOENT/);
+  });
+
+  it('two gets to one FILE at once: one downloads, the other gives way, and FILE is byte-exact', async () => {
+    const { port, data, file } = await served('t.bin', 3_000_000);
+    const [a, b] = await Promise.all([runCli(['get', `127.0.0.1:${port}`, 't.bin', file]), runCli(['get', `127.0.0.1:${port}`, 't.bin', file])]);
+    expect([a.code, b.code].sort()).toEqual([0, 2]);
+    expect((await readFile(file)).equals(data)).toBe(true);
+  });
+
+  it('refuses to resume a .part it cannot trust: writable by others, or with other links', async () => {
+    const { port, dir, file, data } = await served('p.bin', 20_000);
+    const sha = createHash('sha256').update(data).digest('hex');
+    const part = partPath(file, sha);
+    await writeFile(part, data.subarray(0, 1000), { mode: 0o666 });
+    await chmod(part, 0o666); // as another user would leave it in a shared directory
+    const r = await runCli(['get', `127.0.0.1:${port}`, 'p.bin', file]);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain('is writable by other users; remove it and run again');
+    await chmod(part, 0o644);
+    await link(part, join(dir, 'second-name'));
+    const linked = await runCli(['get', `127.0.0.1:${port}`, 'p.bin', file]);
+    expect(linked.code).toBe(2);
+    expect(linked.stderr).toContain('has other links to it');
+    await expect(stat(file)).rejects.toThrow(/ENOENT/);
   });
 });
 
