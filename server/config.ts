@@ -95,6 +95,9 @@ export function explainValueError(error: ErrorObject, given: unknown): string {
 /** The flag that sets a config key: `maxConnections` → `max-connections` (without the dashes). */
 export const kebab = (key: string) => key.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
 
+/** Options whose values are never echoed in an error (tokens, secrets, passwords). */
+const SECRET_KEY = /secret|token|password/i;
+
 function describe(error: ErrorObject, given: unknown): string {
   const path = error.instancePath.replace(/^\//, '').replace(/\//g, '.');
   if (error.keyword === 'additionalProperties') {
@@ -108,7 +111,8 @@ function describe(error: ErrorObject, given: unknown): string {
   }
   const top = path.split('.')[0] ?? '';
   const where = top ? `--${kebab(top)} / "${path}"` : 'configuration';
-  return `${where} ${explainValueError(error, given)}`;
+  // A wrong secret is still a secret: say what is wrong with it, never what it is.
+  return `${where} ${explainValueError(error, SECRET_KEY.test(path) ? undefined : given)}`;
 }
 
 function deepFreeze<T>(value: T): T {

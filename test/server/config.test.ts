@@ -36,3 +36,15 @@ describe('loadConfig: a value of the wrong type in a config file', () => {
     expect(() => loadConfig(typed, { base: { limits: { maxBytes: '10k' } } })).toThrow('--limits / "limits.maxBytes" must be an integer (got "10k")');
   });
 });
+
+describe('loadConfig: a bad secret', () => {
+  it('says what is wrong with it, never what it is', () => {
+    const secrets = { type: 'object', properties: { chatGatewayToken: { type: 'string', minLength: 16 }, limits: { type: 'object', properties: { execSecret: { type: 'string', minLength: 16 } } } } };
+    const tooShort = () => loadConfig(secrets, { base: { chatGatewayToken: 'hunter2-secret' } });
+    expect(tooShort).toThrow('--chat-gateway-token / "chatGatewayToken" must NOT have fewer than 16 characters');
+    expect(tooShort).not.toThrow(/hunter2/);
+    const nested = () => loadConfig(secrets, { base: { limits: { execSecret: 'short-one' } } });
+    expect(nested).toThrow(/"limits.execSecret" must NOT have fewer than 16 characters/);
+    expect(nested).not.toThrow(/short-one/);
+  });
+});
