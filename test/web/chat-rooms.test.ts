@@ -100,4 +100,33 @@ describe('chat rooms and unread counts (browser e2e)', () => {
     await waitForText(third.getByTestId('timeline'), (t) => t.includes('hello carol'));
     expect(await third.getByTestId('timeline').textContent()).not.toContain('kept');
   });
+
+  // Regression: a reload forgot every room but the lobby, and a tab never learnt of rooms created after it asked once.
+  it('rejoins its rooms after a reload, and lists rooms others create while the panel is open', async () => {
+    const alice = await stack().newPage();
+    const bob = await stack().newPage();
+    await logIn(alice, stack().url, ADMIN);
+    await logIn(bob, stack().url, BOB);
+    await bob.locator('button[data-room="lobby"]').waitFor();
+
+    // bob does nothing: he sees #ops (on the first refresh or a later one), then #dev, which only a
+    // refresh after his tab already had a list can show
+    const otherRooms = bob.getByRole('complementary', { name: 'Rooms' });
+    for (const room of ['ops', 'dev']) {
+      await alice.getByLabel('Room to join').fill(room);
+      await alice.getByRole('button', { name: 'Join' }).click();
+      await alice.locator(`button[data-room="${room}"]`).waitFor();
+      await waitForText(otherRooms, (t) => t.includes(`#${room}`), 15_000);
+    }
+
+    await alice.reload();
+    for (const room of ['lobby', 'ops', 'dev']) await alice.locator(`button[data-room="${room}"]`).waitFor();
+    // a room left is not rejoined after the next reload
+    await alice.locator('button[data-room="ops"]').click();
+    await alice.getByRole('button', { name: 'Leave' }).click();
+    await expect.poll(() => alice.locator('button[data-room="ops"]').count()).toBe(0);
+    await alice.reload();
+    await alice.locator('button[data-room="dev"]').waitFor();
+    expect(await alice.locator('button[data-room="ops"]').count()).toBe(0);
+  }, 60_000); // the directory refresh comes every 10 s
 });

@@ -127,6 +127,10 @@ describe('chat (browser e2e)', () => {
     expect(await timeline.locator('.outgoing').count()).toBe(0);
     expect(await page.getByRole('alert').count()).toBe(0);
     await expect.poll(() => slowly.count()).toBe(0);
+    // at desktop size too, the timeline scrolls inside the panel: the page does not grow past the window
+    expect(await page.evaluate(() => document.documentElement.scrollHeight)).toBeLessThanOrEqual(720);
+    const compose = (await input.boundingBox())!;
+    expect(compose.y + compose.height).toBeLessThanOrEqual(720);
   });
 
   // Regression: at phone width a long room made the page taller than the screen: the input and the
