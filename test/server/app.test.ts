@@ -44,15 +44,16 @@ describe('buildApp: accounts and sessions', () => {
 
   it('rate-limits logins per client address and ignores X-Forwarded-For without trustProxy', async () => {
     const { app } = await testGateway({ extra: { limits: { loginAttemptsPerMinute: 3 } } });
+    // a different name each time, so only the per-address budget can be what runs out
     for (let i = 0; i < 3; i++) {
-      const res = await app.inject({ method: 'POST', url: '/api/login', payload: json('alice', 'wrong-pass'), headers: { 'x-forwarded-for': `10.0.0.${i}` } });
+      const res = await app.inject({ method: 'POST', url: '/api/login', payload: json(`guess${i}`, 'wrong-pass'), headers: { 'x-forwarded-for': `10.0.0.${i}` } });
       expect(res.statusCode).toBe(401);
     }
     const limited = await app.inject({ method: 'POST', url: '/api/login', payload: json('alice', 'alice-password'), headers: { 'x-forwarded-for': '10.9.9.9' } });
     expect(limited.statusCode).toBe(429);
     expect(limited.json().error.code).toBe('SB_ERR_RATE_LIMITED');
     expect(Number(limited.headers['retry-after'])).toBeGreaterThan(0);
-    // another client address has its own budget (for another account: alice's own is spent too)
+    // another client address has its own budget
     const other = await app.inject({ method: 'POST', url: '/api/login', payload: json('root', 'root-password'), remoteAddress: '127.0.0.2' });
     expect(other.statusCode).toBe(200);
   });
