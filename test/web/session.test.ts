@@ -14,13 +14,22 @@ describe('session end (browser e2e)', () => {
     await waitForText(second.getByTestId('username'), (t) => t === ADMIN.username);
     await expect.poll(() => second.locator('nav [data-service="chat"]').getAttribute('data-state')).toBe('up');
 
+    // an unsent chat message in the tab whose session is about to end under it
+    await second.locator('nav button[data-panel="chat"]').click();
+    await second.getByLabel('Message').fill('half-typed, not sent');
+
     await first.getByRole('button', { name: 'Log out' }).click();
     // the gateway closes the session's sockets (1008); the page then finds the session gone
     await second.getByLabel('Password').waitFor({ timeout: 8000 });
     // each tab says why it is on the login form: this one logged out, the other's session ended
     await waitForText(first.getByTestId('login-notice'), (t) => t === 'You are logged out.');
     await waitForText(second.getByTestId('login-notice'), (t) => t.startsWith('Your session has ended'));
-  });
+    // logging in again brings the draft back
+    await second.getByLabel('Username').fill(ADMIN.username);
+    await second.getByLabel('Password').fill(ADMIN.password);
+    await second.getByRole('button', { name: 'Log in' }).click();
+    await expect.poll(() => second.getByLabel('Message').inputValue(), { timeout: 10_000 }).toBe('half-typed, not sent');
+  }, 30_000);
 
   it('a session revoked on the server (account removed) says so on the login form, and logging in again lands on the same panel', async () => {
     const page = await openPanelAs(stack(), BOB, 'files');
