@@ -35,6 +35,12 @@ export interface ChatHubLimits {
    * (the gateway's hello looks like anyone's), so no nick is ever safe to give history to.
    */
   serveDirectHistory: boolean;
+  /**
+   * When the last connection of a gateway nick (browser tabs) closes, the room says "leave" only
+   * after this long, and not at all if the nick is back by then: a reload is a close and a hello a
+   * moment later, which would otherwise post "left" and "joined" to everyone. 0: at once.
+   */
+  presenceGraceMs?: number;
 }
 
 
@@ -228,11 +234,15 @@ export class ChatSession implements ChatPeer {
     this.deliver({ cmd: 'left', room: roomName });
   }
 
-  private leaveRoom(roomName: string, nick = this.nick): void {
+  private leaveRoom(roomName: string, nick = this.nick, { closing = false } = {}): void {
     const room = this.hub.rooms.get(roomName);
     this.joined.delete(roomName);
     if (!room) return;
-    if (room.remove(this, nick)) room.presence(nick, 'leave');
+    if (room.remove(this, nick)) {
+      const grace = closing && this.viaGateway ? (this.hub.limits.presenceGraceMs ?? 0) : 0;
+      if (grace > 0) room.leaveLater(nick, grace);
+      else room.presence(nick, 'leave');
+    }
     this.hub.rooms.release(room);
   }
 
@@ -300,7 +310,7 @@ export class ChatSession implements ChatPeer {
   close(): void {
     if (this.closed) return;
     this.closed = true;
-    for (const name of [...this.joined]) this.leaveRoom(name);
+    for (const name of [...this.joined]) this.leaveRoom(name, this.nick, { closing: true });
     this.hub.releaseNick(this, this.nick);
   }
 }

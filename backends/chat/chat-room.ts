@@ -13,6 +13,8 @@ export interface ChatPeer {
 export class ChatRoom {
   private readonly peers = new Set<ChatPeer>();
   private readonly nickCounts = new Map<string, number>();
+  /** nicknames whose "leave" waits out its grace (leaveLater) */
+  private readonly leaving = new Map<string, NodeJS.Timeout>();
   /** members(), kept until a nickname comes or goes: `who` and every join ask for it */
   private sortedMembers: string[] | undefined;
 
@@ -30,14 +32,34 @@ export class ChatRoom {
     return this.peers.has(peer);
   }
 
-  /** Adds a connection; true when its nickname was not present before (a presence "join"). */
+  /**
+   * Adds a connection; true when its nickname was not present before and must be announced (a
+   * presence "join"): false for a nick back within its leave grace (see leaveLater), whose leave
+   * was never said.
+   */
   add(peer: ChatPeer): boolean {
     if (this.peers.has(peer)) return false;
     this.peers.add(peer);
     const count = this.nickCounts.get(peer.nick) ?? 0;
     this.nickCounts.set(peer.nick, count + 1);
-    if (count === 0) this.membersChanged();
-    return count === 0;
+    if (count > 0) return false;
+    this.membersChanged();
+    const pending = this.leaving.get(peer.nick);
+    if (pending === undefined) return true;
+    clearTimeout(pending);
+    this.leaving.delete(peer.nick);
+    return false;
+  }
+
+  /** The nick's last connection has gone: say "leave" after `graceMs`, unless it is back by then. */
+  leaveLater(nick: string, graceMs: number): void {
+    clearTimeout(this.leaving.get(nick));
+    const timer = setTimeout(() => {
+      this.leaving.delete(nick);
+      if (!this.nickCounts.has(nick)) this.presence(nick, 'leave');
+    }, graceMs);
+    timer.unref();
+    this.leaving.set(nick, timer);
   }
 
   /** Removes a connection; true when that was its nickname's last one here (a presence "leave"). */

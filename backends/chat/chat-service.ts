@@ -52,6 +52,8 @@ export const chatOptionsSchema = {
     historyOnJoin: { type: 'integer', minimum: 0, maximum: HISTORY_ON_JOIN, default: HISTORY_ON_JOIN },
     /** a connection's own recent direct messages, sent after hello (`directs`); always none without gatewayToken */
     directHistoryOnHello: { type: 'integer', minimum: 0, maximum: DIRECT_HISTORY_MAX, default: 50 },
+    /** how long the room waits before saying a gateway nick left: a reload is back well within it (0: at once) */
+    presenceGraceMs: { type: 'integer', minimum: 0, maximum: 60_000, default: 3000 },
   },
 } as const;
 
@@ -74,6 +76,7 @@ export interface ChatOptions {
   lineFlushMs: number;
   historyOnJoin: number;
   directHistoryOnHello: number;
+  presenceGraceMs: number;
 }
 
 export class ChatService extends TcpService {
@@ -96,6 +99,7 @@ export class ChatService extends TcpService {
       historyOnJoin: config.historyOnJoin,
       directHistoryOnHello: config.directHistoryOnHello,
       serveDirectHistory: config.gatewayToken !== undefined,
+      presenceGraceMs: config.presenceGraceMs,
     });
     this.lineServer =
       config.linePort === null

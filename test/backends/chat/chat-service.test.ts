@@ -190,6 +190,47 @@ describe('ChatService: nicknames and connections', () => {
   });
 });
 
+describe('ChatService: presence across a reload', () => {
+  it('says nothing when a gateway nick\'s last tab closes and it is back within presenceGraceMs (a reload)', async () => {
+    const { port } = await startChat({ gatewayToken: TOKEN, presenceGraceMs: 2000 });
+    const bob = await RawChat.hello(port, 'bob');
+    const tab = await RawChat.hello(port, 'alice', { gatewayToken: TOKEN });
+    await bob.next('presence', (e) => e.nick === 'alice' && e.event === 'join');
+    const seen = bob.events.length;
+    tab.socket.end();
+    await tab.closed;
+    const reloaded = await RawChat.hello(port, 'alice', { gatewayToken: TOKEN });
+    reloaded.send({ cmd: 'say', room: 'lobby', text: 'back', ref: 'b' });
+    await bob.next('message', (e) => e.text === 'back');
+    await new Promise((r) => setTimeout(r, 2300)); // past the grace: a pending "leave" would have come by now
+    expect(bob.events.slice(seen).filter((e) => e.cmd === 'presence')).toEqual([]);
+  });
+
+  it('says "leave" for a closed gateway nick once the grace has passed', async () => {
+    const { port } = await startChat({ gatewayToken: TOKEN, presenceGraceMs: 300 });
+    const bob = await RawChat.hello(port, 'bob');
+    const tab = await RawChat.hello(port, 'alice', { gatewayToken: TOKEN });
+    await bob.next('presence', (e) => e.nick === 'alice' && e.event === 'join');
+    const closedAt = Date.now();
+    tab.socket.end();
+    await bob.next('presence', (e) => e.nick === 'alice' && e.event === 'leave');
+    expect(Date.now() - closedAt).toBeGreaterThanOrEqual(250); // not before its grace
+  });
+
+  it('says "leave" at once for an explicit leave and for a raw connection that closes (no grace)', async () => {
+    const { port } = await startChat({ gatewayToken: TOKEN, presenceGraceMs: 60_000 }); // a grace here would time the test out
+    const bob = await RawChat.hello(port, 'bob');
+    const raw = await RawChat.hello(port, 'carol');
+    await bob.next('presence', (e) => e.nick === 'carol' && e.event === 'join');
+    raw.socket.end();
+    await bob.next('presence', (e) => e.nick === 'carol' && e.event === 'leave');
+    const tab = await RawChat.hello(port, 'alice', { gatewayToken: TOKEN });
+    await bob.next('presence', (e) => e.nick === 'alice' && e.event === 'join');
+    tab.send({ cmd: 'leave', room: 'lobby', ref: 'l' });
+    await bob.next('presence', (e) => e.nick === 'alice' && e.event === 'leave');
+  });
+});
+
 describe('ChatService: limits keep the connection open', () => {
   it('refuses text over 4096 bytes with its ref and keeps serving', async () => {
     const { port } = await startChat();
