@@ -41,6 +41,38 @@ describe('files (browser e2e)', () => {
     expect(sha256(await readFile(path))).toBe(sha256(big));
   });
 
+  it('asks before an upload replaces a file of the same name, and leaves it alone when told no', async () => {
+    const page = await openPanelAs(stack(), BOB, 'files');
+    const send = async (text: string) => {
+      await page.locator('input[type=file]').setInputFiles([{ name: 'same.txt', mimeType: 'text/plain', buffer: Buffer.from(text) }]);
+      await page.getByRole('button', { name: 'Upload' }).click();
+    };
+    const shaShown = () => page.locator('tr[data-file="same.txt"] td.hash').getAttribute('data-sha256');
+    await send('version 1');
+    await expect.poll(shaShown, { timeout: 15_000 }).toBe(sha256(Buffer.from('version 1')));
+
+    // The stack accepts every confirm(); this once the user says no (and we keep what was asked).
+    await page.evaluate(() => {
+      const w = window as unknown as { confirm: (m: string) => boolean; asked: string[]; realConfirm: (m: string) => boolean };
+      w.asked = [];
+      w.realConfirm = w.confirm;
+      w.confirm = (message: string) => (w.asked.push(message), false);
+    });
+    await send('version 2');
+    const asked = () => page.evaluate(() => (window as unknown as { asked: string[] }).asked);
+    await expect.poll(asked).toEqual(['Replace the existing file same.txt?']);
+    await page.waitForTimeout(500);
+    expect(await page.locator('li[data-upload="same.txt"]').count()).toBe(1); // only the first upload's row
+    expect(await shaShown()).toBe(sha256(Buffer.from('version 1')));
+
+    await page.evaluate(() => {
+      const w = window as unknown as { confirm: (m: string) => boolean; realConfirm: (m: string) => boolean };
+      w.confirm = w.realConfirm; // the stack's dialog handler says yes this time
+    });
+    await send('version 2');
+    await expect.poll(shaShown, { timeout: 15_000 }).toBe(sha256(Buffer.from('version 2')));
+  });
+
   it('takes a file dropped on the form, shows a name made of markup as text, and deletes it', async () => {
     const page = await openPanelAs(stack(), BOB, 'files');
     const name = '<img src=x onerror=alert(1)>.txt';
