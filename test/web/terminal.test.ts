@@ -98,6 +98,9 @@ describe('terminal (browser e2e)', () => {
     const retry = status.getByRole('button', { name: 'Retry' });
     await retry.waitFor();
     expect(await textToButtonGap(status.locator('span.muted').first(), retry)).toBeLessThanOrEqual(2);
+    // the whole gateway is gone, not the exec service: the notice says so once health notices (polls every 5 s)
+    await waitForText(status, (t) => t.includes('(the server is not answering)'), 12_000);
+    expect(await status.textContent()).not.toContain('exec service down');
     await screenshot(page, 'terminal-outage');
   });
 });
