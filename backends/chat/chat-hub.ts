@@ -12,7 +12,6 @@ import {
   validateRoom,
   type ChatEvent,
   type DirectMessage,
-  type DirectsEvent,
   type JoinedEvent,
   type MembersEvent,
   type RoomListEvent,
@@ -28,13 +27,8 @@ export interface ChatHubLimits {
   maxConnectionsPerNick: number;
   maxRoomsPerConnection: number;
   historyOnJoin: number;
-  /** direct messages in the `directs` event after hello (and after line mode's /nick) */
+  /** direct messages in the `directs` event after a gateway hello */
   directHistoryOnHello: number;
-  /**
-   * false when the service has no gateway token: then no hello can show that a nick is an account
-   * (the gateway's hello looks like anyone's), so no nick is ever safe to give history to.
-   */
-  serveDirectHistory: boolean;
   /**
    * When the last connection of a gateway nick (browser tabs) closes, the room says "leave" only
    * after this long, and not at all if the nick is back by then: a reload is a close and a hello a
@@ -42,7 +36,6 @@ export interface ChatHubLimits {
    */
   presenceGraceMs?: number;
 }
-
 
 /** Where a transport wants a connection's events: it encodes and writes them. */
 export type EventSink = Pick<ChatPeer, 'deliver'>;
@@ -84,10 +77,10 @@ export class ChatHub {
    * through the gateway, whose token vouches that the nick is the logged-in account. A nickname is
    * not a password: on the raw ports anyone may take a free one, so a raw connection gets none,
    * whoever held the nick before (an account, a raw-only nick, a guest-N of a previous run).
-   * Without a gateway token nobody gets any (see ChatHubLimits.serveDirectHistory).
+   * A service without a gateway token refuses every token-bearing hello, so there nobody gets any.
    */
   directHistoryFor(nick: string, viaGateway: boolean): DirectMessage[] {
-    if (!this.limits.serveDirectHistory || !viaGateway) return [];
+    if (!viaGateway) return [];
     return this.history.recentDirect(nick, this.limits.directHistoryOnHello);
   }
 
@@ -269,11 +262,9 @@ export class ChatSession implements ChatPeer {
     for (const session of targets) session.deliver(session === this && ref !== undefined ? { ...event, ref } : event);
   }
 
-  /** Delivers and returns the `directs` event: this nick's recent direct messages (see ChatHub.directHistoryFor). */
-  sendDirectHistory(): DirectsEvent {
-    const event: DirectsEvent = { cmd: 'directs', history: this.hub.directHistoryFor(this.nick, this.viaGateway) };
-    this.deliver(event);
-    return event;
+  /** Delivers the `directs` event: this nick's recent direct messages (see ChatHub.directHistoryFor). */
+  sendDirectHistory(): void {
+    this.deliver({ cmd: 'directs', history: this.hub.directHistoryFor(this.nick, this.viaGateway) });
   }
 
   /** Rate-charged like a message: a big room's member list is a big reply. */

@@ -98,7 +98,6 @@ export class ChatService extends TcpService {
       maxRoomsPerConnection: config.maxRoomsPerConnection,
       historyOnJoin: config.historyOnJoin,
       directHistoryOnHello: config.directHistoryOnHello,
-      serveDirectHistory: config.gatewayToken !== undefined,
       presenceGraceMs: config.presenceGraceMs,
     });
     this.lineServer =
