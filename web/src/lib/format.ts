@@ -12,12 +12,21 @@ export function formatBytes(n: number): string {
   return unit === 0 ? `${value} B` : `${value.toFixed(value < 10 ? 1 : 0)} ${UNITS[unit]}`;
 }
 
-export function formatClock(ms: number): string {
-  return new Date(ms).toLocaleTimeString([], { hour: '2-digit', minute: '2-digit', second: '2-digit' });
+// Times are 24-hour everywhere (as the terminal clients show them), whatever the locale's habit.
+
+/** HH:MM:SS */
+export function formatClock(ms: number | Date): string {
+  return new Date(ms).toLocaleTimeString([], { hour: '2-digit', minute: '2-digit', second: '2-digit', hourCycle: 'h23' });
 }
 
-export function formatDateTime(ms: number): string {
-  return new Date(ms).toLocaleString([], { dateStyle: 'short', timeStyle: 'medium' });
+/** HH:MM (chat lines; the full date goes in a tooltip by formatDateTime). */
+export function formatHourMinute(ms: number): string {
+  return new Date(ms).toLocaleTimeString([], { hour: '2-digit', minute: '2-digit', hourCycle: 'h23' });
+}
+
+/** Date and time to the second. */
+export function formatDateTime(ms: number, dateStyle: 'short' | 'medium' = 'short'): string {
+  return new Date(ms).toLocaleString([], { dateStyle, timeStyle: 'medium', hourCycle: 'h23' });
 }
 
 /** Signed milliseconds with a fixed precision: "+1.2 ms", "-0.4 ms". */
