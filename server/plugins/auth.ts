@@ -16,6 +16,7 @@ import type { AccountCheck } from '../accounts/account-check.js';
 import type { UserStore } from '../accounts/user-store.js';
 import type { HealthRegistry } from '../upstream/health-registry.js';
 import { isAllowedOrigin } from './origin.js';
+import { closeWithGrace } from './ws-close.js';
 
 export type { Session } from '../accounts/session-store.js';
 
@@ -85,13 +86,6 @@ export function roleAllows(role: Role, needed: Role): boolean {
 
 const END_REASONS: Record<SessionEndReason, string> = { logout: 'logged out', expired: 'session expired', revoked: 'account changed' };
 
-/**
- * How long a socket we closed may take to answer our Close frame before it is destroyed. ws would
- * wait 30 s, and a client that never answers should not keep its connection (and, until the
- * 'close' event, its backend link) that long after its session ended.
- */
-export const CLOSE_GRACE_MS = 1000;
-
 const endingHooks = new WeakMap<WebSocket, Set<() => void>>();
 
 /**
@@ -113,13 +107,7 @@ export function endSocket(ws: WebSocket, code: number, reason: string): void {
   const hooks = endingHooks.get(ws);
   endingHooks.delete(ws);
   for (const hook of hooks ?? []) hook();
-  if (ws.readyState === ws.CLOSED) return;
-  // A paused socket would never read the peer's Close frame.
-  if (ws.isPaused) ws.resume();
-  ws.close(code, reason);
-  const timer = setTimeout(() => ws.terminate(), CLOSE_GRACE_MS);
-  timer.unref();
-  ws.once('close', () => clearTimeout(timer));
+  closeWithGrace(ws, code, reason);
 }
 
 /** The role each guarded upgrade needed (set by wsGuard), so liveSockets knows what a socket needs. */

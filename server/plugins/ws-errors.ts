@@ -12,16 +12,14 @@
 // Here a client-side error is logged at info with who and where (user, address, Origin: never
 // contents), ws is left to finish its closing handshake (it has already sent the close frame with
 // the right code, RFC 6455 §7.4.1, and keeps draining the socket), and the socket is terminated
-// only if the peer has not completed the handshake within CLOSE_GRACE_MS. Any other error is ours (a
-// route handler that threw): logged at error and closed with 1011.
+// only if the peer has not completed the handshake within CLOSE_GRACE_MS (ws-close.ts). Any other
+// error is ours (a route handler that threw): logged at error and closed with 1011.
 
 import type { FastifyRequest } from 'fastify';
 import type { WebSocket } from 'ws';
 import { WS_CLOSE } from '../../protocol/errors.js';
 import { socketPeer } from './auth.js';
-
-/** How long a peer has to answer our close frame before its socket is destroyed (ws waits 30 s). */
-export const CLOSE_GRACE_MS = 2000;
+import { dropIfUnanswered } from './ws-close.js';
 
 /** Socket errors that mean the peer went away, not that we failed. */
 const PEER_GONE = new Set(['ECONNRESET', 'EPIPE', 'ETIMEDOUT', 'ECONNABORTED', 'ERR_STREAM_PREMATURE_CLOSE', 'ERR_STREAM_DESTROYED']);
@@ -40,8 +38,5 @@ export function websocketErrorHandler(err: Error, socket: WebSocket, request: Fa
     request.log.error({ ...socketPeer(request), url: request.url, err }, 'websocket handler failed');
     if (socket.readyState === socket.OPEN) socket.close(WS_CLOSE.INTERNAL_ERROR, 'SB_ERR_INTERNAL');
   }
-  if (socket.readyState === socket.CLOSED) return;
-  const timer = setTimeout(() => socket.terminate(), CLOSE_GRACE_MS);
-  timer.unref();
-  socket.once('close', () => clearTimeout(timer));
+  dropIfUnanswered(socket);
 }

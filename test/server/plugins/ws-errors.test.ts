@@ -5,7 +5,7 @@ import type net from 'node:net';
 import { randomBytes } from 'node:crypto';
 import { afterEach, describe, expect, it } from 'vitest';
 import { removeTempDirs } from '../../helpers/tmp.js';
-import { CLOSE_GRACE_MS } from '../../../server/plugins/ws-errors.js';
+import { CLOSE_GRACE_MS } from '../../../server/plugins/ws-close.js';
 import { closeAll, startGateway, waitFor } from '../routes/ws-kit.js';
 
 afterEach(async () => {
