@@ -19,6 +19,7 @@ import {
   type ChatRequest,
   type HelloRequest,
 } from '../../protocol/chat-messages.js';
+import { decodeChunk } from '../lib/decode-chunk.js';
 import { sendErrorAndClose } from '../lib/tcp-service.js';
 import type { ChatHub, ChatSession } from './chat-hub.js';
 import { SocketSink } from './socket-sink.js';
@@ -64,13 +65,8 @@ export class ChatConnection {
 
   private onData(chunk: Buffer): void {
     if (this.failed) return;
-    let frames;
-    try {
-      frames = this.decoder.push(chunk);
-    } catch (err) {
-      this.fail(err);
-      return;
-    }
+    const frames = decodeChunk(this.decoder, chunk, (err) => this.fail(err));
+    if (!frames) return;
     for (const frame of frames) {
       if (this.failed || this.socket.destroyed) return;
       this.handle(frame.header);

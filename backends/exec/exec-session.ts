@@ -10,7 +10,8 @@ import { homedir } from 'node:os';
 import type { Logger } from 'pino';
 import { EXEC_REQUEST_COMMANDS, parseExecRequest, type ExecEvent, type RunRequest } from '../../protocol/exec-messages.js';
 import { isSockbridgeError, sbError, type SockbridgeError } from '../../protocol/errors.js';
-import { encodeFrame, encodeFrameHead, FrameDecoder, type FrameEvent, type FrameHeader } from '../../protocol/frame-codec.js';
+import { encodeFrame, encodeFrameHead, FrameDecoder, type FrameHeader } from '../../protocol/frame-codec.js';
+import { decodeChunk } from '../lib/decode-chunk.js';
 import { sendErrorAndClose } from '../lib/tcp-service.js';
 import { childEnvironment, resolveProgram } from './program-policy.js';
 import { RunningCommand, type CommandExit } from './running-command.js';
@@ -92,13 +93,8 @@ export class ExecSession {
 
   private receive(chunk: Buffer): void {
     if (this.closed) return;
-    let events: FrameEvent[];
-    try {
-      events = this.decoder.push(chunk);
-    } catch (err) {
-      this.fail(err);
-      return;
-    }
+    const events = decodeChunk(this.decoder, chunk, (err) => this.fail(err));
+    if (!events) return;
     for (const event of events) {
       if (this.closed) return;
       try {

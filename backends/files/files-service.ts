@@ -23,6 +23,7 @@ import { isSockbridgeError, sbError, type SockbridgeError } from '../../protocol
 import { DEFAULT_MAX_HEADER_BYTES, encodeFrame, encodeFrameHead, FrameDecoder, type FrameEvent, type FrameHeader } from '../../protocol/frame-codec.js';
 import { FILES_CHUNK_MAX_BYTES, FILES_COMMANDS, FILES_DEFAULT_PORT, isSha256Hex, toWireEntry } from '../../protocol/files-messages.js';
 import { hostSchema, loadConfig, portSchema } from '../../server/config.js';
+import { decodeChunk } from '../lib/decode-chunk.js';
 import { sendErrorAndClose, TcpService } from '../lib/tcp-service.js';
 import { FileStore, type Upload } from './file-store.js';
 
@@ -137,13 +138,8 @@ class FilesConnection {
 
   private onData(chunk: Buffer): void {
     if (this.failed) return;
-    let events: FrameEvent[];
-    try {
-      events = this.decoder.push(chunk);
-    } catch (err) {
-      this.fail(err);
-      return;
-    }
+    const events = decodeChunk(this.decoder, chunk, (err) => this.fail(err));
+    if (!events) return;
     if (this.busy) {
       // A paused socket emits no more data; should a chunk still come, it waits its turn.
       this.backlog.push(events);
