@@ -65,19 +65,12 @@ describe('sockbridge exec', () => {
     expect(r.stderr).toMatch(/--data-connection/);
   });
 
-  it('ends a --data-connection command when its reader goes away (EPIPE)', async () => {
+  it.each([
+    ['framed stdout', []],
+    ['--data-connection', ['--data-connection']],
+  ])('ends the command when its reader goes away (EPIPE), without a stack trace (%s)', async (_, flags) => {
     const { address, secret } = await serve();
-    const proc = startCli(['exec', address, '--secret-file', secret, '--data-connection', '--', 'yes']);
-    proc.child.stdin.end();
-    await new Promise((resolve) => proc.child.stdout.once('data', resolve));
-    proc.child.stdout.destroy();
-    expect(await proc.exited).toBe(143);
-    expect(proc.stderr()).toBe('');
-  });
-
-  it('ends the command when its reader goes away (EPIPE), without a stack trace', async () => {
-    const { address, secret } = await serve();
-    const proc = startCli(['exec', address, '--secret-file', secret, '--', 'yes']);
+    const proc = startCli(['exec', address, '--secret-file', secret, ...flags, '--', 'yes']);
     proc.child.stdin.end();
     await new Promise((resolve) => proc.child.stdout.once('data', resolve));
     proc.child.stdout.destroy();
