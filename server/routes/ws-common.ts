@@ -16,6 +16,7 @@ import { FrameDecoder, encodeFrame, type FrameHeader } from '../../protocol/fram
 import { endsSocket } from '../../protocol/browser-messages.js';
 import type { ServiceName } from '../../protocol/api.js';
 import { onSocketEnding, socketPeer } from '../plugins/auth.js';
+import { closeWithGrace } from '../plugins/ws-close.js';
 
 // ---- accepting a socket ----
 
@@ -55,10 +56,8 @@ export function sendJson(ws: WebSocket, value: unknown, onSent?: (err?: Error) =
 export function closeWithError(ws: WebSocket, err: SockbridgeError): void {
   if (ws.readyState !== ws.OPEN) return;
   sendJson(ws, { cmd: 'error', code: err.code, message: err.message });
-  // A paused socket would never read the peer's close frame (ws would then wait 30 s to destroy it).
-  if (ws.isPaused) ws.resume();
   // RFC 6455 §5.5: a close reason fits in 123 bytes; the code is short, ASCII and stable.
-  ws.close(err.wsClose, err.code);
+  closeWithGrace(ws, err.wsClose, err.code);
 }
 
 /** Answers a refused request on a socket that stays open (the backends do the same for refusals). */
