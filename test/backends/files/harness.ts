@@ -1,7 +1,7 @@
 // Shared by the files tests: a real FilesService on 127.0.0.1:0 over a temp root, and a raw frame
 // socket for the bytes a FilesClient would never send.
 import { createHash } from 'node:crypto';
-import { readdir } from 'node:fs/promises';
+import { mkdir, readdir } from 'node:fs/promises';
 import net from 'node:net';
 import { join } from 'node:path';
 import { FilesClient } from '../../../backends/files/files-client.js';
@@ -27,7 +27,6 @@ export async function startFiles(options: Partial<FilesOptions> = {}): Promise<S
   const service = new FilesService({ root, port: 0, ...options });
   running.push(service);
   const { port } = await service.start();
-  const { mkdir } = await import('node:fs/promises');
   const outside = join(base, 'outside');
   await mkdir(outside);
   return { service, port, root, outside };
