@@ -6,8 +6,9 @@
 
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { stat } from 'node:fs/promises';
-import { basename, join } from 'node:path';
+import { constants } from 'node:fs';
+import { access, stat } from 'node:fs/promises';
+import { basename, dirname, join } from 'node:path';
 import { isSockbridgeError, sbError } from '../../../protocol/errors.js';
 import { parseFileList, parsePartialInfo, type FileEntry } from '../../../protocol/files-messages.js';
 import { sanitizeForTerminal as clean } from '../../../backends/chat/terminal-text.js';
@@ -28,7 +29,7 @@ export async function put(argv: string[]): Promise<number> {
   const { host, port } = parseHostPort(target, PUT_USAGE);
   const name = checkName(nameArg ?? basename(file), PUT_USAGE);
   const st = await stat(file).catch((err: NodeJS.ErrnoException) => {
-    throw sbError('SB_ERR_USAGE', `cannot read ${file}: ${err.code ?? err.message}`);
+    throw sbError('SB_ERR_USAGE', `cannot read ${file}: ${inWords(err)}`);
   });
   if (!st.isFile()) throw sbError('SB_ERR_USAGE', `${file} is not a regular file`);
 
@@ -68,6 +69,10 @@ export async function get(argv: string[]): Promise<number> {
   checkName(name, GET_USAGE);
   // Like cp: a directory as FILE means "into it, under NAME".
   const file = fileArg === undefined ? name : (await stat(fileArg).then((st) => st.isDirectory(), () => false)) ? join(fileArg, name) : fileArg;
+  // Checked before connecting, so a typo in FILE is one line naming it, not a failure to create the lock beside it.
+  await access(dirname(file), constants.W_OK).catch((err: NodeJS.ErrnoException) => {
+    throw sbError('SB_ERR_USAGE', `cannot write ${file}: ${err.code === 'ENOENT' ? `no directory ${dirname(file)}` : inWords(err)}`);
+  });
 
   const entry = await downloadResumable({ host, port, name, file, resume: values['noResume'] !== true });
   process.stdout.write(resultLine(entry));
@@ -87,6 +92,12 @@ export async function ls(argv: string[]): Promise<number> {
   } finally {
     await client.close();
   }
+}
+
+/** A local file error as a user reads it: "no such file", "permission denied", else the errno code. */
+function inWords(err: NodeJS.ErrnoException): string {
+  const words: Record<string, string> = { ENOENT: 'no such file', EACCES: 'permission denied', ENOTDIR: 'a part of the path is not a directory' };
+  return (err.code && words[err.code]) ?? err.code ?? err.message;
 }
 
 /** A NAME the service would refuse is a usage error here: caught before connecting, exit code 2. */

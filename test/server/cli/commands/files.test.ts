@@ -92,3 +92,19 @@ describe('sockbridge put to a hostile files service', () => {
     expect(stderr).toMatch(/^sockbridge: [^\n]*files service stat reply: "partial" size is not a non-negative integer\n$/);
   });
 });
+
+describe('sockbridge put and get with a bad local path', () => {
+  it('put of a file that does not exist says so in words, in one line, exit 2, before connecting', async () => {
+    const missing = join(await tempDir(), 'missing.txt');
+    const { code, stderr } = await runCli(['put', '127.0.0.1:1', missing]);
+    expect(code).toBe(2);
+    expect(stderr).toBe(`sockbridge: cannot read ${missing}: no such file\n`);
+  });
+
+  it('get into a directory that does not exist names it, in one line, exit 2, before connecting (not the lock file it could not create)', async () => {
+    const dir = join(await tempDir(), 'no-such-dir');
+    const { code, stderr } = await runCli(['get', '127.0.0.1:1', 'a.txt', join(dir, 'a.txt')]);
+    expect(code).toBe(2);
+    expect(stderr).toBe(`sockbridge: cannot write ${join(dir, 'a.txt')}: no directory ${dir}\n`);
+  });
+});
