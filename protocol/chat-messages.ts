@@ -172,14 +172,18 @@ const eventError = (cmd: string, field: string, what: string) =>
   sbError('SB_ERR_MESSAGE_INVALID', `chat service sent a "${cmd}" event whose "${field}" is not ${what}`);
 const isCount = (value: unknown): value is number => Number.isSafeInteger(value) && (value as number) >= 0;
 
+const isObject = (value: unknown): value is Fields => typeof value === 'object' && value !== null && !Array.isArray(value);
+const isNick = (value: unknown) => typeof value === 'string' && NICK_PATTERN.test(value);
+const isRoom = (value: unknown) => typeof value === 'string' && ROOM_PATTERN.test(value);
+
 function need(ok: boolean, cmd: string, field: string, what: string): void {
   if (!ok) throw eventError(cmd, field, what);
 }
 function needNick(v: Fields, field: string, cmd: string): void {
-  need(typeof v[field] === 'string' && NICK_PATTERN.test(v[field] as string), cmd, field, 'a nickname');
+  need(isNick(v[field]), cmd, field, 'a nickname');
 }
 function needRoom(v: Fields, field: string, cmd: string): void {
-  need(typeof v[field] === 'string' && ROOM_PATTERN.test(v[field] as string), cmd, field, 'a room name');
+  need(isRoom(v[field]), cmd, field, 'a room name');
 }
 function needList(v: Fields, field: string, cmd: string, what: string, check: (item: unknown) => boolean): void {
   need(Array.isArray(v[field]) && (v[field] as unknown[]).every(check), cmd, field, `a list of ${what}`);
@@ -188,9 +192,6 @@ function needRef(v: Fields, cmd: string): void {
   const r = v['ref'];
   need(r === undefined || (typeof r === 'string' && r.length <= CHAT_LIMITS.refMaxLength), cmd, 'ref', 'a request ref');
 }
-const isObject = (value: unknown): value is Fields => typeof value === 'object' && value !== null && !Array.isArray(value);
-const isNick = (value: unknown) => typeof value === 'string' && NICK_PATTERN.test(value);
-const isRoom = (value: unknown) => typeof value === 'string' && ROOM_PATTERN.test(value);
 const isMessageBody = (m: Fields) => isCount(m['id']) && isNick(m['from']) && typeof m['text'] === 'string' && isCount(m['ts']);
 const isChatMessage = (m: unknown) => isObject(m) && isMessageBody(m) && isRoom(m['room']);
 const isDirectMessage = (m: unknown) => isObject(m) && isMessageBody(m) && isNick(m['to']);
