@@ -176,9 +176,8 @@ export async function apiFilesRoutes(app: FastifyInstance): Promise<void> {
     if (size > limits.maxUploadBytes) throw sbError('SB_ERR_FILE_TOO_LARGE', size, limits.maxUploadBytes);
     const body = request.body as Readable | undefined;
     if (!body || typeof body.pipe !== 'function') throw sbError('SB_ERR_UPLOAD_INVALID', 'send Content-Type: application/octet-stream');
-    const stored = await upstream.with((client) => client.put(name, body, size, { resumable: false }));
-    const entry: FileEntry = { ...stored, size };
-    request.log.info({ user: session.username, file: name, size }, 'file uploaded');
+    const entry = await upstream.with((client) => client.put(name, body, size, { resumable: false }));
+    request.log.info({ user: session.username, file: name, size: entry.size }, 'file uploaded');
     return reply.code(201).send({ files: [entry] } satisfies UploadResult);
   });
 
