@@ -30,7 +30,7 @@ export function acceptBrowserSocket(
   app: FastifyInstance,
   ws: WebSocket,
   request: FastifyRequest,
-  service: ServiceName,
+  service: ServiceName | 'raw',
 ): { username: string; sessionId: string; logger: FastifyBaseLogger } | undefined {
   const session = request.session;
   if (!session) {

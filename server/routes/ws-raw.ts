@@ -13,7 +13,7 @@ import type { RelayLimits } from '../relay/relay-limits.js';
 import { parseRelayTarget } from '../relay/relay-server.js';
 import { checkSubprotocolOffer, offeredSubprotocols, RELAY_SUBPROTOCOL } from '../relay/subprotocol.js';
 import { bridgeWebSocketToTcp, type RelayTarget } from '../relay/websocket-tcp-bridge.js';
-import { startHeartbeat } from './ws-common.js';
+import { acceptBrowserSocket } from './ws-common.js';
 
 /** Query keys that try to name a destination: refused outright rather than silently ignored. */
 const TARGET_QUERY_KEYS = ['target', 'host', 'hostname', 'port', 'addr', 'address', 'dest', 'destination'];
@@ -56,10 +56,9 @@ export async function wsRawRoutes(app: FastifyInstance, opts: { options: Gateway
 
   app.get('/ws/raw/*', { websocket: true, preValidation: [app.wsGuard(), resolveTarget] }, (socket, request) => {
     const target = request.rawRelayTarget!;
-    const session = request.session!;
-    app.liveSockets.add(session.id, socket, request);
-    startHeartbeat(socket, options.limits.heartbeatMs);
-    const who = { user: session.username, remote: request.ip, target: (request.params as { '*': string })['*'] };
+    const accepted = acceptBrowserSocket(app, socket, request, 'raw');
+    if (!accepted) return;
+    const who = { user: accepted.username, remote: request.ip, target: (request.params as { '*': string })['*'] };
     request.log.info(who, 'raw relay connected');
     void bridgeWebSocketToTcp(socket, target, limits, request.log).then((stats) => request.log.info({ ...who, ...stats }, 'raw relay closed'));
   });
