@@ -32,7 +32,7 @@ export function parseCommandLine(argv: readonly string[], options: OptionSpecs, 
   } catch (err) {
     throw sbError('SB_ERR_USAGE', `${(err as Error).message.split('\n')[0]}\nusage: ${usage}`);
   }
-  if (parsed.values['help']) throw Object.assign(sbError('SB_ERR_USAGE', `usage: ${usage}`), { help: true });
+  if (parsed.values['help']) throw helpRequested(usage);
   const values: Record<string, unknown> = {};
   for (const [key, value] of Object.entries(parsed.values)) {
     if (key === 'config' || key === 'help') continue;
@@ -40,6 +40,11 @@ export function parseCommandLine(argv: readonly string[], options: OptionSpecs, 
   }
   const configFile = parsed.values['config'];
   return { values, positionals: parsed.positionals, configFile: typeof configFile === 'string' ? configFile : undefined, rest };
+}
+
+/** What --help throws: main prints the usage on stdout and exits 0. */
+export function helpRequested(usage: string): Error {
+  return Object.assign(sbError('SB_ERR_USAGE', `usage: ${usage}`), { help: true });
 }
 
 /** For commands that take flags only: a stray word (e.g. `serve files /srv` for `--root /srv`) is a usage error, not ignored. */

@@ -13,7 +13,7 @@ const COMMANDS: Record<string, { load: () => Promise<Command>; summary: string }
   serve: { load: () => import('./commands/serve.js'), summary: 'run one backend: serve chat|exec|files|time' },
   gateway: { load: () => import('./commands/gateway.js'), summary: 'run the HTTP/WebSocket gateway alone' },
   relay: { load: () => import('./commands/relay.js'), summary: 'websockify-compatible relay: relay LISTEN TARGET' },
-  user: { load: () => import('./commands/user.js'), summary: 'manage accounts: user add|remove|passwd NAME' },
+  user: { load: () => import('./commands/user.js'), summary: 'manage accounts: user add|remove|passwd|role NAME, user list' },
   chat: { load: () => import('./commands/chat.js'), summary: 'chat in a terminal: chat HOST:PORT --nick N' },
   exec: { load: () => import('./commands/exec.js'), summary: 'run a remote command: exec HOST:PORT --secret-file F -- CMD' },
   put: { load: () => import('./commands/files.js').then((m) => ({ run: m.put })), summary: 'upload: put HOST:PORT FILE [NAME]' },

@@ -80,7 +80,7 @@ export async function run(argv: string[]): Promise<number> {
   const data = typeof values['data'] === 'string' ? values['data'] : './data';
   const role = values['role'] as Role | undefined;
   // Checked before the store is opened (which creates DATA) and before a password is prompted for.
-  if (!ACTIONS.includes(action)) throw sbError('SB_ERR_USAGE', `usage: ${USAGE}`);
+  if (!ACTIONS.includes(action)) throw sbError('SB_ERR_USAGE', `${action ? `unknown action "${action}"` : 'which action?'}\nusage: ${USAGE}`);
   if (role !== undefined) asUsageError(() => validateRole(role));
   if (action !== 'list' && !name) throw sbError('SB_ERR_USAGE', `missing NAME\nusage: ${USAGE}`);
   if (action === 'role' && !role) throw sbError('SB_ERR_USAGE', `usage: sockbridge user role NAME --role admin|user`);

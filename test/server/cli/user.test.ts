@@ -66,6 +66,17 @@ describe('sockbridge user', () => {
     expect(existsSync(data)).toBe(false);
   });
 
+  it('names an unknown action, and says when none was given: exit 2, no DATA created', async () => {
+    const data = `${await tempDir()}/data`;
+    const unknown = await runCli(['user', 'frob', 'carol', '--data', data]);
+    expect(unknown.code).toBe(2);
+    expect(unknown.stderr).toMatch(/^sockbridge: unknown action "frob"\nusage: sockbridge user /);
+    const none = await runCli(['user', '--data', data]);
+    expect(none.code).toBe(2);
+    expect(none.stderr).toMatch(/^sockbridge: which action\?\nusage: sockbridge user /);
+    expect(existsSync(data)).toBe(false);
+  });
+
   it('without --password-stdin and without a terminal, says how to pass the password', async () => {
     const data = await tempDir();
     const res = await runCli(['user', 'add', 'erin', '--data', data]);
