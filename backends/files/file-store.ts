@@ -350,13 +350,18 @@ export class FileStore {
     }
   }
 
-  private async cachedHash(name: string, st: Stats, handle: FileHandle): Promise<string> {
-    const cached = await this.readMeta(name, st);
-    if (cached !== undefined) return cached;
+  private cachedHash(name: string, st: Stats, handle: FileHandle): Promise<string> {
+    return this.recordedHash(name, st, this.metaPath(name), (hash) => hashHandle(hash, handle));
+  }
+
+  /** The sha256 recorded at `metaPath` for exactly this `st`; else `hashBytes` hashes it and it is recorded. */
+  private async recordedHash(name: string, st: Stats, metaPath: string, hashBytes: (hash: Hash) => Promise<void>): Promise<string> {
+    const recorded = await this.readMeta(name, st, metaPath);
+    if (recorded !== undefined) return recorded;
     const hash = createHash('sha256');
-    for await (const chunk of readFd(handle)) hash.update(chunk as Buffer);
+    await hashBytes(hash);
     const sha256 = hash.digest('hex');
-    await this.writeMeta(name, st, sha256).catch(() => undefined);
+    await this.writeMeta(name, st, sha256, metaPath).catch(() => undefined);
     return sha256;
   }
 
@@ -389,14 +394,8 @@ export class FileStore {
     const path = this.resumablePath(name);
     const st = await lstat(path).catch(() => undefined);
     if (!st?.isFile()) return undefined;
-    let sha256 = await this.readMeta(name, st, this.partialMetaPath(name));
-    if (sha256 === undefined) {
-      // No record (the service was killed mid-upload): hash the bytes that are there.
-      const hash = createHash('sha256');
-      await hashInto(hash, path);
-      sha256 = hash.digest('hex');
-      await this.writeMeta(name, st, sha256, this.partialMetaPath(name)).catch(() => undefined);
-    }
+    // Without a record (the service was killed mid-upload) the bytes that are there are hashed.
+    const sha256 = await this.recordedHash(name, st, this.partialMetaPath(name), (hash) => hashInto(hash, path));
     return { size: st.size, mtime: mtimeOf(st), sha256 };
   }
 
@@ -444,10 +443,14 @@ function readFd(handle: FileHandle) {
   return createReadStream('', { fd: handle.fd, start: 0, autoClose: false, highWaterMark: 256 * 1024 });
 }
 
+async function hashHandle(hash: Hash, handle: FileHandle): Promise<void> {
+  for await (const chunk of readFd(handle)) hash.update(chunk as Buffer);
+}
+
 async function hashInto(hash: Hash, path: string): Promise<void> {
   const handle = await open(path, READ_FLAGS);
   try {
-    for await (const chunk of readFd(handle)) hash.update(chunk as Buffer);
+    await hashHandle(hash, handle);
   } finally {
     await handle.close();
   }
