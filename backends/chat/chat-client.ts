@@ -21,6 +21,7 @@ import {
   type MessageEvent,
   type WelcomeEvent,
 } from '../../protocol/chat-messages.js';
+import { decodeChunk } from '../lib/decode-chunk.js';
 import { endSocket } from '../lib/end-socket.js';
 
 export interface ChatConnectOptions {
@@ -103,14 +104,11 @@ export class ChatClient extends EventEmitter<ChatClientEvents> {
         socket.write(encodeRequest(hello));
       });
       socket.on('data', (chunk: Buffer) => {
-        let frames;
-        try {
-          frames = decoder.push(chunk);
-        } catch (err) {
+        const frames = decodeChunk(decoder, chunk, (err) => {
           if (client) toClient((c) => c.shutdown(err as Error));
           else fail(err as Error);
-          return;
-        }
+        });
+        if (!frames) return;
         for (const { header } of frames) {
           let event: ChatEvent | undefined;
           try {

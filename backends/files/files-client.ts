@@ -26,6 +26,7 @@ import { Readable } from 'node:stream';
 import { errorFromFrame, sbError, SockbridgeError } from '../../protocol/errors.js';
 import { encodeFrame, encodeFrameHead, FrameDecoder, type FrameEvent, type FrameHeader } from '../../protocol/frame-codec.js';
 import { FILES_CHUNK_MAX_BYTES, fromWireEntry, parseFileList, parsePartialInfo, type FileEntry, type FileStat } from '../../protocol/files-messages.js';
+import { decodeChunk } from '../lib/decode-chunk.js';
 import { endSocket } from '../lib/end-socket.js';
 
 export interface FilesClientOptions {
@@ -94,16 +95,13 @@ export class FilesClient {
       maxBodyBytes: (h) => (h.cmd === 'data' ? Number.MAX_SAFE_INTEGER : h.cmd === 'list' ? maxList : 0),
     });
     socket.on('data', (chunk: Buffer) => {
-      let events: FrameEvent[];
-      try {
-        events = this.decoder.push(chunk);
-      } catch (err) {
-        // Bytes that are no frame are the service's fault, not the caller's: the gateway must answer
-        // 503 and show files down, not relay the decoder's 400 as if the browser had sent them.
+      // Bytes that are no frame are the service's fault, not the caller's: the gateway must answer
+      // 503 and show files down, not relay the decoder's 400 as if the browser had sent them.
+      const events = decodeChunk(this.decoder, chunk, (err) => {
         const code = err instanceof SockbridgeError ? err.code : 'SB_ERR_INTERNAL';
         this.shutdown(sbError('SB_ERR_BACKEND_DOWN', 'files', `malformed reply (${code})`));
-        return;
-      }
+      });
+      if (!events) return;
       for (const event of events) {
         if (this.listener) this.listener(event);
         else this.shutdown(sbError('SB_ERR_BACKEND_DOWN', 'files', 'an unexpected frame'));
