@@ -45,9 +45,6 @@ export class DataTokens {
 
   /** The run went away (cancelled, its connection closed) before the data connection came. */
   revoke(token: string): void {
-    const entry = this.pending.get(token);
-    if (!entry) return;
-    this.pending.delete(token);
-    clearTimeout(entry.timer);
+    this.redeem(token); // taken and dropped: the same as a use nobody acts on
   }
 }
