@@ -12,6 +12,7 @@ import {
 } from '../../../protocol/chat-messages.js';
 import { wsUrl } from './api.js';
 import { parseJsonFrame, ReconnectingSocket } from './reconnecting-socket.svelte.js';
+import { readStored, writeStored } from './storage.js';
 
 export type TimelineItem =
   | ({ kind: 'message' } & ChatMessage)
@@ -364,8 +365,9 @@ export class ChatClient {
   /** The rooms this account's tabs joined, as last saved; only valid names. */
   #savedRooms(): string[] {
     const key = this.#storageKey();
+    const text = key === null ? null : readStored('localStorage', key);
     try {
-      const saved: unknown = key === null ? null : JSON.parse(localStorage.getItem(key) ?? '[]');
+      const saved: unknown = JSON.parse(text ?? '[]');
       return Array.isArray(saved) ? saved.filter((r): r is string => typeof r === 'string' && ROOM_PATTERN.test(r)) : [];
     } catch {
       return [];
@@ -374,11 +376,8 @@ export class ChatClient {
 
   #saveRooms(): void {
     const key = this.#storageKey();
-    try {
-      if (key !== null) localStorage.setItem(key, JSON.stringify([...this.#wanted].sort()));
-    } catch {
-      // storage full or disabled: the rooms are just not remembered across reloads
-    }
+    // storage full or disabled: the rooms are just not remembered across reloads
+    if (key !== null) writeStored('localStorage', key, JSON.stringify([...this.#wanted].sort()));
   }
 
   #isLookingAt(target: ChatTarget): boolean {

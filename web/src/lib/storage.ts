@@ -1,0 +1,22 @@
+// Web Storage that may be missing: disabled storage throws on access, a full one on write. What is
+// kept there is only a convenience (rooms to rejoin, an unsent draft), so a failure means "not kept".
+
+type StorageName = 'localStorage' | 'sessionStorage';
+
+export function readStored(where: StorageName, key: string): string | null {
+  try {
+    return window[where].getItem(key);
+  } catch {
+    return null;
+  }
+}
+
+/** `null` removes the key. */
+export function writeStored(where: StorageName, key: string, value: string | null): void {
+  try {
+    if (value === null) window[where].removeItem(key);
+    else window[where].setItem(key, value);
+  } catch {
+    // not kept
+  }
+}
