@@ -2,14 +2,17 @@
 
 const UNITS = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
 
+/** 512 B, 1.5 KiB, 12 MiB: one decimal below 10, none above. */
 export function formatBytes(n: number): string {
   let value = n;
   let unit = 0;
-  while (value >= 1024 && unit < UNITS.length - 1) {
+  const shown = () => value.toFixed(value < 10 ? 1 : 0);
+  // Rounding can reach 1024 (1 048 575 B is 1023.999 KiB): that is shown as the next unit, "1.0 MiB".
+  while ((value >= 1024 || (unit > 0 && Number(shown()) >= 1024)) && unit < UNITS.length - 1) {
     value /= 1024;
     unit++;
   }
-  return unit === 0 ? `${value} B` : `${value.toFixed(value < 10 ? 1 : 0)} ${UNITS[unit]}`;
+  return unit === 0 ? `${value} B` : `${shown()} ${UNITS[unit]}`;
 }
 
 // Times are 24-hour everywhere (as the terminal clients show them), whatever the locale's habit.
