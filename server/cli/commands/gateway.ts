@@ -61,7 +61,10 @@ export async function ensureAdminAccount(data: string): Promise<void> {
   const store = new UserStore(join(data, 'users.sqlite'));
   try {
     const { created, generatedPassword } = await store.ensureAdmin(process.env['SOCKBRIDGE_ADMIN_PASSWORD'] || undefined);
-    if (generatedPassword) process.stdout.write(`sockbridge: created account admin with password ${generatedPassword}\n`);
+    if (generatedPassword) {
+      process.stdout.write(`sockbridge: created account admin with password ${generatedPassword}\n`);
+      process.stdout.write(`sockbridge: it is shown only this once; change it with: sockbridge user passwd admin --data ${data}\n`);
+    }
     else if (created) process.stdout.write('sockbridge: created account admin with the password from SOCKBRIDGE_ADMIN_PASSWORD\n');
   } finally {
     store.close();

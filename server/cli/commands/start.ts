@@ -84,7 +84,9 @@ export async function run(argv: string[]): Promise<number> {
   };
   const config = configFile ? readConfigFile(configFile) : {};
   const data = resolve(String(values['data'] ?? section(config, 'gateway')['data'] ?? './data'));
-  const logger: Logger = defaultLogger();
+  // The one-command start is read by a person: its console is the lines above (URL, addresses, a first
+  // password) plus warnings and errors; SOCKBRIDGE_LOG_LEVEL=info brings back the per-request log.
+  const logger: Logger = defaultLogger('warn');
 
   const execSecret = await ensureSecretFile(join(data, 'exec.secret'));
   const chatToken = await ensureSecretFile(join(data, 'chat-gateway.secret'));

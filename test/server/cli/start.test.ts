@@ -31,6 +31,9 @@ describe('sockbridge start', () => {
     const login = await fetch(`${url}api/login`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ username: 'admin', password }) });
     expect(login.status).toBe(200);
     expect(await login.json()).toMatchObject({ username: 'admin', role: 'admin' });
+    // what a person reads first: how to change that password, and no JSON request log in between
+    expect(proc.stdout()).toContain(`sockbridge: it is shown only this once; change it with: sockbridge user passwd admin --data ${data}`);
+    expect(proc.stderr()).not.toMatch(/"level":30/);
     await proc.stop();
 
     // second start: the account exists, no new password is printed
