@@ -60,7 +60,8 @@ export interface DirectEvent extends DirectMessage { cmd: 'direct'; ref?: string
 export interface DirectsEvent { cmd: 'directs'; history: DirectMessage[] }
 export interface PresenceEvent { cmd: 'presence'; room: string; nick: string; event: 'join' | 'leave' }
 export interface MembersEvent { cmd: 'members'; room: string; members: string[] }
-export interface RoomListEvent { cmd: 'rooms'; rooms: { room: string; members: number }[] }
+/** `rooms` is capped (the fullest 100); `total` is how many rooms have someone in them, listed or not. */
+export interface RoomListEvent { cmd: 'rooms'; rooms: { room: string; members: number }[]; total: number }
 export interface PongEvent { cmd: 'pong' }
 /**
  * A refusal. Protocol violations also close the connection; limits (rate, size) do not.
@@ -240,6 +241,7 @@ export function parseChatEvent(value: unknown): ChatEvent | undefined {
       break;
     case 'rooms':
       needList(v, 'rooms', cmd, 'rooms with a member count', (r) => isObject(r) && isRoom(r['room']) && isCount(r['members']));
+      need(isCount(v['total']) && (v['total'] as number) >= (v['rooms'] as unknown[]).length, cmd, 'total', 'a count of at least the rooms listed');
       break;
     case 'pong':
       break;

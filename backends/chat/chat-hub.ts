@@ -155,9 +155,9 @@ export class ChatHub {
     }
   }
 
-  /** The fullest ROOMS_LISTED rooms (see ChatRooms.fullest). */
+  /** The fullest ROOMS_LISTED rooms (see ChatRooms.fullest), and how many rooms there are in all. */
   roomList(): RoomListEvent {
-    return { cmd: 'rooms', rooms: [...this.rooms.fullest()] };
+    return { cmd: 'rooms', rooms: [...this.rooms.fullest()], total: this.rooms.size };
   }
 }
 

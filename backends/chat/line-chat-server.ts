@@ -80,7 +80,7 @@ class LineConnection {
 
   constructor(
     private readonly socket: net.Socket,
-    private readonly hub: ChatHub,
+    hub: ChatHub,
     private readonly options: LineChatOptions,
     guestNick: () => string,
   ) {
@@ -157,7 +157,7 @@ class LineConnection {
         this.switchTo(args[0].replace(/^#/, ''));
         return;
       case '/rooms':
-        this.write(roomsLine(this.session.rooms(), this.hub.rooms.size));
+        this.write(roomsLine(this.session.rooms()));
         return;
       case '/who':
         this.deliver(this.session.who(this.room));
@@ -231,9 +231,9 @@ function refusalLine(err: SockbridgeError): string {
 }
 
 /** `* rooms: #lobby (3), #ops (1)`, the fullest LINE_ROOMS_LISTED rooms (the list comes fullest first), and how many more there are. */
-function roomsLine(list: RoomListEvent, total: number): string {
+function roomsLine(list: RoomListEvent): string {
   const shown = list.rooms.slice(0, LINE_ROOMS_LISTED).map((r) => `#${r.room} (${r.members})`);
-  return `* rooms: ${shown.join(', ') || '(none)'}${andMore(total - shown.length)}`;
+  return `* rooms: ${shown.join(', ') || '(none)'}${andMore(list.total - shown.length)}`;
 }
 
 /** `* in #lobby: alice, bob`, the first LINE_MEMBERS_LISTED names, and how many more there are. */

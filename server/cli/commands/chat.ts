@@ -28,6 +28,8 @@ const HELP = '/join ROOM, /leave [ROOM], /msg NICK TEXT, /who [ROOM], /rooms, /q
 const MAX_RETRIES = 20;
 
 const cleanList = (names: readonly string[]) => names.map(clean).join(', ');
+/** `, and N more`: the service lists only the fullest rooms, and says how many there are in all. */
+const andMore = (count: number): string => (count > 0 ? `, and ${count} more` : '');
 
 /** The one line that reports the end of the connection: why, unless it simply closed. */
 function closeLine(reason: Error | undefined): string {
@@ -187,7 +189,7 @@ class TerminalChat {
         this.print(`* in #${clean(event.room)}: ${cleanList(event.members) || '(nobody)'}`);
         return;
       case 'rooms':
-        this.print(`* rooms: ${event.rooms.map((r) => `#${clean(r.room)} (${clean(String(r.members))})`).join(', ') || '(none)'}`);
+        this.print(`* rooms: ${event.rooms.map((r) => `#${clean(r.room)} (${r.members})`).join(', ') || '(none)'}${andMore(event.total - event.rooms.length)}`);
         return;
       case 'error':
         // Refusals of say/dm are reported by the awaiting call; the rest are shown here.

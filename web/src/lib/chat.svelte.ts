@@ -73,8 +73,10 @@ export class ChatClient {
   nick = $state<string | null>(null);
   rooms = $state<Record<string, RoomState>>({});
   directs = $state<Record<string, DirectConversation>>({});
-  /** every room on the server with its member count (the `rooms` reply) */
+  /** the fullest rooms on the server with their member counts (the `rooms` reply, capped by the service) */
   directory = $state<{ room: string; members: number }[]>([]);
+  /** rooms on the server not in `directory` (the service lists only the fullest) */
+  directoryMore = $state(0);
   active = $state<ChatTarget>({ kind: 'room', name: DEFAULT_ROOM });
   /** whether the chat panel is on screen; unread counts grow only for what the user is not looking at */
   visible = $state(false);
@@ -484,6 +486,7 @@ export class ChatClient {
       }
       case 'rooms':
         this.directory = [...event.rooms].sort((a, b) => a.room.localeCompare(b.room));
+        this.directoryMore = Math.max(0, event.total - event.rooms.length);
         break;
       case 'pong':
         break;

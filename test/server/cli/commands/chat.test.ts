@@ -81,6 +81,17 @@ describe('sockbridge chat', () => {
     expect(proc.stderr()).toBe('! connection to the chat service closed\n');
   });
 
+  it('shows how many rooms /rooms left out: the service lists the fullest 100, then ", and N more"', async () => {
+    const { port } = await startChat({ rateCapacity: 1000, maxRoomsPerConnection: 200 });
+    const alice = await RawChat.hello(port, 'alice');
+    for (let i = 0; i <= 100; i++) alice.send({ cmd: 'join', room: `r${String(i).padStart(3, '0')}` });
+    await alice.sync();
+    const { code, stdout } = await runCli(['chat', `127.0.0.1:${port}`, '--nick', 'bob'], { input: '/rooms\n' });
+    expect(code).toBe(0);
+    // lobby and r000..r100 have someone in them: 102 rooms, 100 listed
+    expect(stdout).toMatch(/^\* rooms: #lobby \(2\), #r000 \(1\), .*, #r098 \(1\), and 2 more$/m);
+  });
+
   it('reports a refused line on stderr, keeps going, and exits 1', async () => {
     const { port } = await startChat();
     const bob = await RawChat.hello(port, 'bob');
