@@ -36,7 +36,12 @@ export const DIRECT_HISTORY_MAX = 100;
 export interface HelloRequest { cmd: 'hello'; nick: string; room?: string; gatewayToken?: string }
 export interface JoinRequest { cmd: 'join'; room: string }
 export interface LeaveRequest { cmd: 'leave'; room: string }
-/** `ref` is the client's own id for the message; the server echoes it on the sender's copy (the ack). */
+/**
+ * `ref` is the client's own id for the message and its idempotency key: the server echoes it on the
+ * sender's copy (the ack), and a retry with the same ref (same sender, target and text) within the
+ * service's window is answered with the stored copy instead of being posted again. A client keeps the
+ * ref of a message across every retry and makes it unique across its tabs and reloads (random bits).
+ */
 export interface SayRequest { cmd: 'say'; room: string; text: string; ref?: string }
 export interface DirectRequest { cmd: 'dm'; to: string; text: string; ref?: string }
 export interface WhoRequest { cmd: 'who'; room: string }
@@ -89,6 +94,8 @@ export const CHAT_LIMITS = {
 } as const;
 
 export const NICK_PATTERN = /^[A-Za-z0-9_][A-Za-z0-9_.-]{0,31}$/;
+/** A request ref: 1-64 printable ASCII characters, no spaces (a UUID, base64url or hex id fits). */
+export const REF_PATTERN = /^[\x21-\x7e]{1,64}$/;
 export const ROOM_PATTERN = /^[a-z0-9_][a-z0-9_.-]{0,63}$/;
 
 // ---- validation (pure; used by the chat service and by the gateway on /ws/chat) ----
@@ -102,8 +109,8 @@ const optionalStr = (value: unknown, field: string, cmd: string): string | undef
 
 function ref(value: unknown, cmd: string): string | undefined {
   const r = optionalStr(value, 'ref', cmd);
-  if (r !== undefined && r.length > CHAT_LIMITS.refMaxLength) {
-    throw sbError('SB_ERR_MESSAGE_INVALID', `"ref" is longer than ${CHAT_LIMITS.refMaxLength} characters`);
+  if (r !== undefined && !REF_PATTERN.test(r)) {
+    throw sbError('SB_ERR_MESSAGE_INVALID', `"ref" must be 1-${CHAT_LIMITS.refMaxLength} printable ASCII characters without spaces`);
   }
   return r;
 }
@@ -191,7 +198,7 @@ function needList(v: Fields, field: string, cmd: string, what: string, check: (i
 }
 function needRef(v: Fields, cmd: string): void {
   const r = v['ref'];
-  need(r === undefined || (typeof r === 'string' && r.length <= CHAT_LIMITS.refMaxLength), cmd, 'ref', 'a request ref');
+  need(r === undefined || (typeof r === 'string' && REF_PATTERN.test(r)), cmd, 'ref', 'a request ref');
 }
 const isMessageBody = (m: Fields) => isCount(m['id']) && isNick(m['from']) && typeof m['text'] === 'string' && isCount(m['ts']);
 const isChatMessage = (m: unknown) => isObject(m) && isMessageBody(m) && isRoom(m['room']);

@@ -78,6 +78,7 @@ export const ERROR_SPECS = {
   SB_ERR_CHAT_TOO_MANY_CONNECTIONS: spec('%s already has %s open connections', 429, P.TRY_AGAIN_LATER),
   SB_ERR_CHAT_GATEWAY_TOKEN: spec('wrong chat gateway token; check --gateway-token-file on both sides', 401, P.POLICY_VIOLATION),
   SB_ERR_CHAT_TOO_MANY_ROOMS: spec('a connection may be in at most %s rooms', 429, P.POLICY_VIOLATION),
+  SB_ERR_CHAT_REF_REUSED: spec('ref %s was already used for another message; give each message its own ref', 409, P.POLICY_VIOLATION),
 
   // -- exec service --
   SB_ERR_EXEC_AUTH_REQUIRED: spec('the first frame must be "auth" with the shared secret', 401, P.POLICY_VIOLATION),

@@ -156,21 +156,26 @@ export class ChatClient extends EventEmitter<ChatClientEvents> {
     this.socket.write(encodeRequest(request));
   }
 
-  /** Says `text` in `room`; resolves with the stored message once the server acknowledged it. */
-  say(room: string, text: string): Promise<MessageEvent> {
-    return this.request((ref) => ({ cmd: 'say', room, text, ref })) as Promise<MessageEvent>;
+  /**
+   * Says `text` in `room`; resolves with the stored message once the server acknowledged it.
+   * `ref` (default: a new random one) is the message's idempotency key: a retry of the same message
+   * passes the same ref (newRef()), and the service then stores and delivers it at most once.
+   */
+  say(room: string, text: string, ref = newRef()): Promise<MessageEvent> {
+    return this.request({ cmd: 'say', room, text, ref }) as Promise<MessageEvent>;
   }
 
-  /** Sends a direct message; resolves with the stored message once acknowledged. */
-  dm(to: string, text: string): Promise<DirectEvent> {
-    return this.request((ref) => ({ cmd: 'dm', to, text, ref })) as Promise<DirectEvent>;
+  /** Sends a direct message; resolves with the stored message once acknowledged. `ref` as for say(). */
+  dm(to: string, text: string, ref = newRef()): Promise<DirectEvent> {
+    return this.request({ cmd: 'dm', to, text, ref }) as Promise<DirectEvent>;
   }
 
-  private request(make: (ref: string) => ChatRequest): Promise<MessageEvent | DirectEvent> {
-    const ref = randomUUID();
-    const request = make(ref);
+  private request(request: ChatRequest & { ref: string }): Promise<MessageEvent | DirectEvent> {
+    const { ref } = request;
     return new Promise((resolve, reject) => {
       if (this.closedError) return reject(this.closedError);
+      // one ack settles one call: a second call with the same ref would never hear its own
+      if (this.pending.has(ref)) return reject(sbError('SB_ERR_BAD_REQUEST', `ref ${ref} is already waiting for its acknowledgement`));
       // A service that takes this long to store one message is not working: waiting on would hang
       // `echo hi | sockbridge chat` for ever, and what it did with the message is unknown anyway.
       const timer = setTimeout(() => this.shutdown(sbError('SB_ERR_TIMEOUT', this.replyTimeoutMs, `no acknowledgement of "${request.cmd}" from the chat service`)), this.replyTimeoutMs);
@@ -210,6 +215,9 @@ export class ChatClient extends EventEmitter<ChatClientEvents> {
     return endSocket(this.socket, 2000);
   }
 }
+
+/** A message ref: 122 random bits, unique across clients (see SayRequest). */
+export const newRef = (): string => randomUUID();
 
 function encodeRequest(request: ChatRequest): Buffer {
   return encodeFrame(request as unknown as { cmd: string });

@@ -4,6 +4,13 @@
 //
 // WAL journal with synchronous=NORMAL: a commit survives a crash or kill of the process (the WAL
 // is in the OS page cache); only a power loss may roll back the last commits (sqlite.org/wal.html).
+//
+// Idempotent send: a message stored with its client `ref` is remembered in sent_refs, in the same
+// transaction as the message itself, so a retry after a lost ack (even across a restart of the
+// service) finds it and is answered with the stored copy instead of being posted twice. Refs are
+// kept for `refWindowMs` only: rows older than that are ignored by sentWithRef and deleted by the next
+// append that carries a ref, so the table holds at most one window's worth of messages (the rate
+// limit bounds how many that is).
 
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
@@ -12,6 +19,11 @@ import type { ChatMessage, DirectMessage } from '../../protocol/chat-messages.js
 import { sbError } from '../../protocol/errors.js';
 
 export const CHAT_DB_FILE = 'chat.sqlite';
+/** How long a message's ref is remembered (see above): a client retries within a disconnect or two, or a person clicks Resend. */
+export const DEFAULT_REF_WINDOW_MS = 60 * 60_000;
+
+/** A message found by its sender's ref: a room message or a direct one. */
+export type SentMessage = { kind: 'room'; message: ChatMessage } | { kind: 'direct'; message: DirectMessage };
 
 interface Row {
   id: number;
@@ -21,6 +33,9 @@ interface Row {
   text: string;
   ts: number;
 }
+
+const roomMessage = (r: Row): ChatMessage => ({ id: r.id, room: r.room!, from: r.sender, text: r.text, ts: r.ts });
+const directMessage = (r: Row): DirectMessage => ({ id: r.id, from: r.sender, to: r.recipient!, text: r.text, ts: r.ts });
 
 /**
  * The last `@limit` direct messages to or by `@nick`, oldest first. Each half walks its own index
@@ -43,9 +58,15 @@ export class ChatHistory {
   private readonly insertStmt: Database.Statement<[string | null, string, string | null, string, number]>;
   private readonly recentStmt: Database.Statement<[string, number], Row>;
   private readonly recentDirectStmt: Database.Statement<[{ nick: string; limit: number }], Row>;
+  private readonly insertRefStmt: Database.Statement<[string, string, number, number]>;
+  private readonly sentStmt: Database.Statement<[string, string, number], Row>;
+  private readonly pruneRefsStmt: Database.Statement<[number]>;
+  private readonly insertWithRef: (row: [string | null, string, string | null, string, number], ref: string) => number;
+  private readonly refWindowMs: number;
 
   /** Opens (creating if needed) `dataDir/chat.sqlite`. */
-  constructor(dataDir: string) {
+  constructor(dataDir: string, { refWindowMs = DEFAULT_REF_WINDOW_MS }: { refWindowMs?: number } = {}) {
+    this.refWindowMs = refWindowMs;
     const path = join(dataDir, CHAT_DB_FILE);
     try {
       mkdirSync(dataDir, { recursive: true, mode: 0o700 });
@@ -67,35 +88,70 @@ export class ChatHistory {
       CREATE INDEX IF NOT EXISTS messages_by_room ON messages (room, id) WHERE room IS NOT NULL;
       CREATE INDEX IF NOT EXISTS messages_by_recipient ON messages (recipient, id) WHERE recipient IS NOT NULL;
       CREATE INDEX IF NOT EXISTS direct_messages_by_sender ON messages (sender, id) WHERE recipient IS NOT NULL;
+      CREATE TABLE IF NOT EXISTS sent_refs (
+        sender     TEXT NOT NULL,
+        ref        TEXT NOT NULL,
+        message_id INTEGER NOT NULL,
+        ts         INTEGER NOT NULL,  -- the message's ts: the window is counted from it
+        PRIMARY KEY (sender, ref)
+      ) WITHOUT ROWID;
+      CREATE INDEX IF NOT EXISTS sent_refs_by_ts ON sent_refs (ts);
     `);
     this.insertStmt = this.db.prepare('INSERT INTO messages (room, sender, recipient, text, ts) VALUES (?, ?, ?, ?, ?)');
     this.recentStmt = this.db.prepare<[string, number], Row>(
       'SELECT * FROM (SELECT * FROM messages WHERE room = ? ORDER BY id DESC LIMIT ?) ORDER BY id',
     );
     this.recentDirectStmt = this.db.prepare<[{ nick: string; limit: number }], Row>(RECENT_DIRECT_SQL);
+    // REPLACE: a ref whose window has passed is free again, pruned or not (a clock that stepped back)
+    this.insertRefStmt = this.db.prepare('INSERT OR REPLACE INTO sent_refs (sender, ref, message_id, ts) VALUES (?, ?, ?, ?)');
+    this.sentStmt = this.db.prepare<[string, string, number], Row>(
+      'SELECT m.* FROM sent_refs r JOIN messages m ON m.id = r.message_id WHERE r.sender = ? AND r.ref = ? AND r.ts >= ?',
+    );
+    this.pruneRefsStmt = this.db.prepare('DELETE FROM sent_refs WHERE ts < ?');
+    this.insertWithRef = this.db.transaction((row: [string | null, string, string | null, string, number], ref: string) => {
+      const [, sender, , , ts] = row;
+      this.pruneRefsStmt.run(ts - this.refWindowMs);
+      const id = Number(this.insertStmt.run(...row).lastInsertRowid);
+      this.insertRefStmt.run(sender, ref, id, ts);
+      return id;
+    });
   }
 
-  /** Stores a room message (committed when this returns) and returns it with its id and timestamp. */
-  append(room: string, from: string, text: string, ts = Date.now()): ChatMessage {
-    const id = Number(this.insertStmt.run(room, from, null, text, ts).lastInsertRowid);
+  private insert(row: [string | null, string, string | null, string, number], ref: string | undefined): number {
+    return ref === undefined ? Number(this.insertStmt.run(...row).lastInsertRowid) : this.insertWithRef(row, ref);
+  }
+
+  /**
+   * Stores a room message (committed when this returns) and returns it with its id and timestamp;
+   * with `ref`, remembered for sentWithRef in the same commit.
+   */
+  append(room: string, from: string, text: string, ts = Date.now(), ref?: string): ChatMessage {
+    const id = this.insert([room, from, null, text, ts], ref);
     return { id, room, from, text, ts };
   }
 
-  /** Stores a direct message (committed when this returns). */
-  appendDirect(from: string, to: string, text: string, ts = Date.now()): DirectMessage {
-    const id = Number(this.insertStmt.run(null, from, to, text, ts).lastInsertRowid);
+  /** Stores a direct message (committed when this returns), as append does. */
+  appendDirect(from: string, to: string, text: string, ts = Date.now(), ref?: string): DirectMessage {
+    const id = this.insert([null, from, to, text, ts], ref);
     return { id, from, to, text, ts };
+  }
+
+  /** The message `sender` stored with `ref` within the last refWindowMs (before `now`), if any. */
+  sentWithRef(sender: string, ref: string, now = Date.now()): SentMessage | undefined {
+    const r = this.sentStmt.get(sender, ref, now - this.refWindowMs);
+    if (!r) return undefined;
+    return r.room !== null ? { kind: 'room', message: roomMessage(r) } : { kind: 'direct', message: directMessage(r) };
   }
 
   /** The last `limit` messages of `room`, oldest first. */
   recent(room: string, limit: number): ChatMessage[] {
-    return this.recentStmt.all(room, limit).map((r) => ({ id: r.id, room: r.room!, from: r.sender, text: r.text, ts: r.ts }));
+    return this.recentStmt.all(room, limit).map(roomMessage);
   }
 
   /** The last `limit` direct messages sent to or by `nick`, oldest first. */
   recentDirect(nick: string, limit: number): DirectMessage[] {
     if (limit <= 0) return [];
-    return this.recentDirectStmt.all({ nick, limit }).map((r) => ({ id: r.id, from: r.sender, to: r.recipient!, text: r.text, ts: r.ts }));
+    return this.recentDirectStmt.all({ nick, limit }).map(directMessage);
   }
 
   close(): void {

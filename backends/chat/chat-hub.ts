@@ -4,6 +4,10 @@
 //
 // Ordering rule: a message is committed to SQLite (ChatHistory.append) before any peer, its sender
 // included, is handed it, so an acknowledged message is never lost by a restart.
+//
+// Idempotent send: a say or dm whose `ref` this nick already stored (ChatHistory.sentWithRef) is a
+// retry after a lost ack; it is answered with the stored copy, to the asking connection only, and
+// never stored or delivered again (see ChatSession.ackRetry).
 
 import { Buffer } from 'node:buffer';
 import { sbError, type SockbridgeError } from '../../protocol/errors.js';
@@ -241,25 +245,53 @@ export class ChatSession implements ChatPeer {
 
   say(roomName: string, text: string, ref?: string): void {
     validateRoom(roomName);
+    if (this.ackRetry(ref, { room: roomName }, text)) return;
     const room = this.hub.rooms.get(roomName);
     if (!room || !this.joined.has(roomName)) throw sbError('SB_ERR_CHAT_NOT_IN_ROOM', roomName);
     this.hub.checkText(text);
     this.hub.charge(this.bucket, this.nick);
-    const message = this.hub.history.append(roomName, this.nick, text);
+    const message = this.hub.history.append(roomName, this.nick, text, undefined, ref);
     const event = { cmd: 'message', ...message } as const;
     room.broadcast(event, ref === undefined ? undefined : { peer: this, event: { ...event, ref } });
   }
 
   dm(to: string, text: string, ref?: string): void {
     validateNick(to);
+    if (this.ackRetry(ref, { to }, text)) return;
     if (!this.hub.isOnline(to)) throw sbError('SB_ERR_CHAT_NO_SUCH_USER', to);
     this.hub.checkText(text);
     this.hub.charge(this.bucket, this.nick);
-    const message = this.hub.history.appendDirect(this.nick, to, text);
+    const message = this.hub.history.appendDirect(this.nick, to, text, undefined, ref);
     const event = { cmd: 'direct', ...message } as const;
     // Every connection of the recipient, and of the sender (its other tabs see what it sent).
     const targets = new Set<ChatSession>([...this.hub.sessionsOf(to), ...this.hub.sessionsOf(this.nick)]);
     for (const session of targets) session.deliver(session === this && ref !== undefined ? { ...event, ref } : event);
+  }
+
+  /**
+   * True when `ref` names a message this nick already stored (a retry whose ack was lost): this
+   * connection gets the stored copy again as its ack (same id and ts) and nobody else gets anything.
+   * Checked before room membership and presence: the message was accepted when first sent, so a
+   * retry settles even if the sender has left the room or the recipient went offline since.
+   * The same ref on another target or text is SB_ERR_CHAT_REF_REUSED (a client bug: refs collided).
+   */
+  private ackRetry(ref: string | undefined, target: { room: string } | { to: string }, text: string): boolean {
+    if (ref === undefined) return false;
+    const sent = this.hub.history.sentWithRef(this.nick, ref);
+    if (!sent) return false;
+    this.hub.charge(this.bucket, this.nick);
+    const { message } = sent;
+    if (message.text === text) {
+      if (sent.kind === 'room' && 'room' in target && sent.message.room === target.room) {
+        this.deliver({ cmd: 'message', ...sent.message, ref });
+        return true;
+      }
+      if (sent.kind === 'direct' && 'to' in target && sent.message.to === target.to) {
+        this.deliver({ cmd: 'direct', ...sent.message, ref });
+        return true;
+      }
+    }
+    throw sbError('SB_ERR_CHAT_REF_REUSED', JSON.stringify(ref));
   }
 
   /** Delivers the `directs` event: this nick's recent direct messages (see ChatHub.directHistoryFor). */

@@ -12,7 +12,7 @@ import { sbError } from '../../protocol/errors.js';
 import { hostSchema, loadConfig, portSchema } from '../../server/config.js';
 import { TcpService, sendErrorAndClose, silentLogger } from '../lib/tcp-service.js';
 import { ChatConnection } from './chat-connection.js';
-import { ChatHistory } from './chat-history.js';
+import { ChatHistory, DEFAULT_REF_WINDOW_MS } from './chat-history.js';
 import { ChatHub } from './chat-hub.js';
 import { LineChatServer } from './line-chat-server.js';
 
@@ -54,6 +54,8 @@ export const chatOptionsSchema = {
     directHistoryOnHello: { type: 'integer', minimum: 0, maximum: DIRECT_HISTORY_MAX, default: 50 },
     /** how long the room waits before saying a gateway nick left: a reload is back well within it (0: at once) */
     presenceGraceMs: { type: 'integer', minimum: 0, maximum: 60_000, default: 3000 },
+    /** how long a say/dm's ref is remembered, so a retry with it is not posted twice (chat-history.ts) */
+    refWindowMs: { type: 'integer', minimum: 1000, maximum: 7 * 24 * 3600_000, default: DEFAULT_REF_WINDOW_MS },
   },
 } as const;
 
@@ -77,6 +79,7 @@ export interface ChatOptions {
   historyOnJoin: number;
   directHistoryOnHello: number;
   presenceGraceMs: number;
+  refWindowMs: number;
 }
 
 export class ChatService extends TcpService {
@@ -90,7 +93,7 @@ export class ChatService extends TcpService {
     const logger = deps.logger ?? silentLogger;
     super({ host: config.host, port: config.port, logger });
     this.options = config;
-    this.history = new ChatHistory(config.dataDir);
+    this.history = new ChatHistory(config.dataDir, { refWindowMs: config.refWindowMs });
     this.hub = new ChatHub(this.history, {
       maxTextBytes: config.maxTextBytes,
       rateLimit: { capacity: config.rateCapacity, intervalMs: config.rateIntervalMs },

@@ -21,6 +21,12 @@ describe('parseChatRequest', () => {
     expect(parseChatRequest({ cmd: 'ping', junk: true })).toEqual({ cmd: 'ping' });
   });
 
+  it('takes a ref of 1-64 printable ASCII characters (a UUID, hex, base64url)', () => {
+    for (const ref of ['r', '0f6c7a4e-5b0e-4c61-9d43-2f1e0a9b8c7d', 'r0123456789abcdef01234567', 'A-_~!'.padEnd(64, 'x')]) {
+      expect(parseChatRequest({ cmd: 'say', room: 'lobby', text: 'hi', ref })).toEqual({ cmd: 'say', room: 'lobby', text: 'hi', ref });
+    }
+  });
+
   it.each([
     [null],
     [[1]],
@@ -32,6 +38,10 @@ describe('parseChatRequest', () => {
     [{ cmd: 'hello' }],
     [{ cmd: 'hello', nick: 'a', gatewayToken: 5 }],
     [{ cmd: 'say', room: 'lobby', text: 'x', ref: 'r'.repeat(65) }],
+    [{ cmd: 'say', room: 'lobby', text: 'x', ref: '' }],
+    [{ cmd: 'say', room: 'lobby', text: 'x', ref: 'a b' }],
+    [{ cmd: 'dm', to: 'b', text: 'x', ref: 'r\u001b[2J' }],
+    [{ cmd: 'dm', to: 'b', text: 'x', ref: 'ré' }],
     [{ cmd: 'join' }],
   ])('refuses %j with SB_ERR_MESSAGE_INVALID', (value) => {
     expect(codeOf(() => parseChatRequest(value))).toBe('SB_ERR_MESSAGE_INVALID');

@@ -8,7 +8,7 @@
 
 import readline from 'node:readline';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { ChatClient, ChatRefusal } from '../../../backends/chat/chat-client.js';
+import { ChatClient, ChatRefusal, newRef } from '../../../backends/chat/chat-client.js';
 import { sanitizeForTerminal as clean } from '../../../backends/chat/terminal-text.js';
 import { DEFAULT_ROOM, type ChatEvent, type DirectMessage } from '../../../protocol/chat-messages.js';
 import { isSockbridgeError, sbError } from '../../../protocol/errors.js';
@@ -147,11 +147,15 @@ class TerminalChat {
     }
   }
 
-  /** Says a line in the current room, waiting out rate limits rather than dropping it. */
+  /**
+   * Says a line in the current room, waiting out rate limits rather than dropping it. Every attempt
+   * carries the same ref, so the service posts the line at most once however many it sees.
+   */
   private async say(text: string): Promise<void> {
+    const ref = newRef();
     for (let attempt = 0; ; attempt++) {
       try {
-        await this.client.say(this.current, text);
+        await this.client.say(this.current, text, ref);
         return;
       } catch (err) {
         if (!(err instanceof ChatRefusal) || err.code !== 'SB_ERR_RATE_LIMITED' || attempt >= MAX_RETRIES) throw err;

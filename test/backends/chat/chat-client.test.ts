@@ -72,6 +72,7 @@ describe('ChatClient: events of the wrong shape', () => {
     ['rooms with a count that is no number', { cmd: 'rooms', rooms: [{ room: 'lobby', members: `2${ESC}` }], total: 1 }],
     ['rooms without a total', { cmd: 'rooms', rooms: [{ room: 'lobby', members: 2 }] }],
     ['rooms whose total is fewer than the rooms listed', { cmd: 'rooms', rooms: [{ room: 'lobby', members: 2 }], total: 0 }],
+    ['a message whose ref holds a control character', { ...message, ref: `r${ESC}` }],
     ['left of no room name', { cmd: 'left', room: ESC }],
     ['an error without a message', { cmd: 'error', code: 'SB_ERR_INTERNAL' }],
     ['an error with a retryAfterMs that is no number', { cmd: 'error', code: 'SB_ERR_RATE_LIMITED', message: 'slow down', retryAfterMs: 'soon' }],

@@ -86,6 +86,58 @@ describe('ChatHistory: direct-message history', () => {
   });
 });
 
+describe('ChatHistory: refs of sent messages (idempotent send)', () => {
+  const refRows = (dir: string) => {
+    const db = new Database(join(dir, CHAT_DB_FILE), { readonly: true });
+    try {
+      return db.prepare('SELECT sender, ref, ts FROM sent_refs ORDER BY ts').all();
+    } finally {
+      db.close();
+    }
+  };
+
+  it('finds a message by its sender and ref within refWindowMs, room or direct, and nothing else', async () => {
+    const h = new ChatHistory(await tempDir(), { refWindowMs: 1000 });
+    open.push(h);
+    const room = h.append('lobby', 'alice', 'hi', 10_000, 'a1');
+    const direct = h.appendDirect('alice', 'bob', 'psst', 10_001, 'a2');
+    h.append('lobby', 'alice', 'no ref', 10_002);
+
+    expect(h.sentWithRef('alice', 'a1', 10_500)).toEqual({ kind: 'room', message: room });
+    expect(h.sentWithRef('alice', 'a2', 10_500)).toEqual({ kind: 'direct', message: direct });
+    expect(h.sentWithRef('bob', 'a1', 10_500)).toBeUndefined();
+    expect(h.sentWithRef('alice', 'a3', 10_500)).toBeUndefined();
+    expect(h.sentWithRef('alice', 'a1', 11_000)).toEqual({ kind: 'room', message: room });
+    expect(h.sentWithRef('alice', 'a1', 11_001)).toBeUndefined();
+  });
+
+  it('keeps at most one window of refs on disk: each append with a ref deletes the expired ones, and an expired ref is free again', async () => {
+    const dir = await tempDir();
+    const h = new ChatHistory(dir, { refWindowMs: 1000 });
+    open.push(h);
+    for (let i = 0; i < 5; i++) h.append('lobby', 'alice', `m${i}`, i * 400, `r${i}`);
+    // the last append, at 1600, deleted those before 600
+    expect(refRows(dir)).toEqual([
+      { sender: 'alice', ref: 'r2', ts: 800 },
+      { sender: 'alice', ref: 'r3', ts: 1200 },
+      { sender: 'alice', ref: 'r4', ts: 1600 },
+    ]);
+    const reused = h.append('lobby', 'alice', 'later', 2300, 'r3');
+    expect(h.sentWithRef('alice', 'r3', 2300)).toEqual({ kind: 'room', message: reused });
+    expect(h.recent('lobby', 10).map((m) => m.text)).toEqual(['m0', 'm1', 'm2', 'm3', 'm4', 'later']);
+  });
+
+  it('remembers refs across a reopen of the same data dir', async () => {
+    const dir = await tempDir();
+    const first = new ChatHistory(dir);
+    const m = first.append('lobby', 'alice', 'kept', Date.now(), 'k');
+    first.close();
+    const again = new ChatHistory(dir);
+    open.push(again);
+    expect(again.sentWithRef('alice', 'k')).toEqual({ kind: 'room', message: m });
+  });
+});
+
 describe('ChatHistory: a data dir that cannot be used', () => {
   it('says so with SB_ERR_CONFIG_INVALID', async () => {
     const file = join(await tempDir(), 'not-a-dir');

@@ -381,8 +381,9 @@ describe('ChatService: direct-message history', () => {
     const carol = await RawChat.hello(port, 'carol', extra);
     const sent = [];
     for (const [from, to, text] of [[alice, 'bob', 'a to b'], [bob, 'alice', 'b to a'], [carol, 'bob', 'c to b'], [alice, 'alice', 'a to a']] as const) {
-      from.send({ cmd: 'dm', to, text, ref: text });
-      const { cmd: _c, ref: _r, ...message } = await from.next('direct', (e) => e.ref === text);
+      const ref = text.replaceAll(' ', '-');
+      from.send({ cmd: 'dm', to, text, ref });
+      const { cmd: _c, ref: _r, ...message } = await from.next('direct', (e) => e.ref === ref);
       sent.push(message);
     }
     for (const c of [alice, bob, carol]) c.socket.end();

@@ -248,6 +248,37 @@ describe('/ws/chat', () => {
     await alice.json(isMessage('after'));
   });
 
+  // The hazard idempotent send closes: the socket drops after the service stored a message but
+  // before the ack reached the page, and the page resends it on a new socket with the same ref.
+  it('a say resent with its ref after the socket was cut between store and ack appears once, and the resend is acked with the original', async () => {
+    const chat = await startChat();
+    const gw = await startGateway({ chat: chat.url });
+    const cookie = await gw.login('alice', 'alice-password');
+    const bob = await rawChatClient(chat.port, 'bob');
+    const cut = await welcomed(await gw.open('/ws/chat', cookie), 'alice');
+    await cut.json((m) => m['cmd'] === 'joined');
+
+    const say = { cmd: 'say', room: 'lobby', text: 'sent once', ref: 'r0123456789abcdef01234567' };
+    cut.send(say);
+    cut.ws.close(); // right behind the say: the page never sees an ack on this socket
+    const stored = await bob.next((h) => h.cmd === 'message' && h['text'] === 'sent once');
+
+    const tab = await welcomed(await gw.open('/ws/chat', cookie), 'alice');
+    await tab.json((m) => m['cmd'] === 'joined');
+    tab.send(say);
+    const ack = await tab.json(isMessage('sent once'));
+    expect(ack).toMatchObject({ id: stored['id'], ts: stored['ts'], ref: say.ref });
+    tab.send({ cmd: 'say', room: 'lobby', text: 'another text', ref: say.ref });
+    expect(await tab.json((m) => m['cmd'] === 'error')).toMatchObject({ code: 'SB_ERR_CHAT_REF_REUSED', ref: say.ref });
+
+    const reader = await welcomed(await gw.open('/ws/chat', await gw.login('carol', 'carol-password')), 'carol');
+    const joined = await reader.json<{ history: { id: number; text: string }[] }>((m) => m['cmd'] === 'joined');
+    expect(joined.history.filter((m) => m.text === 'sent once').map((m) => m.id)).toEqual([stored['id']]);
+    // the room saw it once: the next message bob gets is one said after the resend
+    reader.send({ cmd: 'say', room: 'lobby', text: 'marker' });
+    expect(await bob.next((h) => h.cmd === 'message')).toMatchObject({ text: 'marker' });
+  });
+
   it('refuses an upgrade without a session with 401', async () => {
     const chat = await startChat();
     const gw = await startGateway({ chat: chat.url });

@@ -130,6 +130,25 @@ describe('sockbridge chat against a hostile or silent service', () => {
     expect(stderr).toBe('! connection to the chat service closed: timed out after 300 ms: no acknowledgement of "say" from the chat service\n');
   });
 
+  it('retries a rate-limited line with the same ref, so a service that did store it posts it once', async () => {
+    const refs: unknown[] = [];
+    const port = await hostileService((socket, request) => {
+      if (request.cmd === 'hello') socket.write(encodeFrame({ cmd: 'welcome', nick: request['nick'] as string, rooms: ['lobby'] }));
+      if (request.cmd !== 'say') return;
+      refs.push(request['ref']);
+      const ref = request['ref'] as string;
+      socket.write(encodeFrame(refs.length < 3
+        ? { cmd: 'error', code: 'SB_ERR_RATE_LIMITED', message: 'slow down', ref, retryAfterMs: 10 }
+        : { cmd: 'message', id: 1, room: 'lobby', from: 'bob', text: 'once', ts: Date.now(), ref }));
+    });
+    const { code, stderr } = await runCli(['chat', `127.0.0.1:${port}`, '--nick', 'bob'], { input: 'once\n' });
+    expect(stderr).toBe('');
+    expect(code).toBe(0);
+    expect(refs).toHaveLength(3);
+    expect(new Set(refs).size).toBe(1);
+    expect(refs[0]).toMatch(/^[0-9a-f-]{36}$/);
+  });
+
   it.each([['abc'], ['0']])('refuses --timeout %s in one line, exit 2', async (value) => {
     const { code, stderr } = await runCli(['chat', '127.0.0.1:1', '--nick', 'bob', '--timeout', value]);
     expect(code).toBe(2);
