@@ -30,7 +30,13 @@ export interface FileEntry {
   mtime: number;
   sha256: string;
 }
-export interface FileList { files: FileEntry[] }
+/**
+ * A file in a listing, with the account that uploaded its current version: only that account or an
+ * admin may replace or delete it. null: no account (uploaded by a direct client of the files service,
+ * such as the seed's, or before files had owners): only an admin may.
+ */
+export interface ListedFile extends FileEntry { owner: string | null }
+export interface FileList { files: ListedFile[] }
 export interface UploadResult { files: FileEntry[] }
 /** A multipart upload refused part-way: the files stored before the failure stay, listed here. */
 export interface UploadFailure extends ApiError { files: FileEntry[] }

@@ -67,6 +67,7 @@ export const ERROR_SPECS = {
   SB_ERR_FILE_NO_SPACE: spec('no space left to store %s', 507, P.INTERNAL_ERROR),
   SB_ERR_FILE_BUSY: spec('%s is being uploaded by another connection', 409, P.TRY_AGAIN_LATER),
   SB_ERR_FILE_QUOTA: spec('storing %s would exceed the quota of %s bytes', 507, P.POLICY_VIOLATION),
+  SB_ERR_FILE_NOT_OWNER: spec('%s may be replaced or deleted only by %s', 403, P.POLICY_VIOLATION),
 
   // -- chat service --
   SB_ERR_CHAT_NICK_INVALID: spec('invalid nickname %s: %s', 400, P.POLICY_VIOLATION),

@@ -1,7 +1,7 @@
 // The files service contract (TCP port 7003). Every message is a frame (protocol/frame-codec.ts):
 // requests and replies are frame headers; file bytes are frame bodies, never JSON.
 //
-//   put    {cmd:'put', filename, size|filesize, sha256?, offset?, resumable?} + body
+//   put    {cmd:'put', filename, size|filesize, sha256?, offset?, resumable?, actor?, actorRole?} + body
 //            → {cmd:'ok', op:'put', name, total, mtime, sha256}
 //   chunked put, for a file whose length is not known up front (a browser's multipart part):
 //          {cmd:'put', filename, chunked:true, sha256?, offset?, resumable?}   (no body)
@@ -10,9 +10,9 @@
 //            → the same ok as a sized put. maxFileSize and the quota apply to the running total.
 //   get    {cmd:'get', filename, offset?}
 //            → {cmd:'data', name, size, total, offset, mtime, sha256} + body (size = total - offset bytes)
-//   list   {cmd:'list'}             → {cmd:'list', count, size} + JSON body: FileEntry[]
+//   list   {cmd:'list'}             → {cmd:'list', count, size} + JSON body: ListedFile[] (FileEntry + owner)
 //   stat   {cmd:'stat', filename}   → {cmd:'stat', exists, name, total, mtime, sha256, partial?}
-//   delete {cmd:'delete', filename} → {cmd:'ok', op:'delete', name}
+//   delete {cmd:'delete', filename, actor?, actorRole?} → {cmd:'ok', op:'delete', name}
 //   any failure                     → {cmd:'error', code, message}
 //
 // A top-level `size` in any frame header is the length of the body that follows (frame-codec.ts), so
@@ -20,12 +20,16 @@
 // `size` on a put is the number of body bytes, i.e. the part of the file sent in this request:
 // a resumed put sends bytes offset..offset+size, and the stored file is offset+size bytes long.
 // The seed's MYTCPClient.put sends `filesize` instead of `size`; the codec accepts it (and only on put).
+// `actor` names the account a put or delete acts for (the gateway sends it, with `actorRole`): a file
+// records the actor of its last put as its owner, and an actor that is neither the owner nor an admin
+// may not replace or delete it (SB_ERR_FILE_NOT_OWNER). A request without an actor is a direct client
+// of the port, which is trusted (docs/security.md): it acts without the restriction and owns nothing.
 // Pure module: shared by the service, its client, the CLI and the gateway.
 
-import type { FileEntry } from './api.js';
+import type { FileEntry, ListedFile } from './api.js';
 import { sbError } from './errors.js';
 
-export type { FileEntry };
+export type { FileEntry, ListedFile };
 
 export const FILES_DEFAULT_PORT = 7003;
 /** The longest file name, in UTF-8 bytes (NAME_MAX on Linux). */
@@ -51,13 +55,56 @@ export interface PutRequest {
   resumable?: boolean;
   /** true: no body and no size; the bytes follow in ChunkRequest frames (a chunked put) */
   chunked?: boolean;
+  /** the account this put acts for; it becomes the file's owner (absent: a direct client, no owner) */
+  actor?: string;
+  /** the actor's role (default 'user'); an admin may replace anyone's file */
+  actorRole?: ActorRole;
 }
 /** Part of a chunked put: a body of 1..FILES_CHUNK_MAX_BYTES bytes, or no body to end the upload. */
 export interface ChunkRequest { cmd: 'chunk'; size?: number }
 export interface GetRequest { cmd: 'get'; filename: string; offset?: number }
 export interface ListRequest { cmd: 'list' }
 export interface StatRequest { cmd: 'stat'; filename: string }
-export interface DeleteRequest { cmd: 'delete'; filename: string }
+export interface DeleteRequest { cmd: 'delete'; filename: string; actor?: string; actorRole?: ActorRole }
+
+export type ActorRole = 'admin' | 'user';
+/** The account a put or delete acts for; undefined in the service means a direct client. */
+export interface FileActor { name: string; admin: boolean }
+/** Longest actor name, in characters: account names are much shorter (server/accounts/user-store.ts). */
+const ACTOR_MAX_CHARS = 128;
+
+/** The actor fields of a put or delete header, or undefined when it names none. */
+export function parseActor(header: Record<string, unknown>): FileActor | undefined {
+  const { actor, actorRole } = header;
+  if (actor === undefined) {
+    if (actorRole !== undefined) throw sbError('SB_ERR_BAD_REQUEST', 'actorRole without an actor');
+    return undefined;
+  }
+  // The name is stored as the owner and shown in listings: no control characters.
+  if (typeof actor !== 'string' || actor === '' || actor.length > ACTOR_MAX_CHARS || /\p{Cc}/u.test(actor)) {
+    throw sbError('SB_ERR_BAD_REQUEST', `actor must be an account name of 1..${ACTOR_MAX_CHARS} characters without control characters`);
+  }
+  if (actorRole !== undefined && actorRole !== 'admin' && actorRole !== 'user') throw sbError('SB_ERR_BAD_REQUEST', 'actorRole must be "admin" or "user"');
+  return { name: actor, admin: actorRole === 'admin' };
+}
+
+/**
+ * Whether `actor` may replace or delete a file whose owner is `owner` (the account whose put made its
+ * current version; null: a direct client's file, or one older than owners). Decided by the files
+ * service (backends/files/file-owner.ts); the web client asks it only to offer what will be allowed.
+ * - a direct client (no actor) is trusted, as the port always was (docs/security.md);
+ * - an admin may change any file;
+ * - a user may change the files they own (and create names that do not exist yet);
+ * - a file without an owner only an admin (or a direct client) may change.
+ */
+export function mayChange(actor: FileActor | undefined, owner: string | null): boolean {
+  return actor === undefined || actor.admin || (owner !== null && owner === actor.name);
+}
+
+/** The header fields that say who a put or delete acts for (none for a direct client). */
+export function actorFields(actor: FileActor | undefined): { actor?: string; actorRole?: ActorRole } {
+  return actor ? { actor: actor.name, actorRole: actor.admin ? 'admin' : 'user' } : {};
+}
 export type FilesRequest = PutRequest | ChunkRequest | GetRequest | ListRequest | StatRequest | DeleteRequest;
 
 // ---- service → client ----
@@ -103,14 +150,24 @@ export function fromWireEntry(wire: Record<string, unknown>): FileEntry {
   return checkedEntry(wire, 'total', wire['exists'] === false);
 }
 
-/** The JSON body of a list reply: FileEntry[], each checked as fromWireEntry checks one. */
-export function parseFileList(value: unknown): FileEntry[] {
+/**
+ * The JSON body of a list reply: ListedFile[], each checked as fromWireEntry checks one, and its
+ * owner, when there is one, a non-empty string or null (a service older than owners sends none:
+ * FilesClient.list makes that null).
+ */
+export function parseFileList(value: unknown): Array<FileEntry & { owner?: string | null }> {
   if (!Array.isArray(value)) throw sbError('SB_ERR_MESSAGE_INVALID', 'files service list reply: the body is not a JSON array');
   return value.map((item: unknown, i) => {
     if (typeof item !== 'object' || item === null || Array.isArray(item)) {
       throw sbError('SB_ERR_MESSAGE_INVALID', `files service list reply: entry ${i} is not an object`);
     }
-    return checkedEntry(item as Record<string, unknown>, 'size', false);
+    const wire = item as Record<string, unknown>;
+    const owner = wire['owner'];
+    if (owner === undefined) return checkedEntry(wire, 'size', false);
+    if (owner !== null && (typeof owner !== 'string' || owner === '')) {
+      throw sbError('SB_ERR_MESSAGE_INVALID', `files service list reply: entry ${i}'s owner is not a non-empty string or null`);
+    }
+    return { ...checkedEntry(wire, 'size', false), owner };
   });
 }
 

@@ -3,7 +3,9 @@
 //   ROOT/NAME                 visible files (NAME passes validateFileName: one path component)
 //   ROOT/.partial/r-<h>       a resumable upload of NAME in progress or interrupted (h = sha256(NAME))
 //   ROOT/.partial/t-<random>  a non-resumable upload in progress (deleted the moment it fails)
-//   ROOT/.meta/<h>.json       cached sha256 of ROOT/NAME, trusted only while size, mtime and inode match
+//   ROOT/.meta/<h>.json       cached sha256 of ROOT/NAME, trusted only while size, mtime and inode match,
+//                             and its owner (file-owner.ts), trusted while the inode matches
+//   ROOT/.meta/p-<h>.json     the same for the kept partial upload of NAME
 //
 // Safety rules, in the order they apply:
 // - A name is validated before it is joined to the root, so no request can name a path outside it.
@@ -14,6 +16,9 @@
 // - An upload becomes visible by one rename(2), after every byte arrived, was flushed (fdatasync) and
 //   matched the declared sha256. A reader sees the old file or the new one, never a mix.
 // - Partials count toward the quota, expire after partialTtlMs and are swept at open and periodically.
+// - Ownership (file-owner.ts) is decided under the name's lock, in the same critical section as the
+//   rename that publishes an upload or the unlink that deletes a file: no check-then-act gap. An early
+//   check at beginUpload only spares sending a body that would be refused anyway.
 
 import { createHash, randomBytes, type Hash } from 'node:crypto';
 import { constants as fsc, createReadStream, createWriteStream, type Stats, type WriteStream } from 'node:fs';
@@ -21,8 +26,9 @@ import { lstat, mkdir, open, readdir, readFile, realpath, rename, rm, unlink, wr
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { sbError, isSockbridgeError, type SockbridgeError } from '../../protocol/errors.js';
-import type { FileEntry, PartialInfo } from '../../protocol/files-messages.js';
+import { mayChange, type FileActor, type FileEntry, type ListedFile, type PartialInfo } from '../../protocol/files-messages.js';
 import { validateFileName } from './file-name.js';
+import { checkMayChange, notOwner } from './file-owner.js';
 
 export interface FileStoreOptions {
   root: string;
@@ -43,6 +49,8 @@ export interface UploadRequest {
   offset?: number;
   sha256?: string;
   resumable?: boolean;
+  /** the account the upload acts for, its owner once published; undefined: a direct client */
+  actor?: FileActor;
 }
 
 export interface ReadResult {
@@ -73,6 +81,19 @@ interface MetaRecord {
   mtime: number;
   ino: number;
   sha256: string;
+  /** the account that uploaded this inode; absent in records older than owners (= null) */
+  owner?: string | null;
+  /**
+   * The file this one replaces: the record is written before the rename that publishes the new file,
+   * so whichever of the two is visible after a crash (or a failed rename) still finds its owner.
+   */
+  previous?: { ino: number; owner: string | null };
+}
+
+/** The owner a record gives the inode `ino`: null when the record is about another file or none. */
+function ownerIn(meta: MetaRecord | undefined, ino: number): string | null {
+  const owner = meta?.ino === ino ? meta.owner : meta?.previous?.ino === ino ? meta.previous.owner : null;
+  return typeof owner === 'string' ? owner : null;
 }
 
 export class FileStore {
@@ -83,6 +104,8 @@ export class FileStore {
   private readonly active = new Map<string, Upload>();
   /** partials the sweep is deleting right now, by path */
   private readonly removing = new Map<string, Promise<void>>();
+  /** per name: the tail of the operations that read and change its owner record (see exclusive) */
+  private readonly locks = new Map<string, Promise<void>>();
   private sweeper: NodeJS.Timeout | undefined;
 
   constructor(options: FileStoreOptions) {
@@ -131,7 +154,10 @@ export class FileStore {
       // upload that resumed this partial meanwhile is in `active` (registered before it opens the
       // file), and one that begins while the rm runs waits for it (see beginUpload).
       if ((orphan || expired) && !this.inUse(path)) {
-        const removal = rm(path, { force: true, recursive: true }).finally(() => this.removing.delete(path));
+        const record = file.startsWith('r-') ? join(this.metaDir, `p-${file.slice(2)}.json`) : undefined;
+        const removal = Promise.all([rm(path, { force: true, recursive: true }), record && rm(record, { force: true })])
+          .then(() => undefined)
+          .finally(() => this.removing.delete(path));
         this.removing.set(path, removal);
         await removal;
         removed++;
@@ -145,9 +171,9 @@ export class FileStore {
     return false;
   }
 
-  /** Every visible file, sorted by name. Symlinks, directories and invalid names are not listed. */
-  async list(): Promise<FileEntry[]> {
-    const entries: FileEntry[] = [];
+  /** Every visible file with its owner, sorted by name. Symlinks, directories and invalid names are not listed. */
+  async list(): Promise<ListedFile[]> {
+    const entries: ListedFile[] = [];
     for (const dirent of await readdir(this.root, { withFileTypes: true })) {
       if (!dirent.isFile() || !isListable(dirent.name)) continue;
       try {
@@ -185,7 +211,7 @@ export class FileStore {
     try {
       const st = await handle.stat();
       if (!st.isFile()) throw sbError('SB_ERR_FILE_NOT_FOUND', JSON.stringify(name));
-      const sha256 = await this.cachedHash(name, st, handle);
+      const { sha256 } = await this.recordOf(name, st, handle);
       const entry: FileEntry = { name, size: st.size, mtime: mtimeOf(st), sha256 };
       if (!Number.isSafeInteger(offset) || offset < 0 || offset > st.size) {
         throw sbError('SB_ERR_FILE_OFFSET', JSON.stringify(name), offset, `the file has ${st.size} bytes`);
@@ -202,30 +228,44 @@ export class FileStore {
     }
   }
 
-  /** Deletes the visible file and any kept partial upload of the name. */
-  async delete(name: string): Promise<void> {
+  /**
+   * Deletes the visible file and any kept partial upload of the name, when `actor` may change them
+   * (file-owner.ts): a visible file it may not change refuses the delete; a partial it may not change
+   * stays, and refuses the delete only when there is nothing else.
+   */
+  async delete(name: string, actor?: FileActor): Promise<void> {
     validateFileName(name);
-    const path = join(this.root, name);
-    let found = false;
-    const st = await lstat(path).catch((err: unknown) => {
-      if (errno(err) === 'ENOENT') return undefined;
-      throw err;
-    });
-    if (st) {
-      if (st.isSymbolicLink()) throw sbError('SB_ERR_FILE_NAME_INVALID', JSON.stringify(name), 'is a symbolic link');
-      if (!st.isFile()) throw sbError('SB_ERR_FILE_NOT_FOUND', JSON.stringify(name));
-      await unlink(path);
-      await rm(this.metaPath(name), { force: true });
-      found = true;
-    }
-    if (!this.active.has(name)) {
-      const partial = this.resumablePath(name);
-      if (await lstat(partial).then(() => true, () => false)) {
-        await rm(partial, { force: true });
+    return this.exclusive(name, async () => {
+      const path = join(this.root, name);
+      let found = false;
+      const st = await lstat(path).catch((err: unknown) => {
+        if (errno(err) === 'ENOENT') return undefined;
+        throw err;
+      });
+      if (st) {
+        if (st.isSymbolicLink()) throw sbError('SB_ERR_FILE_NAME_INVALID', JSON.stringify(name), 'is a symbolic link');
+        if (!st.isFile()) throw sbError('SB_ERR_FILE_NOT_FOUND', JSON.stringify(name));
+        checkMayChange(name, actor, ownerIn(await this.readMeta(name, this.metaPath(name)), st.ino));
+        await unlink(path);
+        await rm(this.metaPath(name), { force: true });
         found = true;
       }
-    }
-    if (!found) throw sbError('SB_ERR_FILE_NOT_FOUND', JSON.stringify(name));
+      if (!this.active.has(name)) {
+        const partial = this.resumablePath(name);
+        const kept = await lstat(partial).catch(() => undefined);
+        if (kept) {
+          const owner = ownerIn(await this.readMeta(name, this.partialMetaPath(name)), kept.ino);
+          if (mayChange(actor, owner)) {
+            await rm(partial, { force: true });
+            await rm(this.partialMetaPath(name), { force: true });
+            found = true;
+          } else if (!found) {
+            throw notOwner(name, owner);
+          }
+        }
+      }
+      if (!found) throw sbError('SB_ERR_FILE_NOT_FOUND', JSON.stringify(name));
+    });
   }
 
   /**
@@ -244,13 +284,14 @@ export class FileStore {
 
     const path = offset > 0 || resumable ? this.resumablePath(name) : join(this.partialDir, `t-${randomBytes(12).toString('hex')}`);
     // Registered before any await that could interleave with another put of the same name.
-    const upload = new Upload(this, name, path, { offset, total, resumable, sha256: request.sha256 });
+    const upload = new Upload(this, name, path, { offset, total, resumable, sha256: request.sha256, actor: request.actor });
     this.active.set(name, upload);
     let handle: FileHandle | undefined;
     try {
       // A sweep already deleting this expired partial finishes first: the resume then finds no
       // partial and is refused (SB_ERR_FILE_OFFSET), rather than appending to an unlinked file.
       await this.removing.get(path);
+      await this.refuseOthersFiles(name, request.actor, offset > 0 || resumable);
       await this.checkQuota(upload.reserved);
       const hash = createHash('sha256');
       if (offset > 0) {
@@ -262,6 +303,9 @@ export class FileStore {
         // The declared sha256 covers the whole file: the kept prefix is hashed again.
         await hashInto(hash, path);
       } else {
+        // A fresh partial has no owner until its upload stops (notePartial); an older record must
+        // not give it one should its inode number be reused.
+        if (resumable) await rm(this.partialMetaPath(name), { force: true });
         const excl = resumable ? fsc.O_TRUNC : fsc.O_EXCL;
         handle = await open(path, fsc.O_WRONLY | fsc.O_CREAT | fsc.O_NOFOLLOW | excl, 0o600);
       }
@@ -297,15 +341,28 @@ export class FileStore {
     if (this.active.get(upload.name) === upload) this.active.delete(upload.name);
   }
 
-  /** @internal Moves a finished upload over the visible name and caches its hash. */
+  /**
+   * @internal Moves a finished upload over the visible name, recording its hash and owner. The
+   * owner check that counts is here, under the name's lock with the rename: a delete or another
+   * publish of the name cannot run between them.
+   */
   async publish(upload: Upload, sha256: string): Promise<FileEntry> {
-    await this.refuseLinkedTarget(upload.name);
-    const target = join(this.root, upload.name);
-    await rename(upload.path, target);
-    const st = await lstat(target);
-    const entry: FileEntry = { name: upload.name, size: st.size, mtime: mtimeOf(st), sha256 };
-    await this.writeMeta(upload.name, st, sha256);
-    return entry;
+    const { name } = upload;
+    return this.exclusive(name, async () => {
+      await this.refuseLinkedTarget(name);
+      const target = join(this.root, name);
+      const metaPath = this.metaPath(name);
+      const replaced = await lstat(target).catch(() => undefined);
+      const previous = replaced && { ino: replaced.ino, owner: ownerIn(await this.readMeta(name, metaPath), replaced.ino) };
+      if (previous) checkMayChange(name, upload.actor, previous.owner);
+      // rename(2) keeps the inode, size and mtime, so the record written now already describes the
+      // published file, and `previous` keeps describing the old one until the rename happens.
+      const st = await lstat(upload.path);
+      await this.writeMeta(metaPath, { name, st, sha256, owner: upload.actor?.name ?? null, ...(previous ? { previous } : {}) });
+      await rename(upload.path, target);
+      if (upload.path === this.resumablePath(name)) await rm(this.partialMetaPath(name), { force: true });
+      return { name, size: st.size, mtime: mtimeOf(st), sha256 };
+    });
   }
 
   // ---- internals ----
@@ -316,6 +373,37 @@ export class FileStore {
 
   private metaPath(name: string): string {
     return join(this.metaDir, `${nameHash(name)}.json`);
+  }
+
+  /**
+   * Runs `fn` once every earlier `exclusive` call for `name` has settled. Owner records are read,
+   * checked and changed only inside it, so a check and the change it allows are one step.
+   */
+  private async exclusive<T>(name: string, fn: () => Promise<T>): Promise<T> {
+    const before = this.locks.get(name);
+    const run = (before ?? Promise.resolve()).then(fn);
+    const tail = run.then(
+      () => undefined,
+      () => undefined,
+    );
+    this.locks.set(name, tail);
+    try {
+      return await run;
+    } finally {
+      if (this.locks.get(name) === tail) this.locks.delete(name);
+    }
+  }
+
+  /**
+   * The early owner check of an upload, before its body is read: the visible file, and the kept
+   * partial when the upload would resume or overwrite it. (publish checks the visible file again.)
+   */
+  private async refuseOthersFiles(name: string, actor: FileActor | undefined, touchesPartial: boolean): Promise<void> {
+    if (actor === undefined || actor.admin) return;
+    const visible = await lstat(join(this.root, name)).catch(() => undefined);
+    if (visible) checkMayChange(name, actor, ownerIn(await this.readMeta(name, this.metaPath(name)), visible.ino));
+    const kept = touchesPartial ? await lstat(this.resumablePath(name)).catch(() => undefined) : undefined;
+    if (kept) checkMayChange(name, actor, ownerIn(await this.readMeta(name, this.partialMetaPath(name)), kept.ino));
   }
 
   /** Writing is refused when the visible name is a symlink (dangling or not) or not a regular file. */
@@ -339,51 +427,68 @@ export class FileStore {
     }
   }
 
-  private async entry(name: string): Promise<FileEntry> {
+  private async entry(name: string): Promise<ListedFile> {
     const handle = await this.openVisible(name);
     try {
       const st = await handle.stat();
       if (!st.isFile()) throw sbError('SB_ERR_FILE_NOT_FOUND', JSON.stringify(name));
-      return { name, size: st.size, mtime: mtimeOf(st), sha256: await this.cachedHash(name, st, handle) };
+      const { sha256, owner } = await this.recordOf(name, st, handle);
+      return { name, size: st.size, mtime: mtimeOf(st), sha256, owner };
     } finally {
       await handle.close();
     }
   }
 
-  private cachedHash(name: string, st: Stats, handle: FileHandle): Promise<string> {
-    return this.recordedHash(name, st, this.metaPath(name), (hash) => hashHandle(hash, handle));
+  private recordOf(name: string, st: Stats, handle: FileHandle): Promise<{ sha256: string; owner: string | null }> {
+    return this.recorded(name, st, join(this.root, name), this.metaPath(name), (hash) => hashHandle(hash, handle));
   }
 
-  /** The sha256 recorded at `metaPath` for exactly this `st`; else `hashBytes` hashes it and it is recorded. */
-  private async recordedHash(name: string, st: Stats, metaPath: string, hashBytes: (hash: Hash) => Promise<void>): Promise<string> {
-    const recorded = await this.readMeta(name, st, metaPath);
-    if (recorded !== undefined) return recorded;
+  /**
+   * The owner recorded at `metaPath` for st's inode, and the sha256 recorded for exactly this `st`;
+   * without one, `hashBytes` hashes the file and the hash is recorded, keeping the owner.
+   */
+  private async recorded(name: string, st: Stats, subject: string, metaPath: string, hashBytes: (hash: Hash) => Promise<void>): Promise<{ sha256: string; owner: string | null }> {
+    const meta = await this.readMeta(name, metaPath);
+    const owner = ownerIn(meta, st.ino);
+    if (meta && meta.ino === st.ino && meta.size === st.size && meta.mtime === st.mtimeMs) return { sha256: meta.sha256, owner };
     const hash = createHash('sha256');
     await hashBytes(hash);
     const sha256 = hash.digest('hex');
-    await this.writeMeta(name, st, sha256, metaPath).catch(() => undefined);
-    return sha256;
+    // Recorded only if `subject` is still this inode with this owner: a publish or delete of the name
+    // while the bytes were hashed wrote the record that counts, which this one must not overwrite.
+    await this.exclusive(name, async () => {
+      const now = await lstat(subject).catch(() => undefined);
+      if (now?.ino !== st.ino || ownerIn(await this.readMeta(name, metaPath), st.ino) !== owner) return;
+      await this.writeMeta(metaPath, { name, st, sha256, owner });
+    }).catch(() => undefined);
+    return { sha256, owner };
   }
 
-  private async writeMeta(name: string, st: Stats, sha256: string, path = this.metaPath(name)): Promise<void> {
-    const record: MetaRecord = { name, size: st.size, mtime: st.mtimeMs, ino: st.ino, sha256 };
+  private async writeMeta(path: string, fields: { name: string; st: Stats; sha256: string; owner: string | null; previous?: MetaRecord['previous'] }): Promise<void> {
+    const { name, st, sha256, owner, previous } = fields;
+    const record: MetaRecord = { name, size: st.size, mtime: st.mtimeMs, ino: st.ino, sha256, owner, ...(previous ? { previous } : {}) };
     const tmp = join(this.metaDir, `.${randomBytes(6).toString('hex')}.tmp`);
     await writeFile(tmp, JSON.stringify(record), { mode: 0o600 });
     await rename(tmp, path);
   }
 
-  private async readMeta(name: string, st: Stats, path = this.metaPath(name)): Promise<string | undefined> {
+  /** The record at `path` when it is about `name` (a hash collision or a broken file is none). */
+  private async readMeta(name: string, path: string): Promise<MetaRecord | undefined> {
     const meta = await readFile(path, 'utf8')
       .then((text) => JSON.parse(text) as MetaRecord)
       .catch(() => undefined);
-    const valid = meta && meta.name === name && meta.size === st.size && meta.mtime === st.mtimeMs && meta.ino === st.ino;
-    return valid ? meta.sha256 : undefined;
+    return meta && typeof meta === 'object' && meta.name === name ? meta : undefined;
   }
 
-  /** @internal Records a kept partial's prefix hash (known for free at abort), so stat need not reread it. */
-  async notePartial(name: string, path: string, sha256: string): Promise<void> {
-    const st = await lstat(path);
-    await this.writeMeta(name, st, sha256, this.partialMetaPath(name));
+  /**
+   * @internal Records a kept partial's prefix hash (known for free at abort), so stat need not reread
+   * it, and its owner: the account whose put last wrote to it, the one that may resume it.
+   */
+  async notePartial(name: string, path: string, sha256: string, owner: string | null): Promise<void> {
+    await this.exclusive(name, async () => {
+      const st = await lstat(path);
+      await this.writeMeta(this.partialMetaPath(name), { name, st, sha256, owner });
+    });
   }
 
   private partialMetaPath(name: string): string {
@@ -395,7 +500,7 @@ export class FileStore {
     const st = await lstat(path).catch(() => undefined);
     if (!st?.isFile()) return undefined;
     // Without a record (the service was killed mid-upload) the bytes that are there are hashed.
-    const sha256 = await this.recordedHash(name, st, this.partialMetaPath(name), (hash) => hashInto(hash, path));
+    const { sha256 } = await this.recorded(name, st, path, this.partialMetaPath(name), (hash) => hashInto(hash, path));
     return { size: st.size, mtime: mtimeOf(st), sha256 };
   }
 
@@ -474,19 +579,22 @@ export class Upload {
   /** bytes counted against the quota: the declared total, or what a streamed upload has claimed so far */
   reserved: number;
   readonly resumable: boolean;
+  /** the account the upload acts for (undefined: a direct client) */
+  readonly actor: FileActor | undefined;
   private readonly declaredSha256: string | undefined;
 
   constructor(
     private readonly store: FileStore,
     readonly name: string,
     readonly path: string,
-    init: { offset: number; total: number | undefined; resumable: boolean; sha256: string | undefined },
+    init: { offset: number; total: number | undefined; resumable: boolean; sha256: string | undefined; actor: FileActor | undefined },
   ) {
     this.offset = init.offset;
     this.total = init.total;
     this.reserved = init.total ?? init.offset;
     this.resumable = init.resumable;
     this.declaredSha256 = init.sha256;
+    this.actor = init.actor;
   }
 
   /** @internal */
@@ -609,7 +717,9 @@ export class Upload {
       await this.flushAndClose().catch(() => undefined);
       if (!this.resumable || this.failure) await rm(this.path, { force: true });
       // complete() may have finalised the hash before a shutdown abort arrives: nothing to note then.
-      else if (this.hash && !this.digested) await this.store.notePartial(this.name, this.path, this.hash.copy().digest('hex')).catch(() => undefined);
+      else if (this.hash && !this.digested) {
+        await this.store.notePartial(this.name, this.path, this.hash.copy().digest('hex'), this.actor?.name ?? null).catch(() => undefined);
+      }
     } finally {
       this.store.release(this);
     }
@@ -643,7 +753,8 @@ export class Upload {
     if (this.settled) return;
     this.settled = true;
     // A resumable upload that only lost its connection is kept; a failed write (disk full) is not.
-    const keep = this.resumable && !this.failure && !isSockbridgeError(err, 'SB_ERR_FILE_CHECKSUM') && !isSockbridgeError(err, 'SB_ERR_FILE_NAME_INVALID');
+    const refused = ['SB_ERR_FILE_CHECKSUM', 'SB_ERR_FILE_NAME_INVALID', 'SB_ERR_FILE_NOT_OWNER'] as const;
+    const keep = this.resumable && !this.failure && !refused.some((code) => isSockbridgeError(err, code));
     if (!keep) await rm(this.path, { force: true });
   }
 

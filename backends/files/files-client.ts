@@ -2,7 +2,7 @@
 //
 // Stable API (the gateway depends on it):
 //   FilesClient.connect(host, port, opts?: FilesClientOptions): Promise<FilesClient>
-//   put(name, source: Readable, size?, { sha256?, offset?, resumable?, maxBytes?, onProgress? }): Promise<FileEntry>
+//   put(name, source: Readable, size?, { sha256?, offset?, resumable?, maxBytes?, onProgress?, actor? }): Promise<FileEntry>
 //       sends `size` bytes read from source (the file from `offset`); resolves once the service has
 //       stored and verified them. `sha256`, when given, covers the whole file (from byte 0).
 //       With `size` undefined it sends a chunked put: whatever the source holds, in chunk frames of
@@ -11,9 +11,11 @@
 //       resolves at the reply header; `stream` yields entry.size - offset bytes then ends. Backpressure
 //       is end to end: a stream that is not read pauses the socket. Read it to the end (or close())
 //       before the next request can run.
-//   list(): Promise<FileEntry[]>
+//   list(): Promise<ListedFile[]>      (FileEntry + owner, string or null)
 //   stat(name): Promise<FileStat>     (exists, FileEntry fields, partial?: kept upload to resume)
-//   delete(name): Promise<void>
+//   delete(name, { actor? }): Promise<void>
+//       `actor` (put and delete): the account the request acts for, checked against the file's owner
+//       by the service (SB_ERR_FILE_NOT_OWNER); without it the request is a direct client's.
 //   close(): Promise<void>
 // Requests run one at a time, in call order. A refusal rejects with a SockbridgeError carrying the
 // service's code (err.code; isServiceRefusal(err) tells it came from the service); a lost connection
@@ -25,7 +27,17 @@ import net from 'node:net';
 import { Readable } from 'node:stream';
 import { errorFromFrame, sbError, SockbridgeError } from '../../protocol/errors.js';
 import { encodeFrame, encodeFrameHead, FrameDecoder, type FrameEvent, type FrameHeader } from '../../protocol/frame-codec.js';
-import { FILES_CHUNK_MAX_BYTES, fromWireEntry, parseFileList, parsePartialInfo, type FileEntry, type FileStat } from '../../protocol/files-messages.js';
+import {
+  actorFields,
+  FILES_CHUNK_MAX_BYTES,
+  fromWireEntry,
+  parseFileList,
+  parsePartialInfo,
+  type FileActor,
+  type FileEntry,
+  type FileStat,
+  type ListedFile,
+} from '../../protocol/files-messages.js';
 import { decodeChunk } from '../lib/decode-chunk.js';
 import { endSocket } from '../lib/end-socket.js';
 
@@ -49,6 +61,8 @@ export interface PutOptions {
   maxBytes?: number;
   /** called with the bytes of this request sent so far */
   onProgress?: (sent: number) => void;
+  /** the account the put acts for: it becomes the file's owner */
+  actor?: FileActor;
 }
 
 export interface GetResult {
@@ -139,6 +153,7 @@ export class FilesClient {
         ...(options.sha256 !== undefined ? { sha256: options.sha256 } : {}),
         ...(options.offset ? { offset: options.offset } : {}),
         ...(options.resumable !== undefined ? { resumable: options.resumable } : {}),
+        ...actorFields(options.actor),
       };
       // Listening before the first byte goes out: a refusal can arrive mid-body.
       const reply = this.nextReply();
@@ -287,8 +302,10 @@ export class FilesClient {
     });
   }
 
-  list(): Promise<FileEntry[]> {
-    return this.request({ cmd: 'list' }).then(({ body }) => this.checked(() => parseFileList(JSON.parse(body.toString('utf8')))));
+  list(): Promise<ListedFile[]> {
+    return this.request({ cmd: 'list' }).then(({ body }) =>
+      this.checked(() => parseFileList(JSON.parse(body.toString('utf8'))).map((entry) => ({ ...entry, owner: entry.owner ?? null }))),
+    );
   }
 
   stat(name: string): Promise<FileStat> {
@@ -300,8 +317,8 @@ export class FilesClient {
     });
   }
 
-  delete(name: string): Promise<void> {
-    return this.request({ cmd: 'delete', filename: name }).then(() => undefined);
+  delete(name: string, options: { actor?: FileActor } = {}): Promise<void> {
+    return this.request({ cmd: 'delete', filename: name, ...actorFields(options.actor) }).then(() => undefined);
   }
 
   close(): Promise<void> {

@@ -21,7 +21,7 @@ import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
 import { isSockbridgeError, sbError, type SockbridgeError } from '../../protocol/errors.js';
 import { DEFAULT_MAX_HEADER_BYTES, encodeFrame, encodeFrameHead, FrameDecoder, type FrameEvent, type FrameHeader } from '../../protocol/frame-codec.js';
-import { FILES_CHUNK_MAX_BYTES, FILES_COMMANDS, FILES_DEFAULT_PORT, isSha256Hex, toWireEntry } from '../../protocol/files-messages.js';
+import { FILES_CHUNK_MAX_BYTES, FILES_COMMANDS, FILES_DEFAULT_PORT, isSha256Hex, parseActor, toWireEntry } from '../../protocol/files-messages.js';
 import { hostSchema, loadConfig, portSchema } from '../../server/config.js';
 import { decodeChunk } from '../lib/decode-chunk.js';
 import { sendErrorAndClose, TcpService } from '../lib/tcp-service.js';
@@ -210,11 +210,13 @@ class FilesConnection {
     if (sha256 !== undefined && !isSha256Hex(sha256)) throw sbError('SB_ERR_BAD_REQUEST', 'sha256 must be 64 lowercase hex digits');
     if (typeof offset !== 'number' || !Number.isSafeInteger(offset) || offset < 0) throw sbError('SB_ERR_BAD_REQUEST', 'offset must be a non-negative integer');
     if (typeof resumable !== 'boolean') throw sbError('SB_ERR_BAD_REQUEST', 'resumable must be true or false');
+    const actor = parseActor(header);
     this.upload = await this.store.beginUpload(header['filename'] as string, {
       ...(chunked ? {} : { size: bodySize }),
       offset,
       resumable,
       ...(sha256 !== undefined ? { sha256 } : {}),
+      ...(actor ? { actor } : {}),
     });
     this.chunked = chunked;
   }
@@ -249,7 +251,7 @@ class FilesConnection {
         }
         case 'delete': {
           const name = header['filename'] as string;
-          await this.store.delete(name);
+          await this.store.delete(name, parseActor(header));
           return await this.send({ cmd: 'ok', op: 'delete', name });
         }
       }

@@ -1,13 +1,17 @@
 // Files over HTTP (docs/api.md): list, multipart upload (several files per request), streamed
 // download with Range/ETag, delete. Every route needs a session; names are checked by the files
 // service's own validateFileName before anything is sent upstream, so `..`, separators and NUL get a
-// 400 here and never reach the service.
+// 400 here and never reach the service. Uploads and deletes name the session's account as their
+// actor: the files service decides, with the rename or unlink itself, whether it owns the file
+// (SB_ERR_FILE_NOT_OWNER, 403), so no check here could race with it.
 
 import { PassThrough, type Readable } from 'node:stream';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import fastifyMultipart from '@fastify/multipart';
 import { isSockbridgeError, sbError } from '../../protocol/errors.js';
 import type { FileEntry, FileList, UploadFailure, UploadResult } from '../../protocol/api.js';
+import type { FileActor } from '../../protocol/files-messages.js';
+import type { Session } from '../accounts/session-store.js';
 import { validateFileName } from '../../backends/files/file-name.js';
 import { requireSession } from '../plugins/auth.js';
 import { FilesUpstream } from '../upstream/files-upstream.js';
@@ -79,7 +83,7 @@ export async function apiFilesRoutes(app: FastifyInstance): Promise<void> {
   app.get('/api/files', async (request) => {
     requireSession(request);
     const files = await upstream.with((client) => client.list());
-    const body: FileList = { files: files.map(({ name, size, mtime, sha256 }) => ({ name, size, mtime, sha256 })) };
+    const body: FileList = { files: files.map(({ name, size, mtime, sha256, owner }) => ({ name, size, mtime, sha256, owner })) };
     return body;
   });
 
@@ -102,7 +106,7 @@ export async function apiFilesRoutes(app: FastifyInstance): Promise<void> {
           throw err;
         }
         // Streamed part by part into a chunked put: each file appears whole or not at all.
-        const entry = await upstream.upload(name, part.file, limits.maxUploadBytes);
+        const entry = await upstream.upload(name, part.file, limits.maxUploadBytes, actorOf(session));
         stored.push(entry);
         request.log.info({ user: session.username, file: name, size: entry.size }, 'file uploaded');
       }
@@ -176,7 +180,7 @@ export async function apiFilesRoutes(app: FastifyInstance): Promise<void> {
     if (size > limits.maxUploadBytes) throw sbError('SB_ERR_FILE_TOO_LARGE', size, limits.maxUploadBytes);
     const body = request.body as Readable | undefined;
     if (!body || typeof body.pipe !== 'function') throw sbError('SB_ERR_UPLOAD_INVALID', 'send Content-Type: application/octet-stream');
-    const entry = await upstream.with((client) => client.put(name, body, size, { resumable: false }));
+    const entry = await upstream.with((client) => client.put(name, body, size, { resumable: false, actor: actorOf(session) }));
     request.log.info({ user: session.username, file: name, size: entry.size }, 'file uploaded');
     return reply.code(201).send({ files: [entry] } satisfies UploadResult);
   });
@@ -184,10 +188,14 @@ export async function apiFilesRoutes(app: FastifyInstance): Promise<void> {
   app.delete<{ Params: { name: string } }>('/api/files/:name', { schema: nameParams }, async (request, reply) => {
     const session = requireSession(request);
     const name = validateFileName(request.params.name);
-    await upstream.with((client) => client.delete(name));
+    await upstream.with((client) => client.delete(name, { actor: actorOf(session) }));
     request.log.info({ user: session.username, file: name }, 'file deleted');
     return reply.code(204).send();
   });
+}
+
+function actorOf(session: Session): FileActor {
+  return { name: session.username, admin: session.role === 'admin' };
 }
 
 function mapMultipartError(err: unknown, maxFiles: number, maxBytes: number): unknown {

@@ -11,6 +11,7 @@
 import type { Readable } from 'node:stream';
 import { isSockbridgeError, sbError } from '../../protocol/errors.js';
 import type { FileEntry } from '../../protocol/api.js';
+import type { FileActor } from '../../protocol/files-messages.js';
 import { FilesClient, isServiceRefusal, type GetResult } from '../../backends/files/files-client.js';
 import type { GatewayOptions } from '../gateway-options.js';
 import { parseBackendUrl, type BackendAddress } from './backend-url.js';
@@ -124,10 +125,10 @@ export class FilesUpstream {
 
   /**
    * Streams `source` (at most `maxBytes`, else SB_ERR_FILE_TOO_LARGE) into a non-resumable chunked
-   * put: if the source fails or ends the connection early, the files service deletes the upload.
+   * put for `actor`: if the source fails or ends the connection early, the files service deletes the upload.
    */
-  upload(name: string, source: Readable, maxBytes: number): Promise<FileEntry> {
-    return this.with((client) => client.put(name, source, undefined, { resumable: false, maxBytes }));
+  upload(name: string, source: Readable, maxBytes: number, actor: FileActor): Promise<FileEntry> {
+    return this.with((client) => client.put(name, source, undefined, { resumable: false, maxBytes, actor }));
   }
 
   private noteFailure(err: unknown): void {

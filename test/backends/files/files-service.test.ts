@@ -41,7 +41,7 @@ describe('FilesService: put, get, list, stat, delete', () => {
     const ranged = await client.get('hello.txt', { offset: 7 });
     expect(await readAll(ranged.stream)).toEqual(data.subarray(7));
 
-    expect(await client.list()).toEqual([put]);
+    expect(await client.list()).toEqual([{ ...put, owner: null }]);
     expect(await client.stat('hello.txt')).toMatchObject({ exists: true, name: 'hello.txt', size: data.length, sha256: sha256(data) });
     await client.delete('hello.txt');
     await expect(client.stat('hello.txt')).rejects.toMatchObject({ code: 'SB_ERR_FILE_NOT_FOUND' });
