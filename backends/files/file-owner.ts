@@ -7,7 +7,7 @@ import { mayChange, type FileActor } from '../../protocol/files-messages.js';
 
 /** SB_ERR_FILE_NOT_OWNER for `name`, naming who may change it instead. */
 export function notOwner(name: string, owner: string | null): SockbridgeError {
-  return sbError('SB_ERR_FILE_NOT_OWNER', JSON.stringify(name), owner === null ? 'an admin (it has no owner)' : `${owner} (its owner) or an admin`);
+  return sbError('SB_ERR_FILE_NOT_OWNER', JSON.stringify(name), owner === null ? 'an admin (it has no owner)' : `its owner (${owner}) or an admin`);
 }
 
 /** Throws SB_ERR_FILE_NOT_OWNER unless `actor` may change `name`, whose owner is `owner`. */

@@ -2,7 +2,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { describe, expect, it } from 'vitest';
-import { BOB, openPanelAs, screenshot, useStack, waitForText } from './stack.js';
+import { ADMIN, BOB, openPanelAs, screenshot, useStack, waitForText } from './stack.js';
 import type { Page } from 'playwright-core';
 
 const sha256 = (data: Uint8Array) => createHash('sha256').update(data).digest('hex');
@@ -174,5 +174,52 @@ describe('files (browser e2e, two sessions)', () => {
     await waitForText(watcher.getByTestId('files-notice'), (t) => t.includes('report.txt no longer exists'));
     await watcher.locator('tr[data-file="report.txt"]').waitFor({ state: 'detached' });
     expect(downloads).toEqual([]);
+  }, 60_000);
+
+  it("shows who uploaded each file and offers Delete only where the account may; shows the refusal when the listing was out of date", async () => {
+    const admin = await openPanelAs(stack(), ADMIN, 'files');
+    const bob = await openPanelAs(stack(), BOB, 'files');
+    const upload = async (page: Page, name: string, text: string) => {
+      await page.locator('input[type=file]').setInputFiles([{ name, mimeType: 'text/plain', buffer: Buffer.from(text) }]);
+      await page.getByRole('button', { name: 'Upload' }).click();
+      await expect.poll(() => page.locator(`li[data-upload="${name}"]`).last().getAttribute('data-state'), { timeout: 15_000 }).not.toMatch(/queued|uploading/);
+    };
+    const deleteButton = (page: Page, name: string) => page.getByRole('button', { name: `Delete ${name}` });
+    await upload(admin, 'admin-notes.txt', 'by the admin');
+    await upload(bob, 'bob-notes.txt', 'by bob');
+    await bob.locator('tr[data-file="admin-notes.txt"]').waitFor({ timeout: 17_000 });
+    expect(await bob.locator('tr[data-file="admin-notes.txt"] td.owner').getAttribute('data-owner')).toBe('admin');
+    expect(await bob.locator('tr[data-file="bob-notes.txt"] td.owner').getAttribute('data-owner')).toBe('bob');
+    expect(await deleteButton(bob, 'admin-notes.txt').count()).toBe(0);
+    expect(await deleteButton(bob, 'bob-notes.txt').count()).toBe(1);
+    // the admin may delete anyone's file
+    await admin.getByRole('button', { name: 'Refresh' }).click();
+    await admin.locator('tr[data-file="bob-notes.txt"]').waitFor();
+    expect(await deleteButton(admin, 'bob-notes.txt').count()).toBe(1);
+    expect(await deleteButton(admin, 'admin-notes.txt').count()).toBe(1);
+
+    // bob may not replace the admin's file: refused before sending, with the reason
+    await upload(bob, 'admin-notes.txt', 'by bob');
+    expect(await bob.locator('li[data-upload="admin-notes.txt"]').getAttribute('data-state')).toBe('failed');
+    expect(await bob.locator('li[data-upload="admin-notes.txt"] .state').textContent()).toContain('belongs to admin');
+
+    // The admin replaces bob's file, which makes it the admin's. Bob's listing is held back until his
+    // Delete has been answered (its timed refresh would otherwise race the click): the button is
+    // still offered, the gateway refuses, and the page says why.
+    let release = () => undefined as void;
+    const held = new Promise<void>((resolve) => (release = resolve));
+    await bob.route('**/api/files', async (route) => {
+      if (route.request().method() === 'GET') await held;
+      await route.continue();
+    });
+    await upload(admin, 'bob-notes.txt', 'replaced by the admin');
+    const refused = bob.waitForResponse((r) => r.url().endsWith('/api/files/bob-notes.txt') && r.request().method() === 'DELETE');
+    await deleteButton(bob, 'bob-notes.txt').click();
+    expect((await refused).status()).toBe(403);
+    release();
+    await waitForText(bob.getByTestId('files-notice'), (t) => t.includes('SB_ERR_FILE_NOT_OWNER'));
+    await deleteButton(bob, 'bob-notes.txt').waitFor({ state: 'detached' });
+    expect(await bob.locator('tr[data-file="bob-notes.txt"] td.owner').getAttribute('data-owner')).toBe('admin');
+    await screenshot(bob, 'files-owners');
   }, 60_000);
 });

@@ -1,8 +1,9 @@
 // The files panel's state: the listing from GET /api/files and uploads in flight.
 // Uploads go one XMLHttpRequest per file, because only XHR reports upload progress (fetch cannot yet),
 // which gives each file its own progress bar and its own cancel.
-import type { FileEntry, FileList, UploadLimits } from '../../../protocol/api.js';
+import type { FileList, ListedFile, Me, UploadLimits } from '../../../protocol/api.js';
 import { fileNameProblem } from '../../../protocol/file-name-rule.js';
+import { mayChange } from '../../../protocol/files-messages.js';
 import { apiJson, errorFromBody, errorInfo, type ApiRequestError } from './api.js';
 import { formatBytes } from './format.js';
 
@@ -22,7 +23,7 @@ const CONCURRENT_UPLOADS = 2;
 const UNAVAILABLE = new Set(['SB_ERR_BACKEND_DOWN', 'NETWORK', 'HTTP_502', 'HTTP_503', 'HTTP_504']);
 
 export class FilesStore {
-  files = $state<FileEntry[]>([]);
+  files = $state<ListedFile[]>([]);
   loading = $state(false);
   lastError = $state<{ code: string; message: string } | null>(null);
   /** the last listing failed because the service could not be reached: stale rows, no changes offered */
@@ -63,27 +64,40 @@ export class FilesStore {
     return false;
   }
 
+  /**
+   * Whether `me` may replace or delete `file`, by the files service's own rule: only such files are
+   * offered Delete. The service decides again, so a listing out of date at worst gets its 403 shown.
+   */
+  mayChange(file: ListedFile, me: Me | null | undefined): boolean {
+    return me !== null && me !== undefined && mayChange({ name: me.username, admin: me.role === 'admin' }, file.owner);
+  }
+
   async remove(name: string): Promise<void> {
     try {
       await apiJson(`/api/files/${encodeURIComponent(name)}`, { method: 'DELETE' });
       this.files = this.files.filter((f) => f.name !== name);
       this.lastError = null;
     } catch (err) {
-      this.#fail(err);
+      // Refused by the owner rule (the listing was out of date: someone replaced the file): said as a
+      // notice, which the refresh below does not clear as it clears lastError.
+      const info = errorInfo(err);
+      if (info.code === 'SB_ERR_FILE_NOT_OWNER') this.notice = `${info.message} (${info.code})`;
+      else this.#fail(err);
     }
     void this.refresh();
   }
 
   /**
-   * Queues files for upload. What the gateway would refuse (too large, a bad name, too many in one go)
-   * fails here at once with a plain reason, and none of it is sent.
+   * Queues files for upload. What the gateway would refuse (too large, a bad name, too many in one go,
+   * a listed file `me` may not replace) fails here at once with a plain reason, and none of it is sent.
    */
-  upload(fileList: Iterable<File>, limits: UploadLimits | undefined): void {
+  upload(fileList: Iterable<File>, me: Me | null | undefined): void {
     const picked = [...fileList];
+    const limits = me?.limits;
     const tooMany = limits !== undefined && picked.length > limits.maxUploadFiles;
     for (const file of picked) {
       const upload: Upload = { id: this.#nextId++, name: file.name, size: file.size, loaded: 0, state: 'queued' };
-      const refusal = tooMany ? `at most ${limits.maxUploadFiles} files at a time` : refusalOf(file, limits);
+      const refusal = tooMany ? `at most ${limits.maxUploadFiles} files at a time` : (refusalOf(file, limits) ?? this.#ownerRefusal(file.name, me));
       if (refusal) {
         upload.state = 'failed';
         upload.error = refusal;
@@ -156,6 +170,12 @@ export class FilesStore {
     xhr.open('POST', '/api/files');
     xhr.setRequestHeader('accept', 'application/json');
     xhr.send(form);
+  }
+
+  #ownerRefusal(name: string, me: Me | null | undefined): string | null {
+    const listed = this.files.find((f) => f.name === name);
+    if (!listed || this.mayChange(listed, me)) return null;
+    return listed.owner === null ? `${name} has no owner: only an admin may replace it` : `${name} belongs to ${listed.owner}: only they or an admin may replace it`;
   }
 
   #fail(err: unknown): void {
