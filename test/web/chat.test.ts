@@ -106,6 +106,52 @@ describe('chat (browser e2e)', () => {
     expect(await timeline.locator('.outgoing').count()).toBe(0);
   });
 
+  // The hazard idempotent send closes: the service stored the message, the socket dropped before the
+  // ack came back, and Resend posted it a second time (a new ref): everyone saw it twice.
+  it('resends a message whose ack was lost with its first ref, and it is posted once', async () => {
+    const page = await stack().newPage();
+    const refs: unknown[] = [];
+    let dropAfter = true;
+    await page.routeWebSocket(/\/ws\/chat$/, (ws: WebSocketRoute) => {
+      const server = ws.connectToServer();
+      ws.onMessage((message) => {
+        const request = typeof message === 'string' ? (JSON.parse(message) as Record<string, unknown>) : {};
+        server.send(message);
+        if (request['cmd'] !== 'say' || request['text'] !== 'stored, ack lost') return;
+        refs.push(request['ref']);
+        // the say reaches the service; the page never gets its ack on this connection
+        if (dropAfter) {
+          dropAfter = false;
+          void ws.close({ code: 1011, reason: 'test drop' });
+        }
+      });
+    });
+    await logIn(page, stack().url, ADMIN);
+    const dot = page.locator('nav [data-service="chat"]');
+    await expect.poll(() => dot.getAttribute('data-state')).toBe('up');
+    const timeline = page.getByTestId('timeline');
+    const delivered = timeline.locator('.message', { hasText: 'stored, ack lost' });
+
+    await page.getByLabel('Message').fill('stored, ack lost');
+    await page.getByLabel('Message').press('Enter');
+    const failed = timeline.locator('.outgoing.failed', { hasText: 'stored, ack lost' });
+    await expect.poll(() => failed.getAttribute('data-code')).toBe('closed (1011)');
+    // back online, the lobby's history shows the message was stored
+    await expect.poll(() => dot.getAttribute('data-state'), { timeout: 15_000 }).toBe('up');
+    await expect.poll(() => delivered.count(), { timeout: 10_000 }).toBe(1);
+
+    await failed.getByRole('button', { name: 'Resend' }).click();
+    await expect.poll(() => timeline.locator('.outgoing').count()).toBe(0);
+    expect(refs).toHaveLength(2);
+    expect(refs[1]).toBe(refs[0]);
+    expect(refs[0]).toMatch(/^r[0-9a-f]{24}$/);
+    // a second copy would have its own id and show up beside the first
+    await page.getByLabel('Message').fill('after the resend');
+    await page.getByLabel('Message').press('Enter');
+    await waitForText(timeline, (t) => t.includes('after the resend'));
+    expect(await delivered.count()).toBe(1);
+  });
+
   // Regression: past the service's 20 requests per 10 s, a burst left rows of raw SB_ERR_RATE_LIMITED
   // refusals and what did get through arrived out of order.
   it('queues a burst beyond the rate limit and delivers all of it in order, with one plain notice', async () => {

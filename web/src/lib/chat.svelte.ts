@@ -39,6 +39,7 @@ export type ChatTarget = { kind: 'room'; name: string } | { kind: 'dm'; name: st
  * disconnect…). Kept so its text is never lost silently.
  */
 export interface OutgoingMessage {
+  /** its idempotency key (see SayRequest): kept through every retry and Resend, so the service posts it at most once */
   ref: string;
   target: ChatTarget;
   text: string;
@@ -68,6 +69,18 @@ const DEFAULT_RETRY_MS = 1_000;
 /** localStorage key prefix: the rooms an account's tabs joined, rejoined after a reload. */
 const ROOMS_STORAGE_PREFIX = 'sockbridge.chat.rooms.';
 const textEncoder = new TextEncoder();
+const NOT_CONNECTED = 'Not connected: the message was not sent';
+
+/**
+ * A message ref: 96 random bits. Two tabs (or a tab before and after a reload) of one account share
+ * its nick, and the service deduplicates by (nick, ref) for an hour, so a ref must not repeat across
+ * them: the former `r<ms><counter>` did when two tabs sent their n-th message in the same ms.
+ * getRandomValues, not randomUUID, which needs a secure context (the gateway may be plain http).
+ */
+function newRef(): string {
+  const bytes = crypto.getRandomValues(new Uint8Array(12));
+  return `r${Array.from(bytes, (b) => b.toString(16).padStart(2, '0')).join('')}`;
+}
 
 export class ChatClient {
   nick = $state<string | null>(null);
@@ -95,7 +108,7 @@ export class ChatClient {
   activeDirect = $derived(this.active.kind === 'dm' ? this.directs[this.active.name] : undefined);
   activeOutgoing = $derived(this.outgoing.filter((m) => m.target.kind === this.active.kind && m.target.name === this.active.name));
 
-  #refCounter = 0;
+  #presenceCounter = 0;
   /** rooms to (re)join after a reconnect */
   #wanted = new Set<string>([DEFAULT_ROOM]);
   #directoryTimer: ReturnType<typeof setTimeout> | null = null;
@@ -190,13 +203,18 @@ export class ChatClient {
     return this.#sendTo({ ...this.active }, text);
   }
 
-  /** Sends a failed message again, to where it first went; returns an error message or null. */
+  /**
+   * Sends a failed message again, to where it first went and with its first ref: if the first try
+   * did reach the service (only its ack was lost), the service answers with that stored copy
+   * instead of posting it twice. Returns an error message or null.
+   */
   resend(ref: string): string | null {
     const message = this.outgoing.find((m) => m.ref === ref);
-    if (!message) return null;
-    const notice = this.#sendTo(message.target, message.text);
-    if (!notice) this.discard(ref);
-    return notice;
+    if (!message?.failure) return null; // still on its way: it will be answered
+    if (this.socket.status !== 'up') return NOT_CONNECTED;
+    delete message.failure;
+    this.#enqueue({ kind: 'say', ref });
+    return null;
   }
 
   /** Forgets a failed message. */
@@ -209,8 +227,8 @@ export class ChatClient {
     const body = text.trim();
     if (!body) return null;
     if (textEncoder.encode(body).length > CHAT_LIMITS.textMaxBytes) return `Messages are at most ${CHAT_LIMITS.textMaxBytes} bytes`;
-    if (this.socket.status !== 'up') return 'Not connected: the message was not sent';
-    const ref = `r${Date.now().toString(36)}${(this.#refCounter++).toString(36)}`;
+    if (this.socket.status !== 'up') return NOT_CONNECTED;
+    const ref = newRef();
     this.outgoing.push({ ref, target, text: body });
     this.#enqueue({ kind: 'say', ref });
     return null;
@@ -476,7 +494,7 @@ export class ChatClient {
         if (event.event === 'join') members.add(event.nick);
         else members.delete(event.nick);
         room.members = [...members].sort();
-        push(room.timeline, { kind: 'presence', key: `p${Date.now()}-${this.#refCounter++}`, nick: event.nick, event: event.event, ts: Date.now() });
+        push(room.timeline, { kind: 'presence', key: `p${Date.now()}-${this.#presenceCounter++}`, nick: event.nick, event: event.event, ts: Date.now() });
         break;
       }
       case 'members': {
