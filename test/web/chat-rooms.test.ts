@@ -1,10 +1,15 @@
 // Browser e2e: unread counts, rooms with history on join, direct messages and their history after a reload (two browser contexts).
-import { describe, expect, it } from 'vitest';
+import net from 'node:net';
+import { afterEach, describe, expect, it } from 'vitest';
 import { runCli } from '../helpers/cli.js';
 import { ADMIN, BOB, logIn, openPanel, useStack, waitForText } from './stack.js';
 
 describe('chat rooms and unread counts (browser e2e)', () => {
   const stack = useStack();
+  let sockets: net.Socket[] = [];
+  afterEach(() => {
+    for (const s of sockets.splice(0)) s.destroy();
+  });
 
   it('counts unread messages per room and per panel, and clears them when read', async () => {
     const alice = await stack().newPage();
@@ -99,6 +104,30 @@ describe('chat rooms and unread counts (browser e2e)', () => {
     await third.locator(`button[data-peer="${ADMIN.username}"]`).click();
     await waitForText(third.getByTestId('timeline'), (t) => t.includes('hello carol'));
     expect(await third.getByTestId('timeline').textContent()).not.toContain('kept');
+  });
+
+  it('says how many rooms the list leaves out: the service lists the fullest 100', async () => {
+    // 101 line-mode clients, each alone in its own room: with the lobby, 102 rooms
+    for (let i = 0; i <= 100; i++) {
+      const socket = net.connect(stack().chatLinePort, '127.0.0.1');
+      sockets.push(socket);
+      socket.setEncoding('utf8');
+      let received = '';
+      const joined = new Promise<void>((resolve, reject) => {
+        socket.on('data', (d: string) => {
+          received += d;
+          if (received.includes(`* in #r${i}:`)) resolve();
+        });
+        socket.once('error', reject);
+      });
+      socket.write(`/join r${i}\n`);
+      await joined;
+    }
+    const page = await stack().newPage();
+    await logIn(page, stack().url, ADMIN);
+    // the lobby (admin's own) is not among the other rooms: 99 of them listed, 2 left out
+    await waitForText(page.getByTestId('more-rooms'), (t) => t === 'and 2 more');
+    expect(await page.getByRole('complementary', { name: 'Rooms' }).locator('button', { hasText: /^#r\d+/ }).count()).toBe(99);
   });
 
   // Regression: a reload forgot every room but the lobby, and a tab never learnt of rooms created after it asked once.
