@@ -95,7 +95,7 @@ export const CHAT_LIMITS = {
 
 export const NICK_PATTERN = /^[A-Za-z0-9_][A-Za-z0-9_.-]{0,31}$/;
 /** A request ref: 1-64 printable ASCII characters, no spaces (a UUID, base64url or hex id fits). */
-export const REF_PATTERN = /^[\x21-\x7e]{1,64}$/;
+export const REF_PATTERN = new RegExp(`^[\\x21-\\x7e]{1,${CHAT_LIMITS.refMaxLength}}$`);
 export const ROOM_PATTERN = /^[a-z0-9_][a-z0-9_.-]{0,63}$/;
 
 // ---- validation (pure; used by the chat service and by the gateway on /ws/chat) ----
