@@ -13,6 +13,7 @@
 import { sbError, type SockbridgeError } from './errors.js';
 import {
   CHAT_LIMITS,
+  checkRef,
   type DirectRequest,
   type JoinRequest,
   type LeaveRequest,
@@ -136,7 +137,8 @@ function nick(m: Fields, key: string): string {
 
 const text = (m: Fields): string => str(m, 'text', CHAT_LIMITS.textMaxBytes);
 const withRef = <T extends object>(m: Fields, request: T): T & { ref?: string } => {
-  const ref = optional(m, 'ref', (x, k) => id(x, k));
+  // The chat service's own rule: a ref it would refuse as malformed would end its connection, and so the browser's.
+  const ref = optional(m, 'ref', (x, k) => checkRef(id(x, k)));
   return ref === undefined ? request : { ...request, ref };
 };
 

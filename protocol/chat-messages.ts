@@ -109,7 +109,12 @@ const optionalStr = (value: unknown, field: string, cmd: string): string | undef
 
 function ref(value: unknown, cmd: string): string | undefined {
   const r = optionalStr(value, 'ref', cmd);
-  if (r !== undefined && !REF_PATTERN.test(r)) {
+  return r === undefined ? undefined : checkRef(r);
+}
+
+/** A message ref as the chat service accepts it (also checked by the gateway, so the refusal keeps the socket). */
+export function checkRef(r: string): string {
+  if (!REF_PATTERN.test(r)) {
     throw sbError('SB_ERR_MESSAGE_INVALID', `"ref" must be 1-${CHAT_LIMITS.refMaxLength} printable ASCII characters without spaces`);
   }
   return r;

@@ -279,6 +279,19 @@ describe('/ws/chat', () => {
     expect(await bob.next((h) => h.cmd === 'message')).toMatchObject({ text: 'marker' });
   });
 
+  // A ref the chat service would refuse as malformed ends the gateway's connection to it, which
+  // closed the browser's socket; the gateway applies the service's rule and keeps the socket.
+  it('a say whose ref the chat service would refuse is refused with its ref and the socket stays open', async () => {
+    const chat = await startChat();
+    const gw = await startGateway({ chat: chat.url });
+    const alice = await welcomed(await gw.open('/ws/chat', await gw.login('alice', 'alice-password')), 'alice');
+    await alice.json((m) => m['cmd'] === 'joined');
+    alice.send({ cmd: 'say', room: 'lobby', text: 'spaced', ref: 'a ref' });
+    expect(await alice.json((m) => m['cmd'] === 'error')).toMatchObject({ code: 'SB_ERR_MESSAGE_INVALID', ref: 'a ref' });
+    alice.send({ cmd: 'say', room: 'lobby', text: 'still here', ref: 'r1' });
+    expect(await alice.json(isMessage('still here'))).toMatchObject({ ref: 'r1' });
+  });
+
   it('refuses an upgrade without a session with 401', async () => {
     const chat = await startChat();
     const gw = await startGateway({ chat: chat.url });
