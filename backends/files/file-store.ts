@@ -309,10 +309,17 @@ export class FileStore {
         const excl = resumable ? fsc.O_TRUNC : fsc.O_EXCL;
         handle = await open(path, fsc.O_WRONLY | fsc.O_CREAT | fsc.O_NOFOLLOW | excl, 0o600);
       }
+      if (upload.stopped) {
+        // Aborted while the file was being opened or its prefix hashed (close() of the store): the
+        // abort found no handle to close and, for a fresh upload, no file yet to delete. Left
+        // attached, the handle would stay open until garbage collection closed it.
+        if (!resumable) await rm(path, { force: true });
+        throw sbError('SB_ERR_BACKEND_DOWN', 'files', 'the files service is closing');
+      }
       upload.attach(handle, hash);
       return upload;
     } catch (err) {
-      this.active.delete(name);
+      this.release(upload);
       await handle?.close().catch(() => undefined);
       throw err;
     }
@@ -607,6 +614,11 @@ export class Upload {
       // A failed write is never resumed: give the space back now, whatever the caller does next.
       void rm(this.path, { force: true });
     });
+  }
+
+  /** abort() has been called (an upload aborted before it was attached is never attached) */
+  get stopped(): boolean {
+    return this.aborting !== undefined;
   }
 
   /** Bytes of the file written so far (offset included). */
