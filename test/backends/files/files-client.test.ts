@@ -98,6 +98,31 @@ describe('FilesClient', () => {
     }
   });
 
+  it('lists owners as given, null for a service older than owners, and refuses an owner that is no name', async () => {
+    const entry = { name: 'a', size: 3, mtime: 0, sha256: 'a'.repeat(64) };
+    const bodies = [[{ ...entry, owner: 'alice' }, { ...entry, name: 'b', owner: null }], [entry], [{ ...entry, owner: 42 }], [{ ...entry, owner: '' }]];
+    const peer = net.createServer((s) => {
+      s.on('error', () => undefined);
+      s.once('data', () => {
+        const body = Buffer.from(JSON.stringify(bodies.shift()));
+        s.write(Buffer.concat([encodeFrameHead({ cmd: 'list', count: 1 }, body.length), body]));
+      });
+    });
+    await new Promise<void>((r) => peer.listen(0, '127.0.0.1', r));
+    const port = (peer.address() as AddressInfo).port;
+    const list = async () => {
+      const client = await FilesClient.connect('127.0.0.1', port, { replyTimeoutMs: 2000 });
+      return client.list().finally(() => client.close());
+    };
+    try {
+      expect((await list()).map((f) => f.owner)).toEqual(['alice', null]);
+      expect(await list()).toEqual([{ ...entry, owner: null }]);
+      for (let i = 0; i < 2; i++) await expect(list()).rejects.toMatchObject({ code: 'SB_ERR_BACKEND_DOWN', message: expect.stringContaining('owner') });
+    } finally {
+      peer.close();
+    }
+  });
+
   it('rejects a get on a connection that is already gone, instead of never settling', async () => {
     const { port } = await startFiles({ idleTimeoutMs: 150 });
     const client = await connect(port);
