@@ -1,5 +1,8 @@
 // A whole sockbridge for the browser tests: `sockbridge start` (four backends + gateway, every port 0)
-// in a temp data dir with a known admin password, a `user` account, and a browser.
+// in a temp data dir with a known admin password, a `user` account, and a browser. Or the same as
+// separate processes (startTopology), as docker-compose.yml runs them, for tests that stop a backend.
+import { randomBytes } from 'node:crypto';
+import { createSocket } from 'node:dgram';
 import { existsSync } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
 import net from 'node:net';
@@ -40,16 +43,27 @@ async function freePort(): Promise<number> {
 
 const WEB_INDEX = fileURLToPath(new URL('../../dist/web/index.html', import.meta.url));
 
+/** `--config FILE` with `config` written to `path`, or no arguments without a config. */
+async function configFileArgs(path: string, config: Record<string, unknown> | undefined): Promise<string[]> {
+  if (!config) return [];
+  await writeFile(path, JSON.stringify(config));
+  return ['--config', path];
+}
+
+/** What a stack's or a topology's close() does: every context, the browser, every CLI process, the temp dirs. */
+async function closeEverything(contexts: BrowserContext[], launched: LaunchedBrowser | null): Promise<void> {
+  await Promise.all(contexts.splice(0).map((c) => c.close().catch(() => undefined)));
+  await launched?.close();
+  await stopAllCli();
+  await removeTempDirs();
+}
+
 /** `config`: a `sockbridge start --config` file's content ({gateway, chat, exec, files, time}), e.g. small limits. */
 export async function startStack(opts: { config?: Record<string, unknown> } = {}): Promise<Stack> {
   if (!existsSync(WEB_INDEX)) throw new Error(`${WEB_INDEX} is missing: run \`npm run build\` (the gateway serves the built web client)`);
   const data = await tempDir('sockbridge-e2e-');
   const chatLinePort = await freePort();
-  const configArgs: string[] = [];
-  if (opts.config) {
-    configArgs.push('--config', join(data, 'e2e-config.json'));
-    await writeFile(configArgs[1]!, JSON.stringify(opts.config));
-  }
+  const configArgs = await configFileArgs(join(data, 'e2e-config.json'), opts.config);
   const cli = startCli(
     [
       'start',
@@ -61,12 +75,7 @@ export async function startStack(opts: { config?: Record<string, unknown> } = {}
   );
   let launched: LaunchedBrowser | null = null;
   const contexts: BrowserContext[] = [];
-  const close = async () => {
-    await Promise.all(contexts.splice(0).map((c) => c.close().catch(() => undefined)));
-    await launched?.close();
-    await stopAllCli();
-    await removeTempDirs();
-  };
+  const close = () => closeEverything(contexts, launched);
   try {
     const match = await cli.waitFor(/sockbridge: open (http:\/\/\S+)/, 20_000);
     const url = match[1]!.endsWith('/') ? match[1]! : `${match[1]!}/`;
@@ -81,21 +90,7 @@ export async function startStack(opts: { config?: Record<string, unknown> } = {}
       process: cli,
       browser,
       close,
-      async newPage(viewport = { width: 1100, height: 720 }) {
-        const context = await browser.newContext({ viewport, acceptDownloads: true });
-        contexts.push(context);
-        const page = await context.newPage();
-        // any script error in the page fails the test that caused it
-        page.on('pageerror', (err) => pageErrors.push(err));
-        page.on('dialog', (dialog) => {
-          if (dialog.type() === 'confirm') void dialog.accept();
-          else {
-            pageErrors.push(new Error(`unexpected ${dialog.type()} dialog: ${dialog.message()}`));
-            void dialog.dismiss();
-          }
-        });
-        return page;
-      },
+      newPage: (viewport) => newWatchedPage(browser, contexts, viewport),
     };
   } catch (err) {
     await close();
@@ -104,24 +99,49 @@ export async function startStack(opts: { config?: Record<string, unknown> } = {}
 }
 
 /**
- * Registers beforeEach/afterEach that start a fresh stack for every test and close all of it after,
- * failing the test if a page threw or raised an unexpected dialog. Returns the current stack.
+ * A page in a fresh browser context (own cookies) whose script errors and unexpected dialogs land in
+ * pageErrors; confirm() is accepted.
  */
-export function useStack(opts: Parameters<typeof startStack>[0] = {}): () => Stack {
-  let stack: Stack | undefined;
+async function newWatchedPage(browser: Browser, contexts: BrowserContext[], viewport = { width: 1100, height: 720 }): Promise<Page> {
+  const context = await browser.newContext({ viewport, acceptDownloads: true });
+  contexts.push(context);
+  const page = await context.newPage();
+  // any script error in the page fails the test that caused it
+  page.on('pageerror', (err) => pageErrors.push(err));
+  page.on('dialog', (dialog) => {
+    if (dialog.type() === 'confirm') void dialog.accept();
+    else {
+      pageErrors.push(new Error(`unexpected ${dialog.type()} dialog: ${dialog.message()}`));
+      void dialog.dismiss();
+    }
+  });
+  return page;
+}
+
+/**
+ * Registers beforeEach/afterEach that start a fresh `start()` for every test and close all of it
+ * after, failing the test if a page threw or raised an unexpected dialog. Returns the current one.
+ */
+function useFresh<T extends { close(): Promise<void> }>(start: () => Promise<T>, name: string): () => T {
+  let current: T | undefined;
   beforeEach(async () => {
     pageErrors.length = 0;
-    stack = await startStack(opts);
+    current = await start();
   });
   afterEach(async () => {
-    await stack?.close();
-    stack = undefined;
+    await current?.close();
+    current = undefined;
     expect(pageErrors).toEqual([]);
   });
   return () => {
-    if (!stack) throw new Error('useStack(): no stack outside a test');
-    return stack;
+    if (!current) throw new Error(`${name}: nothing running outside a test`);
+    return current;
   };
+}
+
+/** A fresh stack for every test (see useFresh). */
+export function useStack(opts: Parameters<typeof startStack>[0] = {}): () => Stack {
+  return useFresh(() => startStack(opts), 'useStack()');
 }
 
 /** Script errors and unexpected alert() dialogs seen by any page (an XSS payload would land here). */
@@ -170,4 +190,105 @@ export async function openPanelAs(stack: Stack, account: typeof ADMIN, panel: Pa
   await logIn(page, stack.url, account);
   await openPanel(page, panel);
   return page;
+}
+
+export type BackendName = 'chat' | 'exec' | 'files' | 'time';
+
+/**
+ * The five processes of docker-compose.yml on 127.0.0.1: each backend is its own `sockbridge serve`,
+ * and the gateway reaches them by URL, so a test can stop one backend and start it again.
+ */
+export interface Topology {
+  url: string;
+  data: string;
+  /** each backend's port (time's is UDP; chat's is its frame port, the one `sockbridge chat` speaks) */
+  ports: Record<BackendName, number>;
+  gateway: CliProcess;
+  /** SIGTERM to one backend; resolves with its exit code once it is gone */
+  stop(service: BackendName): Promise<number>;
+  /** starts a stopped backend again on its port, retrying for a few seconds while the port is still held */
+  restart(service: BackendName): Promise<void>;
+  newPage(viewport?: { width: number; height: number }): Promise<Page>;
+  close(): Promise<void>;
+}
+
+function freeUdpPort(): Promise<number> {
+  return new Promise((resolve) => {
+    const socket = createSocket('udp4').bind(0, '127.0.0.1', () => {
+      const { port } = socket.address();
+      socket.close(() => resolve(port));
+    });
+  });
+}
+
+/** How long restart() keeps retrying a port the stopped process (or the kernel) still holds. */
+const RESTART_RETRY_MS = 5000;
+
+/** `config`: the gateway's `--config` file content (gateway options, e.g. small limits). */
+export async function startTopology(opts: { config?: Record<string, unknown> } = {}): Promise<Topology> {
+  if (!existsSync(WEB_INDEX)) throw new Error(`${WEB_INDEX} is missing: run \`npm run build\` (the gateway serves the built web client)`);
+  const data = await tempDir('sockbridge-e2e-');
+  // what compose's init service does: the shared secrets, 0600
+  for (const name of ['exec.secret', 'chat-gateway.secret']) await writeFile(join(data, name), randomBytes(32).toString('hex'), { mode: 0o600 });
+  const ports: Record<BackendName, number> = { chat: await freePort(), exec: await freePort(), files: await freePort(), time: await freeUdpPort() };
+  const commands: Record<BackendName, string[]> = {
+    chat: ['serve', 'chat', '--port', String(ports.chat), '--line-port', 'off', '--data', data, '--gateway-token-file', join(data, 'chat-gateway.secret')],
+    exec: ['serve', 'exec', '--port', String(ports.exec), '--secret-file', join(data, 'exec.secret')],
+    files: ['serve', 'files', '--port', String(ports.files), '--root', join(data, 'files')],
+    time: ['serve', 'time', '--port', String(ports.time)],
+  };
+  const backends = new Map<BackendName, CliProcess>();
+  const startBackend = async (service: BackendName): Promise<void> => {
+    const deadline = Date.now() + RESTART_RETRY_MS;
+    for (;;) {
+      const proc = startCli(commands[service]);
+      try {
+        await proc.waitFor(/: ready$/m, 15_000);
+        backends.set(service, proc);
+        return;
+      } catch (err) {
+        await proc.stop();
+        if (!/EADDRINUSE/.test(proc.stderr()) || Date.now() > deadline) throw err;
+        await new Promise((resolve) => setTimeout(resolve, 100));
+      }
+    }
+  };
+  const configArgs = await configFileArgs(join(data, 'e2e-gateway-config.json'), opts.config);
+  let launched: LaunchedBrowser | null = null;
+  const contexts: BrowserContext[] = [];
+  const close = () => closeEverything(contexts, launched);
+  try {
+    await Promise.all((Object.keys(commands) as BackendName[]).map(startBackend));
+    const urls = ['--chat', `tcp://127.0.0.1:${ports.chat}`, '--exec', `tcp://127.0.0.1:${ports.exec}`, '--files', `tcp://127.0.0.1:${ports.files}`, '--time', `udp://127.0.0.1:${ports.time}`];
+    const gateway = startCli(['gateway', '--port', '0', '--data', data, ...urls, ...configArgs], { env: { SOCKBRIDGE_ADMIN_PASSWORD: ADMIN.password } });
+    const [, url] = await gateway.waitFor(/sockbridge: open (http:\/\/\S+\/)/, 20_000);
+    launched = await launchBrowser();
+    const browser = launched.browser;
+    return {
+      url: url!,
+      data,
+      ports,
+      gateway,
+      close,
+      newPage: (viewport) => newWatchedPage(browser, contexts, viewport),
+      async stop(service) {
+        const proc = backends.get(service);
+        if (!proc) throw new Error(`${service} is not running`);
+        backends.delete(service);
+        return proc.stop('SIGTERM');
+      },
+      async restart(service) {
+        if (backends.has(service)) throw new Error(`${service} is still running`);
+        await startBackend(service);
+      },
+    };
+  } catch (err) {
+    await close();
+    throw err;
+  }
+}
+
+/** A fresh topology for every test (see useFresh). */
+export function useTopology(opts: Parameters<typeof startTopology>[0] = {}): () => Topology {
+  return useFresh(() => startTopology(opts), 'useTopology()');
 }
