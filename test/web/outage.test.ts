@@ -39,7 +39,8 @@ describe('backend outage (browser e2e)', () => {
     expect(await t.stop('chat')).toBe(0);
     await expect.poll(() => dot.getAttribute('data-state'), { timeout: 10_000 }).not.toBe('up');
     const notice = page.locator('.conversation .bar [role="status"]');
-    await waitForText(notice, (text) => text.includes('(chat service down)'), 15_000);
+    // in words, not as the gateway's close code (that is in the tooltip)
+    await waitForText(notice, (text) => text.includes('disconnected, retrying') && text.includes('(chat service down)') && !text.includes('SB_ERR_'), 15_000);
     // nothing can be sent meanwhile (Enter does not submit a form whose Send is disabled): the draft stays
     await page.getByLabel('Message').fill('while it is down');
     expect(await page.getByRole('button', { name: 'Send' }).isDisabled()).toBe(true);
