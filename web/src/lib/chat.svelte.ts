@@ -437,6 +437,9 @@ export class ChatClient {
       case 'welcome':
         // the chat service itself answered: not a gateway that accepts and then closes
         this.socket.markHealthy();
+        // a refusal from before (the gateway's "chat service is unavailable" of an outage, a join
+        // that failed) was about a connection that is gone: this one starts clean
+        this.lastError = null;
         this.nick = event.nick;
         this.#welcomed = true;
         if (this.#offlineTimer) clearTimeout(this.#offlineTimer);
