@@ -12,7 +12,7 @@
 // append that carries a ref, so the table holds at most one window's worth of messages (the rate
 // limit bounds how many that is).
 
-import { mkdirSync } from 'node:fs';
+import { chmodSync, closeSync, mkdirSync, openSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import type { ChatMessage, DirectMessage } from '../../protocol/chat-messages.js';
@@ -53,6 +53,23 @@ export const RECENT_DIRECT_SQL = `
     ORDER BY id DESC LIMIT @limit
   ) ORDER BY id`;
 
+/**
+ * Opens the database readable by its owner only: it holds direct messages. The file is created 0600
+ * before SQLite sees it (never world-readable, not even for a moment), and a file, -wal or -shm left
+ * 0644 by an older version is tightened; SQLite creates -wal and -shm with the main file's mode.
+ */
+function openPrivate(path: string): Database.Database {
+  closeSync(openSync(path, 'a', 0o600));
+  for (const file of [path, `${path}-wal`, `${path}-shm`]) {
+    try {
+      chmodSync(file, 0o600);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+    }
+  }
+  return new Database(path);
+}
+
 export class ChatHistory {
   private readonly db: Database.Database;
   private readonly insertStmt: Database.Statement<[string | null, string, string | null, string, number]>;
@@ -70,7 +87,7 @@ export class ChatHistory {
     const path = join(dataDir, CHAT_DB_FILE);
     try {
       mkdirSync(dataDir, { recursive: true, mode: 0o700 });
-      this.db = new Database(path);
+      this.db = openPrivate(path);
     } catch (err) {
       throw sbError('SB_ERR_CONFIG_INVALID', `cannot open the chat history ${path} (${(err as NodeJS.ErrnoException).code ?? (err as Error).message}); check --data`);
     }

@@ -1,4 +1,4 @@
-import { writeFile } from 'node:fs/promises';
+import { chmod, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import Database from 'better-sqlite3';
@@ -143,5 +143,33 @@ describe('ChatHistory: a data dir that cannot be used', () => {
     const file = join(await tempDir(), 'not-a-dir');
     await writeFile(file, 'x');
     expect(() => new ChatHistory(file)).toThrow(expect.objectContaining({ code: 'SB_ERR_CONFIG_INVALID' }));
+  });
+});
+
+describe('ChatHistory: file modes', () => {
+  const modeOf = async (path: string) => (await stat(path)).mode & 0o777;
+
+  it('creates chat.sqlite and its -wal and -shm readable by the owner only (they hold direct messages)', async () => {
+    const dir = await tempDir();
+    const h = new ChatHistory(dir);
+    open.push(h);
+    h.appendDirect('alice', 'bob', 'private', 1);
+    const path = join(dir, CHAT_DB_FILE);
+    for (const file of [path, `${path}-wal`, `${path}-shm`]) expect(await modeOf(file), file).toBe(0o600);
+  });
+
+  it('tightens a chat.sqlite (and -wal) that an older version left world-readable', async () => {
+    const dir = await tempDir();
+    const path = join(dir, CHAT_DB_FILE);
+    const old = new Database(path);
+    old.pragma('journal_mode = WAL');
+    old.exec('CREATE TABLE t (x)');
+    await Promise.all([chmod(path, 0o644), chmod(`${path}-wal`, 0o644)]);
+    const h = new ChatHistory(dir);
+    open.push(h);
+    old.close();
+    expect(await modeOf(path)).toBe(0o600);
+    h.appendDirect('alice', 'bob', 'private', 1);
+    expect(await modeOf(`${path}-wal`)).toBe(0o600);
   });
 });
