@@ -3,18 +3,22 @@
 // unlike an open relay, its target is fixed at start: the request path and query are ignored, so no
 // client can choose where it connects.
 
+import { once } from 'node:events';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
 import { WebSocketServer, type WebSocket } from 'ws';
-import { sbError, type SockbridgeError } from '../../protocol/errors.js';
+import { WS_CLOSE, sbError, type SockbridgeError } from '../../protocol/errors.js';
 import { silentLogger } from '../../backends/lib/tcp-service.js';
 import { HOST_PORT_PATTERN, loadConfig } from '../config.js';
 import { relayLimitsSchemaProperties, type RelayLimits } from './relay-limits.js';
 import { checkSubprotocolOffer, selectRelaySubprotocol } from './subprotocol.js';
 import { bridgeWebSocketToTcp, type RelayTarget } from './websocket-tcp-bridge.js';
 import { startHeartbeat } from '../routes/ws-common.js';
+
+/** How long close() waits for clients to answer its 1001 before dropping them. */
+const CLOSE_GRACE_MS = 1000;
 
 export const relayOptionsSchema = {
   type: 'object',
@@ -103,8 +107,21 @@ export class RelayServer {
     return this.http.address() as AddressInfo;
   }
 
+  /**
+   * Stops listening and ends every relay with 1001 "going away" (RFC 6455 §7.4.1), as the gateway
+   * does, so a client can tell a restart from a failure; a client that has not finished the closing
+   * handshake within CLOSE_GRACE_MS is dropped, so Ctrl-C stays prompt.
+   */
   async close(): Promise<void> {
     const closed = new Promise<void>((resolve) => this.http.close(() => resolve()));
+    const open = [...this.wss.clients];
+    for (const ws of open) ws.close(WS_CLOSE.GOING_AWAY, 'server shutting down');
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([
+      Promise.all(open.map((ws) => (ws.readyState === ws.CLOSED ? undefined : once(ws, 'close')))),
+      new Promise((resolve) => (timer = setTimeout(resolve, CLOSE_GRACE_MS))),
+    ]);
+    clearTimeout(timer);
     for (const ws of this.wss.clients) ws.terminate();
     this.http.closeAllConnections();
     await Promise.allSettled([...this.relays]);

@@ -27,9 +27,9 @@ const OPTIONS = {
 
 export async function run(argv: string[]): Promise<number> {
   const { values, positionals, configFile } = parseCommandLine(argv, OPTIONS, USAGE);
-  if (positionals.length !== 2) throw sbError('SB_ERR_USAGE', `expected LISTEN and TARGET, got ${positionals.length} arguments\nusage: ${USAGE}`);
-  const listen = parseHostPort(positionals[0], USAGE);
-  parseHostPort(positionals[1], USAGE); // a clear usage error before the schema's
+  if (positionals.length !== 2) throw sbError('SB_ERR_USAGE', `expected LISTEN and TARGET, got ${positionals.length} argument${positionals.length === 1 ? '' : 's'}\nusage: ${USAGE}`);
+  const listen = parseHostPort(positionals[0], USAGE, '127.0.0.1:6080');
+  parseHostPort(positionals[1], USAGE, '127.0.0.1:5900'); // a clear usage error before the schema's
   const { origin, ...rest } = values;
   // Numbers arrive as strings: checked and coerced here under their flags' names, range-checked again
   // with the config file's values by RelayServer's loadConfig.

@@ -88,10 +88,20 @@ describe('sockbridge relay', () => {
     await proc.waitFor(/"msg":"relay closed"/, 2500);
   });
 
+  it('SIGINT (Ctrl-C) closes each client with 1001 "server shutting down" and exits 0', async () => {
+    const echo = await target(startEchoTarget);
+    const proc = startCli(['relay', '127.0.0.1:0', `127.0.0.1:${echo.port}`]);
+    const m = await proc.waitFor(/sockbridge relay listening on (ws:\/\/127\.0\.0\.1:\d+)/);
+    const ws = await client(`${m[1]}/`);
+    const seen = collectUntilClose(ws);
+    expect(await proc.stop('SIGINT')).toBe(0);
+    expect(await seen).toMatchObject({ code: 1001, reason: 'server shutting down' });
+  });
+
   it('rejects a bad command line with a usage error (exit 2)', async () => {
     const missing = await runCli(['relay', '6080']);
     expect(missing.code).toBe(2);
-    expect(missing.stderr).toMatch(/usage: sockbridge relay/);
+    expect(missing.stderr).toMatch(/^sockbridge: expected LISTEN and TARGET, got 1 argument\nusage: sockbridge relay/);
     const badTarget = await runCli(['relay', '127.0.0.1:0', 'nohost']);
     expect(badTarget.code).toBe(2);
     const badLimit = await runCli(['relay', '--max-message-bytes', '10', '127.0.0.1:0', '127.0.0.1:1']);

@@ -253,6 +253,32 @@ describe('RelayServer', () => {
     await closed;
   });
 
+  it('close() ends each relay with 1001 "server shutting down" and a closing handshake, as the gateway does, and ends its target', async () => {
+    let targetClosed!: () => void;
+    const closed = new Promise<void>((r) => (targetClosed = r));
+    const sink = await target(() => startTarget((s) => s.on('close', () => targetClosed()).resume()));
+    const { relay, url } = await relayTo(sink);
+    const ws = await client(url);
+    const seen = collectUntilClose(ws);
+    await relay.close();
+    expect(await seen).toMatchObject({ code: 1001, reason: 'server shutting down' });
+    await closed;
+  });
+
+  it('close() stays prompt: a client that never answers the 1001 is dropped after a short grace', async () => {
+    const echo = await target(startEchoTarget);
+    const { relay, url } = await relayTo(echo);
+    const ws = await client(url);
+    // A client that reads nothing never sees the close frame, so never answers it.
+    (ws as unknown as { _socket: import('node:net').Socket })._socket.pause();
+    const started = Date.now();
+    await relay.close();
+    const took = Date.now() - started;
+    expect(took).toBeGreaterThanOrEqual(900);
+    expect(took).toBeLessThan(3000);
+    expect(relay.connectionCount).toBe(0);
+  });
+
   it('closes 1011 SB_ERR_TIMEOUT when connecting to the target takes longer than connectTimeoutMs', async () => {
     // A listener that never accepts, its accept queue filled: the kernel drops further SYNs, so a
     // connection attempt hangs (as to a firewalled host) instead of being refused.
