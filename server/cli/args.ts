@@ -30,7 +30,7 @@ export function parseCommandLine(argv: readonly string[], options: OptionSpecs, 
       strict: true,
     });
   } catch (err) {
-    throw sbError('SB_ERR_USAGE', `${(err as Error).message.split('\n')[0]}\nusage: ${usage}`);
+    throw sbError('SB_ERR_USAGE', `${flagProblem(err as NodeJS.ErrnoException, commandName(usage))}\nusage: ${usage}`);
   }
   if (parsed.values['help']) throw helpRequested(usage);
   const values: Record<string, unknown> = {};
@@ -40,6 +40,30 @@ export function parseCommandLine(argv: readonly string[], options: OptionSpecs, 
   }
   const configFile = parsed.values['config'];
   return { values, positionals: parsed.positionals, configFile: typeof configFile === 'string' ? configFile : undefined, rest };
+}
+
+/** `sockbridge serve files --root DIR …` → "serve files": the usage's leading lowercase words. */
+function commandName(usage: string): string {
+  const words = usage.split(/\s+/).slice(1);
+  const end = words.findIndex((w) => !/^[a-z][a-z-]*$/.test(w));
+  return words.slice(0, end === -1 ? words.length : end).join(' ');
+}
+
+/**
+ * parseArgs' complaint in our words, on one line. Its own text spans lines, quotes oddly and advises
+ * `-- "--bogus"`, which is wrong for sockbridge (after `--` comes exec's command, not a positional).
+ */
+function flagProblem(err: NodeJS.ErrnoException, command: string): string {
+  const flag = /'(-[^' ]+)/.exec(err.message)?.[1] ?? '';
+  const help = `run sockbridge ${command} --help`;
+  if (err.code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION') return `unknown option ${flag} for "${command}"; ${help}`;
+  if (err.code === 'ERR_PARSE_ARGS_INVALID_OPTION_VALUE') {
+    if (/does not take an argument/.test(err.message)) return `${flag} takes no value; ${help}`;
+    // "argument is ambiguous": what follows starts with "-", so it was taken for another flag
+    if (/ambiguous/.test(err.message)) return `${flag} needs a value (write ${flag}=VALUE if it starts with "-"); ${help}`;
+    return `${flag} needs a value; ${help}`;
+  }
+  return `${err.message.split('\n')[0]}; ${help}`;
 }
 
 /** What --help throws: main prints the usage on stdout and exits 0. */
@@ -52,12 +76,15 @@ export function rejectPositionals(positionals: readonly string[], usage: string)
   if (positionals.length > 0) throw sbError('SB_ERR_USAGE', `unexpected argument "${positionals[0]}"\nusage: ${usage}`);
 }
 
-/** `host:port` → parts; `:port` and `port` mean 127.0.0.1. */
-export function parseHostPort(text: string | undefined, usage: string): { host: string; port: number } {
+/**
+ * `host:port` → parts; `:port` and `port` mean 127.0.0.1. `example` is the command's own service
+ * at its default port (`127.0.0.1:7004` for time), so the hint is one the user can copy.
+ */
+export function parseHostPort(text: string | undefined, usage: string, example: string): { host: string; port: number } {
   if (!text) throw sbError('SB_ERR_USAGE', `missing HOST:PORT\nusage: ${usage}`);
   const m = /^(?:\[([^\]]+)\]|([^:]*)):(\d{1,5})$/.exec(text) ?? /^()()(\d{1,5})$/.exec(text);
   const port = m ? Number(m[3]) : NaN;
-  if (!m || port > 65535) throw sbError('SB_ERR_USAGE', `"${text}" is not HOST:PORT (e.g. 127.0.0.1:7003)\nusage: ${usage}`);
+  if (!m || port > 65535) throw sbError('SB_ERR_USAGE', `"${text}" is not HOST:PORT (e.g. ${example})\nusage: ${usage}`);
   return { host: m[1] || m[2] || '127.0.0.1', port };
 }
 

@@ -44,7 +44,7 @@ const hhmm = (ts: number) => {
 
 export async function run(argv: string[]): Promise<number> {
   const { values, positionals } = parseCommandLine(argv, { nick: { type: 'string' }, room: { type: 'string' }, timeout: { type: 'string' } }, USAGE);
-  const { host, port } = parseHostPort(positionals[0], USAGE);
+  const { host, port } = parseHostPort(positionals[0], USAGE, '127.0.0.1:7001');
   const nick = values['nick'];
   if (typeof nick !== 'string') throw sbError('SB_ERR_USAGE', `--nick is required\nusage: ${USAGE}`);
   const room = typeof values['room'] === 'string' ? values['room'] : DEFAULT_ROOM;

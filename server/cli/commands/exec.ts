@@ -24,7 +24,7 @@ export async function run(argv: string[]): Promise<number> {
     USAGE,
   );
   if (positionals.length !== 1) throw sbError('SB_ERR_USAGE', `expected one HOST:PORT${positionals.length > 1 ? ' (put the command after --)' : ''}\nusage: ${USAGE}`);
-  const { host, port } = parseHostPort(positionals[0], USAGE);
+  const { host, port } = parseHostPort(positionals[0], USAGE, '127.0.0.1:7002');
   const shell = values['shell'] as string | undefined;
   if ((shell === undefined) === (rest.length === 0)) throw sbError('SB_ERR_USAGE', `give a command after -- or with --shell (not both)\nusage: ${USAGE}`);
   const timeoutMs = values['timeoutMs'] === undefined ? undefined : Number(values['timeoutMs']);

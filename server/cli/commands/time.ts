@@ -39,7 +39,7 @@ export async function run(argv: string[]): Promise<number> {
     USAGE,
   );
   if (positionals.length !== 1) throw sbError('SB_ERR_USAGE', `expected one HOST:PORT\nusage: ${USAGE}`);
-  const { host, port } = parseHostPort(positionals[0], USAGE);
+  const { host, port } = parseHostPort(positionals[0], USAGE, '127.0.0.1:7004');
   const flags = flagValuesWithDefaults(QUERY_FLAGS, { samples: values['samples'], interval: values['interval'], timeout: values['timeout'] });
   const timeoutMs = flags['timeout'] as number;
 
