@@ -101,7 +101,7 @@ export const ERROR_SPECS = {
   SB_ERR_AUTH_REQUIRED: spec('log in first', 401, P.POLICY_VIOLATION),
   SB_ERR_AUTH_FAILED: spec('wrong username or password', 401, P.POLICY_VIOLATION),
   SB_ERR_FORBIDDEN: spec('%s', 403, P.POLICY_VIOLATION),
-  SB_ERR_ORIGIN_REJECTED: spec('origin %s is not allowed', 403, P.POLICY_VIOLATION),
+  SB_ERR_ORIGIN_REJECTED: spec('cross-origin request refused: %s', 403, P.POLICY_VIOLATION),
   SB_ERR_USER_EXISTS: spec('user %s already exists', 409, P.POLICY_VIOLATION),
   SB_ERR_USER_NOT_FOUND: spec('no user named %s', 404, P.POLICY_VIOLATION),
   SB_ERR_USER_INVALID: spec('invalid user: %s', 400, P.POLICY_VIOLATION),

@@ -15,7 +15,7 @@ import type { Session, SessionEndReason, SessionStore } from '../accounts/sessio
 import type { AccountCheck } from '../accounts/account-check.js';
 import type { UserStore } from '../accounts/user-store.js';
 import type { HealthRegistry } from '../upstream/health-registry.js';
-import { isAllowedOrigin } from './origin.js';
+import { foreignOriginReason, isAllowedOrigin } from './origin.js';
 import { closeWithGrace } from './ws-close.js';
 
 export type { Session } from '../accounts/session-store.js';
@@ -212,7 +212,7 @@ export function registerAuth(app: FastifyInstance, deps: { sessions: SessionStor
         // Browsers always send Origin on a WebSocket handshake (RFC 6455 §4.1); a client without one
         // is not a browser and cannot be driven by a hostile page, so only a present Origin is checked.
         if (origin !== undefined && !isAllowedOrigin(origin, request, options.origins)) {
-          throw sbError('SB_ERR_ORIGIN_REJECTED', JSON.stringify(origin.slice(0, 100)));
+          throw sbError('SB_ERR_ORIGIN_REJECTED', foreignOriginReason(origin));
         }
         const session = requireSession(request, opts.role ?? 'user');
         guardedRole.set(request, opts.role ?? 'user');

@@ -49,13 +49,21 @@ export function checkRequestOrigin(request: FastifyRequest, extra: readonly stri
   if (!STATE_CHANGING.has(request.method)) return;
   const origin = request.headers.origin;
   if (origin !== undefined) {
-    if (!isAllowedOrigin(origin, request, extra)) throw sbError('SB_ERR_ORIGIN_REJECTED', JSON.stringify(origin.slice(0, 100)));
+    if (!isAllowedOrigin(origin, request, extra)) throw sbError('SB_ERR_ORIGIN_REJECTED', foreignOriginReason(origin));
     return;
   }
   const type = (request.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
   if (FORM_TYPES.includes(type)) {
-    throw sbError('SB_ERR_ORIGIN_REJECTED', '(none): a form-type request must carry an Origin header');
+    throw sbError(
+      'SB_ERR_ORIGIN_REJECTED',
+      `a ${request.method} with a ${type} body must carry an Origin header (browsers send one; from a script, send the gateway's own origin)`,
+    );
   }
+}
+
+/** The refusal's words for an Origin that is not allowed (shared with the WebSocket upgrade check). */
+export function foreignOriginReason(origin: string): string {
+  return `Origin ${JSON.stringify(origin.slice(0, 100))} is neither this gateway's own origin nor one of the configured "origins"`;
 }
 
 export function registerOriginCheck(app: FastifyInstance, extra: readonly string[]): void {

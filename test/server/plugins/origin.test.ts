@@ -1,5 +1,12 @@
-import { describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it } from 'vitest';
 import { canonicalOrigin, isAllowedOrigin } from '../../../server/plugins/origin.js';
+import { removeTempDirs } from '../../helpers/tmp.js';
+import { closeAll, login, multipart, testGateway } from '../app-fixture.js';
+
+afterEach(async () => {
+  await closeAll();
+  await removeTempDirs();
+});
 
 const req = (host: string, protocol: 'http' | 'https' = 'http') => ({ protocol, headers: { host } });
 
@@ -29,5 +36,35 @@ describe('origin checks', () => {
 
   it('without a Host header nothing is its own origin', () => {
     expect(isAllowedOrigin('http://a', { protocol: 'http', headers: {} }, [])).toBe(false);
+  });
+});
+
+describe('origin refusals say what is wrong in words', () => {
+  it('regression: a form-type request without Origin reads as one sentence (was "origin (none): … is not allowed")', async () => {
+    const { app } = await testGateway();
+    const cookie = await login(app);
+    const { origin: _origin, ...headers } = multipart([{ filename: 'a.txt', data: 'x' }]).headers;
+    const post = await app.inject({ method: 'POST', url: '/api/files', cookies: { sb_session: cookie }, headers, payload: 'x' });
+    expect(post.statusCode).toBe(403);
+    expect(post.json().error).toEqual({
+      code: 'SB_ERR_ORIGIN_REJECTED',
+      message:
+        "cross-origin request refused: a POST with a multipart/form-data body must carry an Origin header (browsers send one; from a script, send the gateway's own origin)",
+    });
+    const put = await app.inject({ method: 'PUT', url: '/api/files/a.txt', cookies: { sb_session: cookie }, headers: { 'content-type': 'text/plain' }, payload: 'x' });
+    expect(put.statusCode).toBe(403);
+    expect(put.json().error.message).toBe(
+      "cross-origin request refused: a PUT with a text/plain body must carry an Origin header (browsers send one; from a script, send the gateway's own origin)",
+    );
+  });
+
+  it('a foreign Origin is named', async () => {
+    const { app } = await testGateway();
+    const res = await app.inject({ method: 'POST', url: '/api/logout', headers: { origin: 'http://evil.example' } });
+    expect(res.statusCode).toBe(403);
+    expect(res.json().error).toEqual({
+      code: 'SB_ERR_ORIGIN_REJECTED',
+      message: 'cross-origin request refused: Origin "http://evil.example" is neither this gateway\'s own origin nor one of the configured "origins"',
+    });
   });
 });
