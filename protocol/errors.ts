@@ -112,6 +112,7 @@ export const ERROR_SPECS = {
   SB_ERR_UPLOAD_TOO_MANY_PARTS: spec('an upload may carry at most %s parts', 413, P.POLICY_VIOLATION),
   SB_ERR_UPLOAD_INVALID: spec('invalid upload: %s', 400, P.POLICY_VIOLATION),
   SB_ERR_RAW_SUBPROTOCOL: spec('the relay speaks the "binary" subprotocol only; offered: %s', 400, P.PROTOCOL_ERROR),
+  SB_ERR_TOO_MANY_SOCKETS: spec('account %s already has %s open WebSockets, the most allowed (limits.maxSocketsPerUser); close other tabs or windows of this site', 429, P.TRY_AGAIN_LATER),
 
   // -- gateway: browser WebSocket messages (server/routes/ws-*.ts); every SB_ERR_WS_* ends its socket --
   SB_ERR_WS_BINARY_INVALID: spec('binary message is not an exec stdin message: %s', 400, P.UNSUPPORTED_DATA),

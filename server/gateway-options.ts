@@ -70,7 +70,8 @@ export const gatewayOptionsSchema = {
         maxUploadBytes: { type: 'integer', minimum: 1, default: 8 * 1024 ** 3 },
         maxUploadFiles: { type: 'integer', minimum: 1, default: 100 },
         loginAttemptsPerMinute: { type: 'integer', minimum: 1, default: 10 },
-        maxSocketsPerUser: { type: 'integer', minimum: 1, default: 16 },
+        /** open WebSockets per account: a web client tab uses 1 to 3 (docs/api.md § WebSockets) */
+        maxSocketsPerUser: { type: 'integer', minimum: 1, default: 32 },
         /** the whole request, body included, must arrive within this (an upload too: raise it for huge files on slow links) */
         requestTimeoutMs: { type: 'integer', minimum: 1000, default: 30 * 60_000 },
         headersTimeoutMs: { type: 'integer', minimum: 1000, default: 15_000 },

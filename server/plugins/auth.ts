@@ -5,6 +5,11 @@
 // 101 is sent; liveSockets closes a session's open sockets with 1008 (RFC 6455 §7.4.1 policy violation)
 // the moment it logs out, expires or is revoked, and a socket whose route needs a role the session no
 // longer has the moment the role drops.
+//
+// The per-account socket limit (limits.maxSocketsPerUser) is the one refusal made after the 101: a
+// browser sees nothing of a refused upgrade but close code 1006, which a page cannot tell from a
+// gateway that is down, so an account over its limit gets the upgrade and at once a Close frame with
+// 1013 and the reason SB_ERR_TOO_MANY_SOCKETS, which the page puts in words ("close other tabs").
 
 import type { FastifyBaseLogger, FastifyInstance, FastifyReply, FastifyRequest, preValidationAsyncHookHandler } from 'fastify';
 import type { WebSocket } from 'ws';
@@ -32,9 +37,10 @@ declare module 'fastify' {
     wsGuard(opts?: { role?: Role }): preValidationAsyncHookHandler;
     /**
      * open sockets of a session: closed with 1008 when it logs out or expires. Logs the socket's
-     * connect and disconnect lines, with address and Origin when given the request.
+     * connect and disconnect lines, with address and Origin when given the request. False when the
+     * socket was refused and is closing (no session, or the account is at limits.maxSocketsPerUser).
      */
-    liveSockets: { add(sessionId: string, ws: WebSocket, request?: FastifyRequest): void };
+    liveSockets: { add(sessionId: string, ws: WebSocket, request?: FastifyRequest): boolean };
     /** backend health, shown by GET /api/health */
     health: { markUp(service: ServiceName): void; markDown(service: ServiceName, reason: string): void };
     /** the validated options */
@@ -137,16 +143,26 @@ export class LiveSockets {
    * Registers an open socket with its session and logs its connect and disconnect lines. With the
    * request, both lines say who and from where (user, address, Origin, path; never contents, cookies
    * or the client's close reason, which is text it chose). The role the socket needs is what wsGuard
-   * checked for the request (`user` without one).
+   * checked for the request (`user` without one). An account that already has `maxPerUser` open
+   * sockets gets this one closed at once with SB_ERR_TOO_MANY_SOCKETS (1013) and false; counting here,
+   * where the socket is registered in the same tick, keeps concurrent upgrades from overshooting.
    */
-  add(sessionId: string, ws: WebSocket, request?: FastifyRequest): void {
+  add(sessionId: string, ws: WebSocket, request?: FastifyRequest, maxPerUser = Infinity): boolean {
     const session = this.sessions.get(sessionId);
     const log = request?.log ?? this.log;
     const who = request ? { ...socketPeer(request), user: session?.username, url: request.url } : { user: session?.username };
     if (!session) {
       log.info({ ...who, code: 'SB_ERR_AUTH_REQUIRED' }, 'websocket refused');
       ws.close(WS_CLOSE.POLICY_VIOLATION, 'session ended');
-      return;
+      return false;
+    }
+    if (this.countForUser(session.username) >= maxPerUser) {
+      const err = sbError('SB_ERR_TOO_MANY_SOCKETS', session.username, maxPerUser);
+      log.info({ ...who, code: err.code, sockets: this.countForUser(session.username) }, 'websocket refused');
+      // The reason is the code alone: short (RFC 6455 §5.5 allows 123 bytes), stable, and no text of
+      // another protocol on a /ws/raw socket, which carries binary only.
+      closeWithGrace(ws, err.wsClose, err.code);
+      return false;
     }
     let set = this.bySession.get(sessionId);
     if (!set) this.bySession.set(sessionId, (set = new Map()));
@@ -161,6 +177,7 @@ export class LiveSockets {
       if (left <= 0) this.perUser.delete(session.username);
       else this.perUser.set(session.username, left);
     });
+    return true;
   }
 
   countForUser(username: string): number {
@@ -199,9 +216,7 @@ export function registerAuth(app: FastifyInstance, deps: { sessions: SessionStor
   });
 
   app.decorate('liveSockets', {
-    add: (sessionId: string, ws: WebSocket, request?: FastifyRequest) => {
-      deps.liveSockets.add(sessionId, ws, request);
-    },
+    add: (sessionId: string, ws: WebSocket, request?: FastifyRequest) => deps.liveSockets.add(sessionId, ws, request, options.limits.maxSocketsPerUser),
   });
 
   app.decorate('wsGuard', (opts: { role?: Role } = {}): preValidationAsyncHookHandler => {
@@ -214,11 +229,9 @@ export function registerAuth(app: FastifyInstance, deps: { sessions: SessionStor
         if (origin !== undefined && !isAllowedOrigin(origin, request, options.origins)) {
           throw sbError('SB_ERR_ORIGIN_REJECTED', foreignOriginReason(origin));
         }
-        const session = requireSession(request, opts.role ?? 'user');
+        requireSession(request, opts.role ?? 'user');
         guardedRole.set(request, opts.role ?? 'user');
-        if (deps.liveSockets.countForUser(session.username) >= options.limits.maxSocketsPerUser) {
-          throw sbError('SB_ERR_RATE_LIMITED', `at most ${options.limits.maxSocketsPerUser} open sockets per user`);
-        }
+        // The socket limit is checked after the 101, by liveSockets.add (see the header comment).
       } catch (err) {
         request.log.info({ ...who, code: (err as { code?: string }).code }, 'websocket refused');
         throw err;

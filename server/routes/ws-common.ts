@@ -23,8 +23,9 @@ import { closeWithGrace } from '../plugins/ws-close.js';
 /**
  * What every route does first with a new browser socket (attached synchronously, before any await):
  * registers it with its session (closed on logout; liveSockets logs its connect and disconnect lines
- * with user, address and Origin, never message contents) and starts the heartbeat. Undefined when
- * there is no session (wsGuard has refused it already; this is the belt to its braces).
+ * with user, address and Origin, never message contents) and starts the heartbeat. Undefined when the
+ * socket was refused and is closing: no session (wsGuard has refused it already; this is the belt to
+ * its braces), or the account already has limits.maxSocketsPerUser open (SB_ERR_TOO_MANY_SOCKETS).
  */
 export function acceptBrowserSocket(
   app: FastifyInstance,
@@ -38,8 +39,8 @@ export function acceptBrowserSocket(
     closeWithError(ws, sbError('SB_ERR_AUTH_REQUIRED'));
     return undefined;
   }
+  if (!app.liveSockets.add(session.id, ws, request)) return undefined;
   const logger = request.log.child({ service, user: session.username });
-  app.liveSockets.add(session.id, ws, request);
   startHeartbeat(ws, app.gatewayOptions.limits.heartbeatMs);
   return { username: session.username, sessionId: session.id, logger };
 }
