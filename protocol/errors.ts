@@ -55,6 +55,7 @@ export const ERROR_SPECS = {
   // -- configuration and CLI --
   SB_ERR_CONFIG_INVALID: spec('invalid configuration: %s', 500, P.INTERNAL_ERROR),
   SB_ERR_CONFIG_FILE: spec('cannot read config file %s: %s', 500, P.INTERNAL_ERROR),
+  SB_ERR_SECRET_FILE: spec('cannot read secret file %s: %s', 500, P.INTERNAL_ERROR),
   SB_ERR_USAGE: spec('%s', 400, P.POLICY_VIOLATION),
   SB_ERR_CONNECT: spec('cannot connect to %s: %s', 502, P.INTERNAL_ERROR),
 
@@ -105,6 +106,7 @@ export const ERROR_SPECS = {
   SB_ERR_USER_EXISTS: spec('user %s already exists', 409, P.POLICY_VIOLATION),
   SB_ERR_USER_NOT_FOUND: spec('no user named %s', 404, P.POLICY_VIOLATION),
   SB_ERR_USER_INVALID: spec('invalid user: %s', 400, P.POLICY_VIOLATION),
+  SB_ERR_ACCOUNTS_MISSING: spec('no accounts database at %s; check --data (sockbridge start or sockbridge user add creates it)', 404, P.POLICY_VIOLATION),
   SB_ERR_BACKEND_DOWN: spec('the %s service is unavailable: %s', 503, P.INTERNAL_ERROR),
   SB_ERR_RAW_TARGET_UNKNOWN: spec('no relay target named %s is configured', 404, P.POLICY_VIOLATION),
   SB_ERR_ROUTE_NOT_FOUND: spec('no route %s %s', 404, P.POLICY_VIOLATION),
@@ -148,6 +150,25 @@ export class SockbridgeError extends Error {
   toJSON(): { code: ErrorCode; message: string } {
     return { code: this.code, message: this.message };
   }
+}
+
+/** The common errno codes of a failed file read in words, for messages such as SB_ERR_CONFIG_FILE's. */
+const FILE_ERRNO_WORDS: Readonly<Record<string, string>> = {
+  ENOENT: 'no such file',
+  EACCES: 'permission denied',
+  EPERM: 'permission denied',
+  EISDIR: 'it is a directory',
+  ENOTDIR: 'a part of the path is not a directory',
+  ELOOP: 'too many symbolic links',
+  ENAMETOOLONG: 'the name is too long',
+  EMFILE: 'too many open files',
+};
+
+/** Why a file could not be read, in words: "no such file", "permission denied", else the errno code. */
+export function fileErrorReason(err: unknown): string {
+  const e = err as { code?: unknown; message?: unknown } | undefined;
+  const code = typeof e?.code === 'string' ? e.code : undefined;
+  return (code !== undefined ? FILE_ERRNO_WORDS[code] ?? code : undefined) ?? String(e?.message ?? err);
 }
 
 /** `sbError('SB_ERR_FILE_NOT_FOUND', name)`: the one way errors are made. */

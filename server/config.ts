@@ -5,7 +5,7 @@
 
 import { readFileSync } from 'node:fs';
 import { Ajv, type ErrorObject } from 'ajv';
-import { sbError } from '../protocol/errors.js';
+import { fileErrorReason, sbError } from '../protocol/errors.js';
 
 export type JsonSchema = Record<string, unknown>;
 
@@ -25,7 +25,7 @@ export function readConfigFile(path: string): Record<string, unknown> {
   try {
     text = readFileSync(path, 'utf8');
   } catch (err) {
-    throw sbError('SB_ERR_CONFIG_FILE', path, (err as NodeJS.ErrnoException).code ?? (err as Error).message);
+    throw sbError('SB_ERR_CONFIG_FILE', path, fileErrorReason(err));
   }
   let value: unknown;
   try {
@@ -108,6 +108,10 @@ function describe(error: ErrorObject, given: unknown): string {
     const key = String((error.params as { missingProperty: string }).missingProperty);
     const full = path ? `${path}.${key}` : key;
     return path ? `"${full}" is required` : `--${kebab(key)} is required (or "${key}" in the config file)`;
+  }
+  // A set of options (start's "gateway", "chat"…) is only ever a config-file value, never a flag.
+  if (error.keyword === 'type' && (error.params as { type: unknown }).type === 'object' && path) {
+    return `"${path}" must be a JSON object (got ${JSON.stringify(given)})`;
   }
   const top = path.split('.')[0] ?? '';
   const where = top ? `--${kebab(top)} / "${path}"` : 'configuration';

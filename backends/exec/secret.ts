@@ -4,7 +4,7 @@
 
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { readFile, stat } from 'node:fs/promises';
-import { sbError } from '../../protocol/errors.js';
+import { fileErrorReason, sbError } from '../../protocol/errors.js';
 
 export const MIN_SECRET_LENGTH = 16;
 
@@ -27,7 +27,7 @@ export async function readSecretFile(path: string): Promise<SecretFile> {
   try {
     [text, mode] = await Promise.all([readFile(path, 'utf8'), stat(path).then((s) => s.mode)]);
   } catch (err) {
-    throw sbError('SB_ERR_CONFIG_FILE', path, (err as NodeJS.ErrnoException).code ?? (err as Error).message);
+    throw sbError('SB_ERR_SECRET_FILE', path, fileErrorReason(err));
   }
   const secret = text.trim();
   if (secret.length < MIN_SECRET_LENGTH) {

@@ -59,7 +59,7 @@ export function reportFailure(err: unknown): number {
     // Usage messages are ours, built from the arguments ("…\nusage: …"); any other may be a service's words.
     const message = err.code === 'SB_ERR_USAGE' ? eachLineSanitized(err.message) : sanitizeForTerminal(err.message);
     process.stderr.write(`sockbridge: ${message}\n`);
-    return err.code === 'SB_ERR_USAGE' || err.code.startsWith('SB_ERR_CONFIG') ? 2 : 1;
+    return err.code === 'SB_ERR_USAGE' || err.code.startsWith('SB_ERR_CONFIG') || err.code === 'SB_ERR_SECRET_FILE' ? 2 : 1;
   }
   const e = err as NodeJS.ErrnoException & { address?: string; port?: number };
   if (e && e.code === 'EADDRINUSE' && e.syscall === 'listen') {

@@ -1,6 +1,9 @@
 // loadConfig's messages name the flag a user would type.
 import { describe, expect, it } from 'vitest';
-import { HOST_PORT_PATTERN, loadConfig } from '../../server/config.js';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { HOST_PORT_PATTERN, loadConfig, readConfigFile } from '../../server/config.js';
 
 const schema = {
   type: 'object',
@@ -34,6 +37,26 @@ describe('loadConfig: a value of the wrong type in a config file', () => {
     const typed = { type: 'object', properties: { maxConnections: { type: ['integer', 'null'] }, limits: { type: 'object', properties: { maxBytes: { type: 'integer' } } } } };
     expect(() => loadConfig(typed, { base: { maxConnections: 'lots' } })).toThrow('--max-connections / "maxConnections" must be an integer (got "lots")');
     expect(() => loadConfig(typed, { base: { limits: { maxBytes: '10k' } } })).toThrow('--limits / "limits.maxBytes" must be an integer (got "10k")');
+  });
+});
+
+describe('readConfigFile: a file that cannot be read', () => {
+  it('says why in words, not as an errno code', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'sockbridge-config-'));
+    try {
+      expect(() => readConfigFile(join(dir, 'missing.json'))).toThrow(`cannot read config file ${join(dir, 'missing.json')}: no such file`);
+      expect(() => readConfigFile(dir)).toThrow(`cannot read config file ${dir}: it is a directory`);
+      expect(() => readConfigFile(join(dir, 'missing.json'))).toThrow(expect.objectContaining({ code: 'SB_ERR_CONFIG_FILE' }));
+    } finally {
+      await rm(dir, { recursive: true });
+    }
+  });
+});
+
+describe('loadConfig: a set of options that is not one', () => {
+  it('says it must be a JSON object, naming no flag (there is none)', () => {
+    const sections = { type: 'object', properties: { gateway: { type: 'object' } } };
+    expect(() => loadConfig(sections, { base: { gateway: 1 } })).toThrow('invalid configuration: "gateway" must be a JSON object (got 1)');
   });
 });
 

@@ -9,27 +9,28 @@ import { createReadStream } from 'node:fs';
 import { constants } from 'node:fs';
 import { access, stat } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
-import { isSockbridgeError, sbError } from '../../../protocol/errors.js';
+import { fileErrorReason, isSockbridgeError, sbError } from '../../../protocol/errors.js';
 import { parseFileList, parsePartialInfo, type FileEntry } from '../../../protocol/files-messages.js';
 import { sanitizeForTerminal as clean } from '../../../backends/chat/terminal-text.js';
 import { FilesClient } from '../../../backends/files/files-client.js';
 import { validateFileName } from '../../../backends/files/file-name.js';
 import { parseCommandLine, parseHostPort } from '../args.js';
-import { progressBar } from '../progress-bar.js';
+import { formatBytes, progressBar } from '../progress-bar.js';
 import { downloadResumable } from '../resumable-download.js';
 
 const PUT_USAGE = 'sockbridge put HOST:PORT FILE [NAME]';
 const GET_USAGE = 'sockbridge get [--no-resume] HOST:PORT NAME [FILE]';
 const LS_USAGE = 'sockbridge ls HOST:PORT';
+const FILES_EXAMPLE = '127.0.0.1:7003';
 
 export async function put(argv: string[]): Promise<number> {
   const { positionals } = parseCommandLine(argv, {}, PUT_USAGE);
   const [target, file, nameArg, ...extra] = positionals;
   if (!file || extra.length > 0) throw sbError('SB_ERR_USAGE', `expected HOST:PORT FILE [NAME]\nusage: ${PUT_USAGE}`);
-  const { host, port } = parseHostPort(target, PUT_USAGE);
+  const { host, port } = parseHostPort(target, PUT_USAGE, FILES_EXAMPLE);
   const name = checkName(nameArg ?? basename(file), PUT_USAGE);
   const st = await stat(file).catch((err: NodeJS.ErrnoException) => {
-    throw sbError('SB_ERR_USAGE', `cannot read ${file}: ${inWords(err)}`);
+    throw sbError('SB_ERR_USAGE', `cannot read ${file}: ${fileErrorReason(err)}`);
   });
   if (!st.isFile()) throw sbError('SB_ERR_USAGE', `${file} is not a regular file`);
 
@@ -43,7 +44,7 @@ export async function put(argv: string[]): Promise<number> {
     // One pass over the local file: the whole-file hash, and the prefix hash at the partial's size.
     const { sha256, prefixSha256 } = await hashFile(file, partial && partial.size <= st.size ? partial.size : undefined);
     const offset = partial && prefixSha256 === partial.sha256 ? partial.size : 0;
-    if (offset > 0) process.stderr.write(`resuming ${name} at byte ${offset}\n`);
+    if (offset > 0) process.stderr.write(`resuming ${name} at ${formatBytes(offset)} of ${formatBytes(st.size)}\n`);
     const progress = progressBar(`put ${name}`, st.size, offset);
     const entry = await client.put(name, createReadStream(file, { start: offset }), st.size - offset, {
       sha256,
@@ -65,13 +66,13 @@ export async function get(argv: string[]): Promise<number> {
   const { values, positionals } = parseCommandLine(argv, { 'no-resume': { type: 'boolean' } }, GET_USAGE);
   const [target, name, fileArg, ...extra] = positionals;
   if (!name || extra.length > 0) throw sbError('SB_ERR_USAGE', `expected HOST:PORT NAME [FILE]\nusage: ${GET_USAGE}`);
-  const { host, port } = parseHostPort(target, GET_USAGE);
+  const { host, port } = parseHostPort(target, GET_USAGE, FILES_EXAMPLE);
   checkName(name, GET_USAGE);
   // Like cp: a directory as FILE means "into it, under NAME".
   const file = fileArg === undefined ? name : (await stat(fileArg).then((st) => st.isDirectory(), () => false)) ? join(fileArg, name) : fileArg;
   // Checked before connecting, so a typo in FILE is one line naming it, not a failure to create the lock beside it.
   await access(dirname(file), constants.W_OK).catch((err: NodeJS.ErrnoException) => {
-    throw sbError('SB_ERR_USAGE', `cannot write ${file}: ${err.code === 'ENOENT' ? `no directory ${dirname(file)}` : inWords(err)}`);
+    throw sbError('SB_ERR_USAGE', `cannot write ${file}: ${err.code === 'ENOENT' ? `no directory ${dirname(file)}` : fileErrorReason(err)}`);
   });
 
   const entry = await downloadResumable({ host, port, name, file, resume: values['noResume'] !== true });
@@ -83,7 +84,7 @@ export async function ls(argv: string[]): Promise<number> {
   const { positionals } = parseCommandLine(argv, {}, LS_USAGE);
   const [target, ...extra] = positionals;
   if (extra.length > 0) throw sbError('SB_ERR_USAGE', `expected HOST:PORT\nusage: ${LS_USAGE}`);
-  const { host, port } = parseHostPort(target, LS_USAGE);
+  const { host, port } = parseHostPort(target, LS_USAGE, FILES_EXAMPLE);
   const client = await FilesClient.connect(host, port);
   try {
     // Checked here as well as typed: the entries are the service's word, printed on a terminal.
@@ -92,12 +93,6 @@ export async function ls(argv: string[]): Promise<number> {
   } finally {
     await client.close();
   }
-}
-
-/** A local file error as a user reads it: "no such file", "permission denied", else the errno code. */
-function inWords(err: NodeJS.ErrnoException): string {
-  const words: Record<string, string> = { ENOENT: 'no such file', EACCES: 'permission denied', ENOTDIR: 'a part of the path is not a directory' };
-  return (err.code && words[err.code]) ?? err.code ?? err.message;
 }
 
 /** A NAME the service would refuse is a usage error here: caught before connecting, exit code 2. */

@@ -3,6 +3,7 @@
 // else prompted twice on the terminal without echo. It is never taken from a flag: command lines
 // show up in `ps` and shell history.
 
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { isSockbridgeError, sbError } from '../../../protocol/errors.js';
 import type { Role } from '../../../protocol/api.js';
@@ -86,7 +87,11 @@ export async function run(argv: string[]): Promise<number> {
   if (action === 'role' && !role) throw sbError('SB_ERR_USAGE', `usage: sockbridge user role NAME --role admin|user`);
   // A name no account can have is a typo in the command line, for remove and passwd as much as add.
   if (action !== 'list') asUsageError(() => validateUsername(name));
-  const store = new UserStore(join(data, 'users.sqlite'));
+  const database = join(data, 'users.sqlite');
+  // Opening creates DATA and the database: only `add` may, so a mistyped --data is reported, not
+  // answered with an empty list (or "no user named …") and a stray new database left behind.
+  if (action !== 'add' && !existsSync(database)) throw sbError('SB_ERR_ACCOUNTS_MISSING', database);
+  const store = new UserStore(database);
   try {
     switch (action) {
       case 'add': {

@@ -77,6 +77,21 @@ describe('sockbridge user', () => {
     expect(existsSync(data)).toBe(false);
   });
 
+  it('list, remove, passwd and role on a --data with no accounts database say so, exit 1, and create nothing', async () => {
+    const data = `${await tempDir()}/typo`;
+    for (const argv of [['list'], ['remove', 'admin'], ['passwd', 'admin', '--password-stdin'], ['role', 'admin', '--role', 'user']]) {
+      const r = await runCli(['user', ...argv, '--data', data], { input: 'long-enough-pw\n' });
+      expect(r.code, argv[0]).toBe(1);
+      expect(r.stdout, argv[0]).toBe('');
+      expect(r.stderr, argv[0]).toBe(`sockbridge: no accounts database at ${data}/users.sqlite; check --data (sockbridge start or sockbridge user add creates it)\n`);
+    }
+    expect(existsSync(data)).toBe(false);
+    // add still creates it
+    const add = await runCli(['user', 'add', 'frank', '--password-stdin', '--data', data], { input: 'long-enough-pw\n' });
+    expect(add.code).toBe(0);
+    expect((await runCli(['user', 'list', '--data', data])).stdout).toBe('frank\tuser\n');
+  });
+
   it('without --password-stdin and without a terminal, says how to pass the password', async () => {
     const data = await tempDir();
     const res = await runCli(['user', 'add', 'erin', '--data', data]);

@@ -1,10 +1,13 @@
 // `sockbridge ls|get|put` against a hostile files service (a test double of a malicious peer on
 // 127.0.0.1:0): nothing it sends reaches the terminal with a control character in it, and its sha256
-// never becomes part of a path (audit2 #3, #7). Runs the built CLI (`npm run build:server`).
+// never becomes part of a path (audit2 #3, #7); put's resume message against the real service, and bad
+// local paths. Runs the built CLI (`npm run build:server`).
+import { randomBytes } from 'node:crypto';
 import { mkdir, readdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { encodeFrame } from '../../../../protocol/frame-codec.js';
+import { encodeFrame, encodeFrameHead } from '../../../../protocol/frame-codec.js';
+import { connect, eventually, RawPeer, startFiles, stopFiles } from '../../../backends/files/harness.js';
 import { runCli, stopAllCli } from '../../../helpers/cli.js';
 import { removeTempDirs, tempDir } from '../../../helpers/tmp.js';
 import { closeHostileServices, hostileService } from '../hostile-service.js';
@@ -15,6 +18,7 @@ const SHA = 'ab'.repeat(32);
 const CONTROL = /[\u0000-\u0008\u000b-\u001f\u007f-\u009f]/;
 
 afterEach(async () => {
+  await stopFiles();
   await stopAllCli();
   await closeHostileServices();
   await removeTempDirs();
@@ -90,6 +94,25 @@ describe('sockbridge put to a hostile files service', () => {
     const { code, stderr } = await runCli(['put', `127.0.0.1:${port}`, join(dir, 'a.txt')]);
     expect(code).toBe(1);
     expect(stderr).toMatch(/^sockbridge: [^\n]*files service stat reply: "partial" size is not a non-negative integer\n$/);
+  });
+});
+
+describe('sockbridge put resuming a kept partial upload', () => {
+  it('says where it resumes in the same words as get: sizes in KiB/MiB of the whole', async () => {
+    const { port, root } = await startFiles();
+    const data = randomBytes(500_000);
+    const local = join(await tempDir(), 'r2.bin');
+    await writeFile(local, data);
+    const peer = await RawPeer.connect(port);
+    await peer.write(Buffer.concat([encodeFrameHead({ cmd: 'put', filename: 'r2.bin' }, data.length), data.subarray(0, 200_000)]));
+    await eventually(async () => (await readdir(join(root, '.partial')).catch(() => [])).length === 1, 'the partial upload');
+    peer.socket.destroy();
+    const client = await connect(port);
+    await eventually(async () => (await client.stat('r2.bin').catch(() => undefined))?.partial?.size === 200_000, 'the kept partial');
+
+    const { code, stderr } = await runCli(['put', `127.0.0.1:${port}`, local]);
+    expect(code).toBe(0);
+    expect(stderr).toBe('resuming r2.bin at 195.3 KiB of 488.3 KiB\n');
   });
 });
 
