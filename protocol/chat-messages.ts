@@ -4,7 +4,7 @@
 
 import { sbError } from './errors.js';
 
-/** A message as stored and delivered: id and ts are assigned by the server, never by a client. */
+/** A message as stored and delivered: id, ts and account are set by the server, never by a client. */
 export interface ChatMessage {
   id: number;
   room: string;
@@ -12,6 +12,11 @@ export interface ChatMessage {
   text: string;
   /** milliseconds since the Unix epoch, server clock */
   ts: number;
+  /**
+   * true: sent by an account, through the gateway (its token vouches for the name). false: sent by a
+   * direct client of the chat ports, which may use any free nickname, so `from` proves nothing.
+   */
+  account: boolean;
 }
 
 export interface DirectMessage {
@@ -20,6 +25,8 @@ export interface DirectMessage {
   to: string;
   text: string;
   ts: number;
+  /** as ChatMessage.account */
+  account: boolean;
 }
 
 export const DEFAULT_ROOM = 'lobby';
@@ -205,14 +212,25 @@ function needRef(v: Fields, cmd: string): void {
   const r = v['ref'];
   need(r === undefined || (typeof r === 'string' && REF_PATTERN.test(r)), cmd, 'ref', 'a request ref');
 }
-const isMessageBody = (m: Fields) => isCount(m['id']) && isNick(m['from']) && typeof m['text'] === 'string' && isCount(m['ts']);
+const isMessageBody = (m: Fields) =>
+  isCount(m['id']) && isNick(m['from']) && typeof m['text'] === 'string' && isCount(m['ts']) && (m['account'] === undefined || typeof m['account'] === 'boolean');
 const isChatMessage = (m: unknown) => isObject(m) && isMessageBody(m) && isRoom(m['room']);
 const isDirectMessage = (m: unknown) => isObject(m) && isMessageBody(m) && isNick(m['to']);
 
 /**
- * Checks a decoded event from the chat service and returns it (the same object), or undefined for a
- * cmd this client does not know (a newer service's event: ignored, not fatal). Throws
- * SB_ERR_MESSAGE_INVALID for a known cmd with a field of the wrong type or form.
+ * A message from a service older than the `account` flag vouches for nobody: its absent flag is set
+ * to false, so a client never takes such a sender for an account.
+ */
+function defaultAccount(m: unknown): void {
+  const fields = m as Fields;
+  fields['account'] ??= false;
+}
+
+/**
+ * Checks a decoded event from the chat service and returns it (the same object, with an absent
+ * `account` set to false, see defaultAccount), or undefined for a cmd this client does not know (a
+ * newer service's event: ignored, not fatal). Throws SB_ERR_MESSAGE_INVALID for a known cmd with a
+ * field of the wrong type or form.
  */
 export function parseChatEvent(value: unknown): ChatEvent | undefined {
   if (!isObject(value)) throw sbError('SB_ERR_MESSAGE_INVALID', 'chat service sent an event that is not a JSON object');
@@ -227,20 +245,24 @@ export function parseChatEvent(value: unknown): ChatEvent | undefined {
       needRoom(v, 'room', cmd);
       needList(v, 'members', cmd, 'nicknames', isNick);
       needList(v, 'history', cmd, 'room messages', isChatMessage);
+      (v['history'] as unknown[]).forEach(defaultAccount);
       break;
     case 'left':
       needRoom(v, 'room', cmd);
       break;
     case 'message':
-      need(isChatMessage(v), cmd, 'id, room, from, text or ts', 'of the right form');
+      need(isChatMessage(v), cmd, 'id, room, from, text, ts or account', 'of the right form');
       needRef(v, cmd);
+      defaultAccount(v);
       break;
     case 'direct':
-      need(isDirectMessage(v), cmd, 'id, from, to, text or ts', 'of the right form');
+      need(isDirectMessage(v), cmd, 'id, from, to, text, ts or account', 'of the right form');
       needRef(v, cmd);
+      defaultAccount(v);
       break;
     case 'directs':
       needList(v, 'history', cmd, 'direct messages', isDirectMessage);
+      (v['history'] as unknown[]).forEach(defaultAccount);
       break;
     case 'presence':
       needRoom(v, 'room', cmd);

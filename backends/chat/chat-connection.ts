@@ -124,7 +124,16 @@ export class ChatConnection {
     const room = validateRoom(request.room ?? DEFAULT_ROOM);
     const shared = request.gatewayToken !== undefined;
     if (shared && !tokenMatches(this.options.gatewayToken, request.gatewayToken!)) throw sbError('SB_ERR_CHAT_GATEWAY_TOKEN');
-    this.session = this.hub.connect({ deliver: (event) => this.deliver(event) }, request.nick, shared);
+    this.session = this.hub.connect(
+      {
+        deliver: (event) => this.deliver(event),
+        // an account took this nickname (ChatHub.connect): a frame client is told why and closed,
+        // as its hello would now be refused; it has no way to learn a new name mid-connection
+        nickClaimed: () => this.fail(sbError('SB_ERR_CHAT_NICK_RESERVED', request.nick)),
+      },
+      request.nick,
+      shared,
+    );
     clearTimeout(this.helloTimer);
     this.options.logger.info({ nick: this.session.nick, remote: this.socket.remoteAddress, gateway: shared }, 'chat hello');
     this.deliver({ cmd: 'welcome', nick: this.session.nick, rooms: [room] });

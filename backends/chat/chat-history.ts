@@ -11,6 +11,12 @@
 // kept for `refWindowMs` only: rows older than that are ignored by sentWithRef and deleted by the next
 // append that carries a ref, so the table holds at most one window's worth of messages (the rate
 // limit bounds how many that is).
+//
+// Accounts: each message records whether its sender was an account (a connection that presented
+// the gateway token) or a direct client using a free nickname, so readers can tell an impostor from
+// the account even in history. A nickname an account used is reserved in reserved_nicks (no case
+// distinction, as account names): from then on only a token-bearing connection may hold it
+// (ChatHub.connect). Databases from before this get the column (0: not an account) on open.
 
 import { chmodSync, closeSync, mkdirSync, openSync } from 'node:fs';
 import { join } from 'node:path';
@@ -32,13 +38,17 @@ interface Row {
   recipient: string | null;
   text: string;
   ts: number;
+  account: number;
 }
 
-const roomMessage = (r: Row): ChatMessage => ({ id: r.id, room: r.room!, from: r.sender, text: r.text, ts: r.ts });
-const directMessage = (r: Row): DirectMessage => ({ id: r.id, from: r.sender, to: r.recipient!, text: r.text, ts: r.ts });
+const roomMessage = (r: Row): ChatMessage => ({ id: r.id, room: r.room!, from: r.sender, text: r.text, ts: r.ts, account: r.account === 1 });
+const directMessage = (r: Row): DirectMessage => ({ id: r.id, from: r.sender, to: r.recipient!, text: r.text, ts: r.ts, account: r.account === 1 });
+
+type InsertRow = [room: string | null, sender: string, recipient: string | null, text: string, ts: number, account: number];
 
 /**
- * The last `@limit` direct messages to or by `@nick`, oldest first. Each half walks its own index
+ * The last `@limit` direct messages to or by `@nick`, oldest first; "by" means sent by the account
+ * `@nick`, not by a direct client that used the name before it was reserved (that is not theirs). Each half walks its own index
  * backwards from the newest row (messages_by_recipient, direct_messages_by_sender) and stops after
  * `@limit` rows, so the cost is bounded by the limit, not by how many DMs the nick ever had (an
  * `recipient = ? OR sender = ?` would scan every direct message). A DM to oneself is counted once:
@@ -49,7 +59,7 @@ export const RECENT_DIRECT_SQL = `
     SELECT * FROM (SELECT * FROM messages WHERE recipient = @nick ORDER BY id DESC LIMIT @limit)
     UNION ALL
     SELECT * FROM (SELECT * FROM messages WHERE sender = @nick AND recipient IS NOT NULL AND recipient <> @nick
-                   ORDER BY id DESC LIMIT @limit)
+                   AND account = 1 ORDER BY id DESC LIMIT @limit)
     ORDER BY id DESC LIMIT @limit
   ) ORDER BY id`;
 
@@ -72,13 +82,15 @@ function openPrivate(path: string): Database.Database {
 
 export class ChatHistory {
   private readonly db: Database.Database;
-  private readonly insertStmt: Database.Statement<[string | null, string, string | null, string, number]>;
+  private readonly insertStmt: Database.Statement<InsertRow>;
   private readonly recentStmt: Database.Statement<[string, number], Row>;
   private readonly recentDirectStmt: Database.Statement<[{ nick: string; limit: number }], Row>;
   private readonly insertRefStmt: Database.Statement<[string, string, number, number]>;
   private readonly sentStmt: Database.Statement<[string, string, number], Row>;
   private readonly pruneRefsStmt: Database.Statement<[number]>;
-  private readonly insertWithRef: (row: [string | null, string, string | null, string, number], ref: string) => number;
+  private readonly insertWithRef: (row: InsertRow, ref: string) => number;
+  private readonly reserveStmt: Database.Statement<[string, number]>;
+  private readonly reservedStmt: Database.Statement<[string], { nick: string }>;
   private readonly refWindowMs: number;
 
   /** Opens (creating if needed) `dataDir/chat.sqlite`. */
@@ -100,7 +112,8 @@ export class ChatHistory {
         sender    TEXT NOT NULL,
         recipient TEXT,             -- NULL for a room message
         text      TEXT NOT NULL,
-        ts        INTEGER NOT NULL  -- ms since the Unix epoch
+        ts        INTEGER NOT NULL, -- ms since the Unix epoch
+        account   INTEGER NOT NULL DEFAULT 0  -- 1: sent by an account (through the gateway)
       );
       CREATE INDEX IF NOT EXISTS messages_by_room ON messages (room, id) WHERE room IS NOT NULL;
       CREATE INDEX IF NOT EXISTS messages_by_recipient ON messages (recipient, id) WHERE recipient IS NOT NULL;
@@ -113,8 +126,14 @@ export class ChatHistory {
         PRIMARY KEY (sender, ref)
       ) WITHOUT ROWID;
       CREATE INDEX IF NOT EXISTS sent_refs_by_ts ON sent_refs (ts);
+      CREATE TABLE IF NOT EXISTS reserved_nicks (
+        nick  TEXT PRIMARY KEY COLLATE NOCASE,
+        since INTEGER NOT NULL  -- when an account first used it
+      ) WITHOUT ROWID;
     `);
-    this.insertStmt = this.db.prepare('INSERT INTO messages (room, sender, recipient, text, ts) VALUES (?, ?, ?, ?, ?)');
+    const columns = this.db.prepare<[], { name: string }>('PRAGMA table_info(messages)').all();
+    if (!columns.some((c) => c.name === 'account')) this.db.exec('ALTER TABLE messages ADD COLUMN account INTEGER NOT NULL DEFAULT 0');
+    this.insertStmt = this.db.prepare('INSERT INTO messages (room, sender, recipient, text, ts, account) VALUES (?, ?, ?, ?, ?, ?)');
     this.recentStmt = this.db.prepare<[string, number], Row>(
       'SELECT * FROM (SELECT * FROM messages WHERE room = ? ORDER BY id DESC LIMIT ?) ORDER BY id',
     );
@@ -125,7 +144,9 @@ export class ChatHistory {
       'SELECT m.* FROM sent_refs r JOIN messages m ON m.id = r.message_id WHERE r.sender = ? AND r.ref = ? AND r.ts >= ?',
     );
     this.pruneRefsStmt = this.db.prepare('DELETE FROM sent_refs WHERE ts < ?');
-    this.insertWithRef = this.db.transaction((row: [string | null, string, string | null, string, number], ref: string) => {
+    this.reserveStmt = this.db.prepare('INSERT OR IGNORE INTO reserved_nicks (nick, since) VALUES (?, ?)');
+    this.reservedStmt = this.db.prepare<[string], { nick: string }>('SELECT nick FROM reserved_nicks WHERE nick = ?');
+    this.insertWithRef = this.db.transaction((row: InsertRow, ref: string) => {
       const [, sender, , , ts] = row;
       this.pruneRefsStmt.run(ts - this.refWindowMs);
       const id = Number(this.insertStmt.run(...row).lastInsertRowid);
@@ -134,23 +155,33 @@ export class ChatHistory {
     });
   }
 
-  private insert(row: [string | null, string, string | null, string, number], ref: string | undefined): number {
+  private insert(row: InsertRow, ref: string | undefined): number {
     return ref === undefined ? Number(this.insertStmt.run(...row).lastInsertRowid) : this.insertWithRef(row, ref);
   }
 
   /**
    * Stores a room message (committed when this returns) and returns it with its id and timestamp;
-   * with `ref`, remembered for sentWithRef in the same commit.
+   * with `ref`, remembered for sentWithRef in the same commit. `account`: the sender is an account.
    */
-  append(room: string, from: string, text: string, ts = Date.now(), ref?: string): ChatMessage {
-    const id = this.insert([room, from, null, text, ts], ref);
-    return { id, room, from, text, ts };
+  append(room: string, from: string, text: string, ts = Date.now(), ref?: string, account = false): ChatMessage {
+    const id = this.insert([room, from, null, text, ts, account ? 1 : 0], ref);
+    return { id, room, from, text, ts, account };
   }
 
   /** Stores a direct message (committed when this returns), as append does. */
-  appendDirect(from: string, to: string, text: string, ts = Date.now(), ref?: string): DirectMessage {
-    const id = this.insert([null, from, to, text, ts], ref);
-    return { id, from, to, text, ts };
+  appendDirect(from: string, to: string, text: string, ts = Date.now(), ref?: string, account = false): DirectMessage {
+    const id = this.insert([null, from, to, text, ts, account ? 1 : 0], ref);
+    return { id, from, to, text, ts, account };
+  }
+
+  /** Marks `nick` as an account's (committed when this returns); idempotent. */
+  reserveNick(nick: string, ts = Date.now()): void {
+    this.reserveStmt.run(nick, ts);
+  }
+
+  /** Whether an account used `nick` (any spelling of its case), so only the account may hold it. */
+  isReserved(nick: string): boolean {
+    return this.reservedStmt.get(nick) !== undefined;
   }
 
   /** The message `sender` stored with `ref` within the last refWindowMs (before `now`), if any. */

@@ -8,6 +8,13 @@
 // Idempotent send: a say or dm whose `ref` this nick already stored (ChatHistory.sentWithRef) is a
 // retry after a lost ack; it is answered with the stored copy, to the asking connection only, and
 // never stored or delivered again (see ChatSession.ackRetry).
+//
+// Accounts and nicknames: a connection with the gateway token is an account (the gateway logged it
+// in and names it). Every nickname an account uses is reserved for good (ChatHistory.reserveNick):
+// a connection without the token may not take it (SB_ERR_CHAT_NICK_RESERVED), and an account that
+// says hello while such a connection holds its name takes it over (the holder's transport moves it
+// off, EventSink.nickClaimed), so the owner is never shut out. Every message records whether its
+// sender was an account (`account`), which tells an impostor from an account that never chatted yet.
 
 import { Buffer } from 'node:buffer';
 import { sbError, type SockbridgeError } from '../../protocol/errors.js';
@@ -42,7 +49,14 @@ export interface ChatHubLimits {
 }
 
 /** Where a transport wants a connection's events: it encodes and writes them. */
-export type EventSink = Pick<ChatPeer, 'deliver'>;
+export interface EventSink extends Pick<ChatPeer, 'deliver'> {
+  /**
+   * An account says hello under this connection's nickname (only a connection without the gateway
+   * token is ever asked): before returning, the transport must give the name up, by renaming the
+   * session (ChatSession.rename) or closing it.
+   */
+  nickClaimed(): void;
+}
 
 /** A SockbridgeError that also says when a retry will pass. */
 export type RateLimitedError = SockbridgeError & { retryAfterMs: number };
@@ -65,11 +79,18 @@ export class ChatHub {
   ) {}
 
   /**
-   * Registers a connection under `nick`. `shared` (the gateway token was presented) lets several
-   * connections hold one nickname, up to maxConnectionsPerNick; otherwise a held nickname is taken.
+   * Registers a connection under `nick`. `shared` (the gateway token was presented: an account) lets
+   * several connections hold one nickname, up to maxConnectionsPerNick, reserves the name, and moves
+   * a tokenless holder off it; otherwise a held or reserved nickname is refused.
    */
   connect(sink: EventSink, nick: string, shared: boolean): ChatSession {
     validateNick(nick);
+    if (shared) {
+      this.history.reserveNick(nick);
+      this.displaceGuests(nick);
+    } else {
+      this.refuseReserved(nick);
+    }
     this.claimNick(nick, shared);
     const session = new ChatSession(this, sink, nick, shared, this.clock());
     this.nicks.get(nick)!.sessions.add(session);
@@ -94,6 +115,22 @@ export class ChatHub {
 
   sessionsOf(nick: string): ReadonlySet<ChatSession> {
     return this.nicks.get(nick)?.sessions ?? new Set();
+  }
+
+  /** Whether a connection without the gateway token may take `nick` now. */
+  isFree(nick: string): boolean {
+    return !this.nicks.has(nick) && !this.history.isReserved(nick);
+  }
+
+  private refuseReserved(nick: string): void {
+    if (this.history.isReserved(nick)) throw sbError('SB_ERR_CHAT_NICK_RESERVED', nick);
+  }
+
+  /** An account takes precedence over tokenless connections holding its name (see EventSink.nickClaimed). */
+  private displaceGuests(nick: string): void {
+    const entry = this.nicks.get(nick);
+    if (!entry || entry.shared) return;
+    for (const session of [...entry.sessions]) session.nickClaimed();
   }
 
   private claimNick(nick: string, shared: boolean): void {
@@ -124,6 +161,7 @@ export class ChatHub {
   /** @internal */
   claimRename(session: ChatSession, nick: string): void {
     validateNick(nick);
+    this.refuseReserved(nick);
     if (this.nicks.has(nick)) throw sbError('SB_ERR_CHAT_NICK_TAKEN', nick);
     this.nicks.set(nick, { sessions: new Set([session]), shared: false });
   }
@@ -194,6 +232,11 @@ export class ChatSession implements ChatPeer {
     if (!this.closed) this.sink.deliver(event);
   }
 
+  /** @internal ChatHub.displaceGuests: an account claims this nickname. */
+  nickClaimed(): void {
+    if (!this.closed) this.sink.nickClaimed();
+  }
+
   /**
    * Joins `room` (again: idempotent) and returns the `joined` event with the room's recent history.
    * `replacing`: a room the caller leaves right after (line mode's /join), not counted against
@@ -250,7 +293,7 @@ export class ChatSession implements ChatPeer {
     if (!room || !this.joined.has(roomName)) throw sbError('SB_ERR_CHAT_NOT_IN_ROOM', roomName);
     this.hub.checkText(text);
     this.hub.charge(this.bucket, this.nick);
-    const message = this.hub.history.append(roomName, this.nick, text, undefined, ref);
+    const message = this.hub.history.append(roomName, this.nick, text, undefined, ref, this.viaGateway);
     const event = { cmd: 'message', ...message } as const;
     room.broadcast(event, ref === undefined ? undefined : { peer: this, event: { ...event, ref } });
   }
@@ -261,7 +304,7 @@ export class ChatSession implements ChatPeer {
     if (!this.hub.isOnline(to)) throw sbError('SB_ERR_CHAT_NO_SUCH_USER', to);
     this.hub.checkText(text);
     this.hub.charge(this.bucket, this.nick);
-    const message = this.hub.history.appendDirect(this.nick, to, text, undefined, ref);
+    const message = this.hub.history.appendDirect(this.nick, to, text, undefined, ref, this.viaGateway);
     const event = { cmd: 'direct', ...message } as const;
     // Every connection of the recipient, and of the sender (its other tabs see what it sent).
     const targets = new Set<ChatSession>([...this.hub.sessionsOf(to), ...this.hub.sessionsOf(this.nick)]);
@@ -312,10 +355,13 @@ export class ChatSession implements ChatPeer {
     return this.hub.roomList();
   }
 
-  /** Takes another nickname (line mode's /nick): presence leave/join in every room it is in. */
-  rename(nick: string): void {
+  /**
+   * Takes another nickname (line mode's /nick): presence leave/join in every room it is in.
+   * `charge: false` when the connection did not ask (an account claimed its nickname).
+   */
+  rename(nick: string, { charge = true } = {}): void {
     if (nick === this.nick) return;
-    this.hub.charge(this.bucket, this.nick);
+    if (charge) this.hub.charge(this.bucket, this.nick);
     this.hub.claimRename(this, nick);
     const old = this.nick;
     const rooms = [...this.joined];

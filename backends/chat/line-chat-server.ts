@@ -8,7 +8,11 @@
 // bytes follow within lineFlushMs, so a long line split across TCP segments still stays one line.
 // Commands: /join ROOM, /rooms, /who, /nick NAME, /msg NICK TEXT, /quit, /help.
 // Direct-message history is never shown here: anyone may take any free nickname on this port, so
-// a nick proves nothing (ChatHub.directHistoryFor serves it only through the gateway).
+// a nick proves nothing (ChatHub.directHistoryFor serves it only through the gateway). A nickname an
+// account ever used is refused to /nick (SB_ERR_CHAT_NICK_RESERVED), and when an account logs in
+// under the nick a line client holds, the line client is renamed to a new guest-N and told so.
+// Lines are the seed's `nick: text` for every sender, account or not (scripts parse them); the
+// account marker is on the frame port's and the browser's messages (`account`).
 
 import type net from 'node:net';
 import type { Logger } from 'pino';
@@ -61,11 +65,11 @@ export class LineChatServer extends TcpService {
     new LineConnection(socket, this.hub, this.options, () => this.nextGuestNick());
   }
 
-  /** guest-1, guest-2, …: skips names someone already holds. */
+  /** guest-1, guest-2, …: skips names someone holds or an account reserved. */
   private nextGuestNick(): string {
     let nick: string;
     do nick = `guest-${++this.guestCounter}`;
-    while (this.hub.isOnline(nick));
+    while (!this.hub.isFree(nick));
     return nick;
   }
 }
@@ -82,12 +86,12 @@ class LineConnection {
     private readonly socket: net.Socket,
     hub: ChatHub,
     private readonly options: LineChatOptions,
-    guestNick: () => string,
+    private readonly guestNick: () => string,
   ) {
     this.splitter = new LineSplitter(options.maxLineBytes);
     this.sink = new SocketSink(socket, options.maxBufferedBytes, options.logger);
     socket.setKeepAlive(true, 60_000);
-    this.session = hub.connect({ deliver: (event) => this.deliver(event) }, guestNick(), false);
+    this.session = hub.connect({ deliver: (event) => this.deliver(event), nickClaimed: () => this.yieldNick() }, guestNick(), false);
     this.write(`* welcome, you are ${this.session.nick} in #${DEFAULT_ROOM}; /help lists the commands`);
     this.session.join(DEFAULT_ROOM, { charge: false });
     socket.on('data', (chunk: Buffer) => this.onData(chunk));
@@ -99,6 +103,13 @@ class LineConnection {
       clearTimeout(this.flushTimer);
       this.session.close();
     });
+  }
+
+  /** An account logged in under our nickname (ChatHub.connect): we move to a new guest name. */
+  private yieldNick(): void {
+    const old = this.session.nick;
+    this.session.rename(this.guestNick(), { charge: false });
+    this.write(`* ${old} is an account's name and its owner just logged in: you are now ${this.session.nick}`);
   }
 
   private write(line: string): void {

@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { parseChatRequest, validateNick, validateRoom } from '../../protocol/chat-messages.js';
+import { parseChatEvent, parseChatRequest, validateNick, validateRoom } from '../../protocol/chat-messages.js';
 import { encodeFrame } from '../../protocol/frame-codec.js';
 import { hexdump } from '../helpers/fc.js';
 
@@ -54,6 +54,33 @@ describe('validateNick / validateRoom', () => {
     for (const bad of ['', ' a', '.a', 'a'.repeat(33), 'a/b', 'é']) expect(codeOf(() => validateNick(bad))).toBe('SB_ERR_CHAT_NICK_INVALID');
     expect(validateRoom('dev-2')).toBe('dev-2');
     for (const bad of ['', 'Dev', '../x', 'a'.repeat(65), '#x']) expect(codeOf(() => validateRoom(bad))).toBe('SB_ERR_CHAT_ROOM_INVALID');
+  });
+});
+
+describe('parseChatEvent: account', () => {
+  const message = { cmd: 'message', id: 1, room: 'lobby', from: 'admin', text: 'hi', ts: 1 };
+  const direct = { cmd: 'direct', id: 2, from: 'admin', to: 'bob', text: 'psst', ts: 2 };
+
+  it('keeps a boolean account on messages, direct messages and their histories', () => {
+    expect(parseChatEvent({ ...message, account: true })).toMatchObject({ account: true });
+    expect(parseChatEvent({ ...direct, account: false })).toMatchObject({ account: false });
+    const joined = parseChatEvent({ cmd: 'joined', room: 'lobby', members: [], history: [{ ...message, account: true }] });
+    expect(joined).toMatchObject({ history: [{ account: true }] });
+  });
+
+  it('reads an absent account (a service older than the flag) as false: such a sender is never taken for an account', () => {
+    expect(parseChatEvent({ ...message })).toMatchObject({ account: false });
+    expect(parseChatEvent({ ...direct })).toMatchObject({ account: false });
+    const { cmd: _c, ...historyItem } = message;
+    expect(parseChatEvent({ cmd: 'joined', room: 'lobby', members: [], history: [historyItem] })).toMatchObject({ history: [{ account: false }] });
+    const { cmd: _d, ...directItem } = direct;
+    expect(parseChatEvent({ cmd: 'directs', history: [directItem] })).toMatchObject({ history: [{ account: false }] });
+  });
+
+  it.each([['yes'], [1], [null]])('refuses an account that is not a boolean (%j) with SB_ERR_MESSAGE_INVALID', (account) => {
+    expect(codeOf(() => parseChatEvent({ ...message, account }))).toBe('SB_ERR_MESSAGE_INVALID');
+    expect(codeOf(() => parseChatEvent({ ...direct, account }))).toBe('SB_ERR_MESSAGE_INVALID');
+    expect(codeOf(() => parseChatEvent({ cmd: 'directs', history: [{ ...direct, account }] }))).toBe('SB_ERR_MESSAGE_INVALID');
   });
 });
 

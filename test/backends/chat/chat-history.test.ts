@@ -6,6 +6,8 @@ import { CHAT_DB_FILE, ChatHistory, RECENT_DIRECT_SQL } from '../../../backends/
 import { removeTempDirs, tempDir } from '../../helpers/tmp.js';
 
 const open: ChatHistory[] = [];
+/** appendDirect's `account`: sent by an account, whose own messages its direct-message history holds */
+const ACCOUNT = true;
 afterEach(async () => {
   for (const h of open.splice(0)) h.close();
   await removeTempDirs();
@@ -29,7 +31,7 @@ describe('ChatHistory', () => {
     const dir = await tempDir();
     const h = new ChatHistory(dir);
     const m = h.append('lobby', 'alice', 'hi', 1);
-    const d = h.appendDirect('alice', 'bob', 'psst', 2);
+    const d = h.appendDirect('alice', 'bob', 'psst', 2, undefined, ACCOUNT);
     h.close();
     const again = new ChatHistory(dir);
     open.push(again);
@@ -45,12 +47,12 @@ describe('ChatHistory: direct-message history', () => {
   it("returns a nick's own direct messages only, both directions, oldest first, bounded", async () => {
     const h = new ChatHistory(await tempDir());
     open.push(h);
-    const toAlice = h.appendDirect('bob', 'alice', 'to alice', 1);
-    h.appendDirect('bob', 'carol', 'bob to carol', 2);
+    const toAlice = h.appendDirect('bob', 'alice', 'to alice', 1, undefined, ACCOUNT);
+    h.appendDirect('bob', 'carol', 'bob to carol', 2, undefined, ACCOUNT);
     h.append('lobby', 'alice', 'a room message', 3);
-    const byAlice = h.appendDirect('alice', 'carol', 'by alice', 4);
-    h.appendDirect('carol', 'bob', 'carol to bob', 5);
-    const self = h.appendDirect('alice', 'alice', 'note to self', 6);
+    const byAlice = h.appendDirect('alice', 'carol', 'by alice', 4, undefined, ACCOUNT);
+    h.appendDirect('carol', 'bob', 'carol to bob', 5, undefined, ACCOUNT);
+    const self = h.appendDirect('alice', 'alice', 'note to self', 6, undefined, ACCOUNT);
     expect(h.recentDirect('alice', 10)).toEqual([toAlice, byAlice, self]);
     expect(h.recentDirect('alice', 2)).toEqual([byAlice, self]);
     expect(h.recentDirect('alice', 0)).toEqual([]);
@@ -61,8 +63,8 @@ describe('ChatHistory: direct-message history', () => {
   it('keeps the newest when one direction has more than the limit', async () => {
     const h = new ChatHistory(await tempDir());
     open.push(h);
-    for (let i = 0; i < 5; i++) h.appendDirect('alice', 'bob', `out ${i}`, i);
-    const late = h.appendDirect('bob', 'alice', 'in late', 10);
+    for (let i = 0; i < 5; i++) h.appendDirect('alice', 'bob', `out ${i}`, i, undefined, ACCOUNT);
+    const late = h.appendDirect('bob', 'alice', 'in late', 10, undefined, ACCOUNT);
     const early = h.recentDirect('alice', 3);
     expect(early.map((m) => m.text)).toEqual(['out 3', 'out 4', 'in late']);
     expect(early.at(-1)).toEqual(late);
@@ -171,5 +173,55 @@ describe('ChatHistory: file modes', () => {
     expect(await modeOf(path)).toBe(0o600);
     h.appendDirect('alice', 'bob', 'private', 1);
     expect(await modeOf(`${path}-wal`)).toBe(0o600);
+  });
+});
+
+describe('ChatHistory: accounts', () => {
+  it('stores whether the sender was an account, and returns it with every message, after reopening too', async () => {
+    const dir = await tempDir();
+    const h = new ChatHistory(dir);
+    const byAccount = h.append('lobby', 'admin', 'real', 1, undefined, true);
+    const byGuest = h.append('lobby', 'admin', 'fake', 2);
+    const dmByGuest = h.appendDirect('admin', 'bob', 'send me your password', 3);
+    expect([byAccount.account, byGuest.account, dmByGuest.account]).toEqual([true, false, false]);
+    h.close();
+    const again = new ChatHistory(dir);
+    open.push(again);
+    expect(again.recent('lobby', 10)).toEqual([byAccount, byGuest]);
+    expect(again.recentDirect('bob', 10)).toEqual([dmByGuest]);
+  });
+
+  it("leaves out of a nick's direct-message history what a non-account sent under that nick (it is not theirs)", async () => {
+    const h = new ChatHistory(await tempDir());
+    open.push(h);
+    h.appendDirect('bob', 'alice', 'sent by whoever held "bob" on a raw port', 1);
+    const own = h.appendDirect('bob', 'alice', 'sent by the account bob', 2, undefined, true);
+    expect(h.recentDirect('bob', 10)).toEqual([own]);
+    expect(h.recentDirect('alice', 10).map((m) => m.account)).toEqual([false, true]);
+  });
+
+  it('reserves nicknames for good, whatever their case, across a reopen', async () => {
+    const dir = await tempDir();
+    const h = new ChatHistory(dir);
+    expect(h.isReserved('admin')).toBe(false);
+    h.reserveNick('admin');
+    h.reserveNick('admin'); // idempotent
+    expect([h.isReserved('admin'), h.isReserved('Admin'), h.isReserved('ADMIN'), h.isReserved('admin2')]).toEqual([true, true, true, false]);
+    h.close();
+    const again = new ChatHistory(dir);
+    open.push(again);
+    expect(again.isReserved('admin')).toBe(true);
+  });
+
+  it('opens a chat.sqlite from before the account flag: its messages read as not from an account, new ones are stored with it', async () => {
+    const dir = await tempDir();
+    const old = new Database(join(dir, CHAT_DB_FILE));
+    old.exec(`CREATE TABLE messages (id INTEGER PRIMARY KEY AUTOINCREMENT, room TEXT, sender TEXT NOT NULL, recipient TEXT, text TEXT NOT NULL, ts INTEGER NOT NULL);
+      INSERT INTO messages (room, sender, recipient, text, ts) VALUES ('lobby', 'alice', NULL, 'from before', 1)`);
+    old.close();
+    const h = new ChatHistory(dir);
+    open.push(h);
+    const added = h.append('lobby', 'alice', 'now', 2, undefined, true);
+    expect(h.recent('lobby', 10)).toEqual([{ id: 1, room: 'lobby', from: 'alice', text: 'from before', ts: 1, account: false }, added]);
   });
 });

@@ -37,7 +37,7 @@ describe('ChatService: idempotent send', () => {
     expect(second).toEqual(first);
     expect(withText(alice.events, 'only once')).toHaveLength(2); // the ack, then the ack again
     expect(withText(bob.events, 'only once')).toHaveLength(1);
-    expect((await historyOf(port)).filter((m) => m.text === 'only once')).toEqual([{ id: first.id, room: 'lobby', from: 'alice', text: 'only once', ts: first.ts }]);
+    expect((await historyOf(port)).filter((m) => m.text === 'only once')).toEqual([{ id: first.id, room: 'lobby', from: 'alice', text: 'only once', ts: first.ts, account: false }]);
   });
 
   it('stores a dm retried with the same ref once, and answers the retry even when the recipient has gone offline since', async () => {

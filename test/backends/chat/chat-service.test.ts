@@ -142,10 +142,10 @@ describe('ChatService: nicknames and connections', () => {
     expect((await fourth.next('error')).code).toBe('SB_ERR_CHAT_TOO_MANY_CONNECTIONS');
     await fourth.closed;
 
-    // Without the token, a shared nickname is still taken.
+    // Without the token, an account's nickname is not to be had (see "accounts and nicknames").
     const plain = await RawChat.open(port);
     plain.send({ cmd: 'hello', nick: 'dana' });
-    expect((await plain.next('error')).code).toBe('SB_ERR_CHAT_NICK_TAKEN');
+    expect((await plain.next('error')).code).toBe('SB_ERR_CHAT_NICK_RESERVED');
 
     // One presence "join" for the nickname, however many tabs.
     const watcher = await RawChat.hello(port, 'eve');
@@ -426,14 +426,15 @@ describe('ChatService: direct-message history', () => {
     await bob.close();
   });
 
-  it('gives none to a raw connection, whoever held the nick before: an account, or a nick only ever used raw', async () => {
+  it('gives none to a raw connection, whoever held the nick before: an account (its name is refused), or a nick only ever used raw', async () => {
     const { port, linePort } = await startChat({ gatewayToken: TOKEN });
     await exchange(port); // accounts alice, bob, carol (through the gateway)
-    // anyone may say hello as a free nickname without the token: they must not read alice's messages
-    const impostor = await RawChat.hello(port, 'alice');
-    expect((await impostor.next('directs')).history).toEqual([]);
-    impostor.socket.end();
+    // an account's name is reserved: a raw hello as alice is refused before anything is sent
+    const impostor = await RawChat.open(port);
+    impostor.send({ cmd: 'hello', nick: 'alice' });
+    expect((await impostor.next('error')).code).toBe('SB_ERR_CHAT_NICK_RESERVED');
     await impostor.closed;
+    expect(impostor.events.map((e) => e.cmd)).toEqual(['error']);
     // raw-only nicks: carol2 writes to bob2, bob2 leaves, a stranger takes bob2
     const carol2 = await RawChat.hello(port, 'carol2');
     const bob2 = await RawChat.hello(port, 'bob2');
@@ -446,10 +447,10 @@ describe('ChatService: direct-message history', () => {
     const line = await LineClient.open(linePort);
     const mark = line.text.length;
     line.write('/nick alice\n/who\n');
-    await line.waitFor(/^\* you are now alice\n(?:.*\n)*\* in #lobby: /m, mark);
+    await line.waitFor(/^! SB_ERR_CHAT_NICK_RESERVED .*\n(?:.*\n)*\* in #lobby: /m, mark);
     expect(line.text).not.toMatch(/\*bob\*|-> \*|a to b|b to a/);
     line.write('/quit\n');
-    await stranger.next('presence', (e) => e.nick === 'alice' && e.event === 'leave');
+    await stranger.next('presence', (e) => e.nick === line.nick && e.event === 'leave');
     // the gateway still serves the account its own
     const tab = await RawChat.hello(port, 'alice', viaGateway);
     expect((await tab.next('directs')).history.map((m) => m.text)).toEqual(['a to b', 'b to a', 'a to a']);

@@ -82,6 +82,15 @@ function newRef(): string {
   return `r${Array.from(bytes, (b) => b.toString(16).padStart(2, '0')).join('')}`;
 }
 
+/**
+ * Whether `message` is the viewer's own: sent by an account (through the gateway) under the viewer's
+ * name. A nickname alone proves nothing: a direct client of the chat ports may have used the name
+ * before the account ever chatted (see ChatMessage.account).
+ */
+export function isOwn(message: { from: string; account?: boolean }, nick: string | null): boolean {
+  return message.account === true && message.from === nick;
+}
+
 export class ChatClient {
   nick = $state<string | null>(null);
   rooms = $state<Record<string, RoomState>>({});
@@ -412,7 +421,7 @@ export class ChatClient {
 
   /** Adds `message` to its conversation in id order; returns the conversation, or undefined if it was there already. */
   #addDirect(message: DirectMessage): DirectConversation | undefined {
-    const peer = message.from === this.nick ? message.to : message.from;
+    const peer = isOwn(message, this.nick) ? message.to : message.from;
     const conversation = (this.directs[peer] ??= { peer, messages: [], unread: 0 });
     const { messages } = conversation;
     if (messages.some((m) => m.id === message.id)) return undefined;
@@ -475,14 +484,14 @@ export class ChatClient {
         const { cmd: _cmd, ref: _ref, ...message } = event;
         if (room.timeline.some((i) => i.kind === 'message' && i.id === message.id)) break;
         push(room.timeline, { kind: 'message', ...message });
-        if (message.from !== this.nick && !this.#isLookingAt({ kind: 'room', name: event.room })) room.unread++;
+        if (!isOwn(message, this.nick) && !this.#isLookingAt({ kind: 'room', name: event.room })) room.unread++;
         break;
       }
       case 'direct': {
         this.#acknowledge(event.ref);
         const { cmd: _cmd, ref: _ref, ...message } = event;
         const conversation = this.#addDirect(message);
-        if (conversation && message.from !== this.nick && !this.#isLookingAt({ kind: 'dm', name: conversation.peer })) conversation.unread++;
+        if (conversation && !isOwn(message, this.nick) && !this.#isLookingAt({ kind: 'dm', name: conversation.peer })) conversation.unread++;
         break;
       }
       case 'directs':
