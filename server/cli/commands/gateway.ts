@@ -71,8 +71,13 @@ export async function ensureAdminAccount(data: string): Promise<void> {
   }
 }
 
+/** 0.0.0.0 and :: are where a server listens, not an address a browser can open. */
+const isAnyAddress = (address: string) => address === '0.0.0.0' || address === '::';
+
+/** A URL a person can open on this machine: loopback when the server listens on every interface. */
 export function httpUrl(address: AddressInfo): string {
-  const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
+  const local = address.address === '::' ? '::1' : address.address === '0.0.0.0' ? '127.0.0.1' : address.address;
+  const host = local.includes(':') ? `[${local}]` : local;
   return `http://${host}:${address.port}/`;
 }
 
@@ -84,9 +89,14 @@ export async function startGateway(options: GatewayOptions, logger?: Logger): Pr
   return app;
 }
 
-/** The line scripts and tests wait for. */
-export function openLine(app: FastifyInstance): string {
-  return `sockbridge: open ${httpUrl(app.server.address() as AddressInfo)}`;
+/** The line scripts and tests wait for (`sockbridge: open URL`), then where else it is reachable. */
+export function openLines(app: FastifyInstance): string[] {
+  const address = app.server.address() as AddressInfo;
+  const lines = [`sockbridge: open ${httpUrl(address)}`];
+  if (isAnyAddress(address.address)) {
+    lines.push(`sockbridge: listening on all interfaces (${address.address === '::' ? '[::]' : address.address}:${address.port}): other machines reach it at this machine's addresses`);
+  }
+  return lines;
 }
 
 export async function run(argv: string[]): Promise<number> {
@@ -103,6 +113,6 @@ export async function run(argv: string[]): Promise<number> {
       },
       close: async () => app?.close(),
     },
-    () => [openLine(app!)],
+    () => openLines(app!),
   );
 }

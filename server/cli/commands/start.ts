@@ -2,10 +2,14 @@
 // data in ./data, everything on loopback (the gateway on --host), the exec secret and the chat
 // gateway token generated into DATA/*.secret (0600) on first start, the admin account created on
 // first start. Once everything listens it prints each backend's address (one line each, the ports
-// really bound, so `--chat-port 0` is usable) and then `sockbridge: open http://127.0.0.1:PORT/`.
+// really bound, so `--chat-port 0` is usable) and then `sockbridge: open http://127.0.0.1:PORT/`
+// (127.0.0.1 too with --host 0.0.0.0, then a line saying it listens on all interfaces).
 //
-// --config FILE is JSON with optional sections {gateway, chat, exec, files, time}, each holding that
-// component's own options (the same keys as its `serve`/`gateway` command's config file).
+// --config FILE is JSON: start's own options at the top level, camelCased as every config file
+// (data, host, port, chatPort, chatLinePort, execPort, filesPort, timePort; a flag wins over the file),
+// and optional sections {gateway, chat, exec, files, time}, each holding that component's own options
+// (the same keys as its `serve`/`gateway` command's config file). An unknown key is refused, and so is
+// a section key start sets itself (chat.port: the file would be silently overridden).
 
 import { join, resolve } from 'node:path';
 import type { AddressInfo } from 'node:net';
@@ -16,12 +20,12 @@ import { ChatService } from '../../../backends/chat/chat-service.js';
 import { ExecService } from '../../../backends/exec/exec-service.js';
 import { FilesService } from '../../../backends/files/files-service.js';
 import { TimeService } from '../../../backends/time/time-service.js';
-import { loadConfig, portSchema, readConfigFile } from '../../config.js';
+import { loadConfig, portSchema } from '../../config.js';
 import { gatewayOptionsSchema, type GatewayOptions } from '../../gateway-options.js';
 import { ensureSecretFile } from '../../accounts/secret-files.js';
 import { parseCommandLine, rejectPositionals } from '../args.js';
-import { flagValuesWithDefaults } from '../flag-values.js';
-import { openLine, startGateway } from './gateway.js';
+import { checkFlagValues } from '../flag-values.js';
+import { openLines, startGateway } from './gateway.js';
 import { formatAddress, runUntilSignal } from '../run-service.js';
 import type { FastifyInstance } from 'fastify';
 
@@ -35,24 +39,57 @@ interface Stoppable {
   close(): Promise<void>;
 }
 
-/** The port flags, checked like every other flag value (flag-values.ts). */
-const PORT_FLAGS = {
+const SECTION = { type: 'object' } as const;
+
+/** start's options: its flags (checked by flag-values.ts) and the top level of its config file. */
+export const startOptionsSchema = {
+  type: 'object',
+  additionalProperties: false,
   properties: {
+    /** no default here: the gateway section's data, else ./data */
+    data: { type: 'string', minLength: 1 },
+    /** the gateway's; no default here: the gateway section's (or the gateway's own) applies */
+    host: { type: 'string', minLength: 1 },
+    port: { type: 'integer', minimum: 0, maximum: 65535 },
     chatPort: portSchema(7001),
     chatLinePort: portSchema(7005),
     execPort: portSchema(7002),
     filesPort: portSchema(7003),
     timePort: portSchema(7004),
-    /** no default here: the gateway's own (or its config file's) applies */
-    port: { type: 'integer', minimum: 0, maximum: 65535 },
+    gateway: SECTION,
+    chat: SECTION,
+    exec: SECTION,
+    files: SECTION,
+    time: SECTION,
   },
 } as const;
 
-function section(config: Record<string, unknown>, key: string): Record<string, unknown> {
-  const value = config[key];
-  if (value === undefined) return {};
-  if (typeof value !== 'object' || value === null || Array.isArray(value)) throw sbError('SB_ERR_CONFIG_INVALID', `"${key}" must be an object`);
-  return value as Record<string, unknown>;
+type SectionName = 'gateway' | 'chat' | 'exec' | 'files' | 'time';
+
+/** Section keys start sets itself, and what to write instead. */
+const SET_BY_START: Record<SectionName, Record<string, string>> = {
+  gateway: {
+    chat: 'start connects the gateway to its own chat',
+    exec: 'start connects the gateway to its own exec',
+    files: 'start connects the gateway to its own files',
+    time: 'start connects the gateway to its own time',
+    execSecretFile: 'start uses DATA/exec.secret',
+    chatGatewayTokenFile: 'start uses DATA/chat-gateway.secret',
+  },
+  chat: { host: 'backends listen on 127.0.0.1', port: 'use "chatPort" (--chat-port)', linePort: 'use "chatLinePort" (--chat-line-port)', dataDir: 'use "data" (--data)', gatewayToken: 'start uses DATA/chat-gateway.secret' },
+  exec: { host: 'backends listen on 127.0.0.1', port: 'use "execPort" (--exec-port)', secret: 'start uses DATA/exec.secret' },
+  files: { host: 'backends listen on 127.0.0.1', port: 'use "filesPort" (--files-port)', root: 'start uses DATA/files' },
+  time: { host: 'backends listen on 127.0.0.1', port: 'use "timePort" (--time-port)' },
+};
+
+/** A section of the (already validated) config, refusing the keys start sets itself. */
+function section(config: Readonly<Record<string, unknown>>, name: SectionName): Record<string, unknown> {
+  const value = (config[name] ?? {}) as Record<string, unknown>;
+  for (const key of Object.keys(value)) {
+    const instead = SET_BY_START[name][key];
+    if (instead) throw sbError('SB_ERR_CONFIG_INVALID', `"${name}.${key}" cannot be set in a start config: ${instead}`);
+  }
+  return value;
 }
 
 export async function run(argv: string[]): Promise<number> {
@@ -71,19 +108,23 @@ export async function run(argv: string[]): Promise<number> {
     USAGE,
   );
   rejectPositionals(positionals, USAGE);
-  // Every flag checked before anything is created or started.
-  const { chatPort, chatLinePort, execPort, filesPort, timePort, port } = values;
-  const given = flagValuesWithDefaults(PORT_FLAGS, { chatPort, chatLinePort, execPort, filesPort, timePort, port });
-  const ports = {
-    chat: given['chatPort'] as number,
-    chatLine: given['chatLinePort'] as number,
-    exec: given['execPort'] as number,
-    files: given['filesPort'] as number,
-    time: given['timePort'] as number,
-    gateway: given['port'] as number | undefined,
+  // Every flag and the config file checked before anything is created or started.
+  const config = loadConfig<Record<string, unknown>>(startOptionsSchema, { cli: checkFlagValues(startOptionsSchema, values), configFile });
+  const sections = {
+    gateway: section(config, 'gateway'),
+    chat: section(config, 'chat'),
+    exec: section(config, 'exec'),
+    files: section(config, 'files'),
+    time: section(config, 'time'),
   };
-  const config = configFile ? readConfigFile(configFile) : {};
-  const data = resolve(String(values['data'] ?? section(config, 'gateway')['data'] ?? './data'));
+  const ports = {
+    chat: config['chatPort'] as number,
+    chatLine: config['chatLinePort'] as number,
+    exec: config['execPort'] as number,
+    files: config['filesPort'] as number,
+    time: config['timePort'] as number,
+  };
+  const data = resolve(String(config['data'] ?? sections.gateway['data'] ?? './data'));
   // The one-command start is read by a person: its console is the lines above (URL, addresses, a first
   // password) plus warnings and errors; SOCKBRIDGE_LOG_LEVEL=info brings back the per-request log.
   const logger: Logger = defaultLogger('warn');
@@ -101,7 +142,7 @@ export async function run(argv: string[]): Promise<number> {
     try {
       const chat = new ChatService(
         {
-          ...section(config, 'chat'),
+          ...sections.chat,
           host: LOOPBACK,
           port: ports.chat,
           linePort: ports.chatLine,
@@ -113,19 +154,19 @@ export async function run(argv: string[]): Promise<number> {
       const chatAddress = await chat.start();
       started.push(chat);
       const exec = new ExecService(
-        { ...section(config, 'exec'), host: LOOPBACK, port: ports.exec, secret: execSecret },
+        { ...sections.exec, host: LOOPBACK, port: ports.exec, secret: execSecret },
         { logger: logger.child({ service: 'exec' }) },
       );
       const execAddress = await exec.start();
       started.push(exec);
       const files = new FilesService(
-        { ...section(config, 'files'), host: LOOPBACK, port: ports.files, root: join(data, 'files') },
+        { ...sections.files, host: LOOPBACK, port: ports.files, root: join(data, 'files') },
         { logger: logger.child({ service: 'files' }) },
       );
       const filesAddress = await files.start();
       started.push(files);
       const time = new TimeService(
-        { ...section(config, 'time'), host: LOOPBACK, port: ports.time },
+        { ...sections.time, host: LOOPBACK, port: ports.time },
         { logger: logger.child({ service: 'time' }) },
       );
       const timeAddress = await time.start();
@@ -141,7 +182,7 @@ export async function run(argv: string[]): Promise<number> {
       const url = (scheme: string, a: AddressInfo) => `${scheme}://${LOOPBACK}:${a.port}`;
       const options = loadConfig<GatewayOptions>(gatewayOptionsSchema, {
         base: {
-          ...section(config, 'gateway'),
+          ...sections.gateway,
           data,
           chat: url('tcp', chatAddress),
           exec: url('tcp', execAddress),
@@ -150,7 +191,7 @@ export async function run(argv: string[]): Promise<number> {
           execSecretFile: join(data, 'exec.secret'),
           chatGatewayTokenFile: join(data, 'chat-gateway.secret'),
         },
-        cli: { host: values['host'], port: ports.gateway },
+        cli: { host: config['host'], port: config['port'] },
       });
       app = await startGateway(options, logger.child({ service: 'gateway' }));
       started.push(app);
@@ -160,5 +201,5 @@ export async function run(argv: string[]): Promise<number> {
       throw err;
     }
   };
-  return runUntilSignal('start', { start: startAll, close: stopAll }, () => [...backendLines, openLine(app!)]);
+  return runUntilSignal('start', { start: startAll, close: stopAll }, () => [...backendLines, ...openLines(app!)]);
 }

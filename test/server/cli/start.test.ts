@@ -1,5 +1,7 @@
 import { existsSync } from 'node:fs';
+import { writeFile } from 'node:fs/promises';
 import net from 'node:net';
+import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { runCli, startCli, stopAllCli } from '../../helpers/cli.js';
 import { removeTempDirs, tempDir } from '../../helpers/tmp.js';
@@ -60,6 +62,60 @@ describe('sockbridge start', () => {
     expect(range.code).toBe(2);
     expect(range.stderr).toBe('sockbridge: --chat-line-port must be <= 65535 (got 65536)\n');
     expect(existsSync(data)).toBe(false);
+  });
+
+  it('--config: unknown top-level keys, a bad top-level value, a section that is no object and a section key start sets itself are refused with exit 2, before anything is created', async () => {
+    const dir = await tempDir();
+    const data = join(dir, 'data');
+    const refusals: [unknown, string][] = [
+      [{ port: 0, bogusKey: 1 }, 'sockbridge: invalid configuration: unknown option "bogusKey" (--bogus-key); remove it or check its spelling\n'],
+      [{ port: 'abc' }, 'sockbridge: invalid configuration: --port / "port" must be an integer (got "abc")\n'],
+      [{ gateway: 1 }, 'sockbridge: invalid configuration: "gateway" must be a JSON object (got 1)\n'],
+      [{ chat: { port: 9000 } }, 'sockbridge: invalid configuration: "chat.port" cannot be set in a start config: use "chatPort" (--chat-port)\n'],
+      [{ gateway: { files: 'tcp://127.0.0.1:1' } }, 'sockbridge: invalid configuration: "gateway.files" cannot be set in a start config: start connects the gateway to its own files\n'],
+    ];
+    for (const [config, stderr] of refusals) {
+      await writeFile(join(dir, 'c.json'), JSON.stringify(config));
+      const r = await runCli(['start', '--data', data, '--config', join(dir, 'c.json')]);
+      expect(r.code, JSON.stringify(config)).toBe(2);
+      expect(r.stderr, JSON.stringify(config)).toBe(stderr);
+    }
+    const missing = await runCli(['start', '--data', data, '--config', join(dir, 'missing.json')]);
+    expect(missing.code).toBe(2);
+    expect(missing.stderr).toBe(`sockbridge: cannot read config file ${join(dir, 'missing.json')}: no such file\n`);
+    expect(existsSync(data)).toBe(false);
+  });
+
+  it('--config: data, port and every backend port come from the top level, camelCased; a flag wins over the file', async () => {
+    const dir = await tempDir();
+    const data = join(dir, 'from-config');
+    const blocker = net.createServer();
+    await new Promise<void>((resolve) => blocker.listen(0, '127.0.0.1', resolve));
+    const taken = (blocker.address() as net.AddressInfo).port;
+    try {
+      // the file's chatPort is taken: only the flag's 0 lets start come up
+      const config = { data, port: 0, chatPort: taken, chatLinePort: 0, execPort: 0, filesPort: 0, timePort: 0 };
+      await writeFile(join(dir, 'c.json'), JSON.stringify(config));
+      const proc = startCli(['start', '--config', join(dir, 'c.json'), '--chat-port', '0'], { cwd: dir, env: { SOCKBRIDGE_ADMIN_PASSWORD: 'from-config-123' } });
+      const [, port] = await proc.waitFor(/sockbridge: open http:\/\/127\.0\.0\.1:(\d+)\//);
+      expect(Number(port)).not.toBe(8080);
+      const [, chat] = await proc.waitFor(/sockbridge: chat tcp:\/\/127\.0\.0\.1:(\d+) /);
+      expect([7001, taken]).not.toContain(Number(chat));
+      const [, files] = await proc.waitFor(/sockbridge: files tcp:\/\/127\.0\.0\.1:(\d+)\n/);
+      expect(Number(files)).not.toBe(7003);
+      expect(existsSync(join(data, 'users.sqlite'))).toBe(true);
+    } finally {
+      blocker.close();
+    }
+  });
+
+  it('--host 0.0.0.0 prints a URL a person can open (127.0.0.1), then says it listens on all interfaces', async () => {
+    const data = await tempDir();
+    const proc = startCli(['start', '--data', data, ...FREE_PORTS, '--host', '0.0.0.0'], { env: { SOCKBRIDGE_ADMIN_PASSWORD: 'all-interfaces-123' } });
+    const [, url, port] = await proc.waitFor(/sockbridge: open (http:\/\/127\.0\.0\.1:(\d+)\/)\n/);
+    await proc.waitFor(new RegExp(`sockbridge: listening on all interfaces \\(0\\.0\\.0\\.0:${port}\\)`));
+    expect(proc.stdout()).not.toContain('http://0.0.0.0');
+    expect((await fetch(`${url}api/health`)).status).toBe(200);
   });
 
   it('prints the address each backend really listens on, so --port 0 is usable; each answers there', async () => {
