@@ -3,6 +3,7 @@
 
 import { isSockbridgeError } from '../../protocol/errors.js';
 import { sanitizeForTerminal } from '../../backends/chat/terminal-text.js';
+import { wrongServiceHint } from './wrong-service-hint.js';
 
 export interface Command {
   run(argv: string[]): Promise<number>;
@@ -57,7 +58,7 @@ export function reportFailure(err: unknown): number {
       return 0;
     }
     // Usage messages are ours, built from the arguments ("…\nusage: …"); any other may be a service's words.
-    const message = err.code === 'SB_ERR_USAGE' ? eachLineSanitized(err.message) : sanitizeForTerminal(err.message);
+    const message = err.code === 'SB_ERR_USAGE' ? eachLineSanitized(err.message) : sanitizeForTerminal(err.message) + wrongServiceHint(err);
     process.stderr.write(`sockbridge: ${message}\n`);
     return err.code === 'SB_ERR_USAGE' || err.code.startsWith('SB_ERR_CONFIG') || err.code === 'SB_ERR_SECRET_FILE' ? 2 : 1;
   }
