@@ -74,6 +74,7 @@ export const ERROR_SPECS = {
   SB_ERR_CHAT_NICK_INVALID: spec('invalid nickname %s: %s', 400, P.POLICY_VIOLATION),
   SB_ERR_CHAT_NICK_TAKEN: spec('nickname %s is already in use', 409, P.POLICY_VIOLATION),
   SB_ERR_CHAT_NICK_RESERVED: spec('nickname %s belongs to an account: only that account, logged in through the gateway, may use it', 409, P.POLICY_VIOLATION),
+  SB_ERR_CHAT_WRONG_PORT: spec('this is the chat line-mode port, for plain text lines (nc, telnet); frame clients (sockbridge chat) use the chat port', 400, P.PROTOCOL_ERROR),
   SB_ERR_CHAT_NOT_JOINED: spec('send "hello" with a nickname first', 400, P.POLICY_VIOLATION),
   SB_ERR_CHAT_ROOM_INVALID: spec('invalid room name %s: %s', 400, P.POLICY_VIOLATION),
   SB_ERR_CHAT_NOT_IN_ROOM: spec('not in room %s; join it first', 400, P.POLICY_VIOLATION),

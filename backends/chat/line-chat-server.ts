@@ -7,6 +7,8 @@
 // A read that ends without a newline (the seed's client sends none) counts as a line once no more
 // bytes follow within lineFlushMs, so a long line split across TCP segments still stays one line.
 // Commands: /join ROOM, /rooms, /who, /nick NAME, /msg NICK TEXT, /quit, /help.
+// A first line that is not text (a frame client's length header: NUL bytes) is answered with
+// SB_ERR_CHAT_WRONG_PORT and the connection closed, so a frame client pointed here posts nothing.
 // Direct-message history is never shown here: anyone may take any free nickname on this port, so
 // a nick proves nothing (ChatHub.directHistoryFor serves it only through the gateway). A nickname an
 // account ever used is refused to /nick (SB_ERR_CHAT_NICK_RESERVED), and when an account logs in
@@ -81,6 +83,10 @@ class LineConnection {
   /** the one room this connection is in: where its lines go, whose events it gets */
   private room = DEFAULT_ROOM;
   private flushTimer: NodeJS.Timeout | undefined;
+  /** no newline seen yet: the bytes so far are checked by looksLikeText */
+  private inFirstLine = true;
+  /** the first line was not text (see looksLikeText): nothing more is read */
+  private notText = false;
 
   constructor(
     private readonly socket: net.Socket,
@@ -118,10 +124,24 @@ class LineConnection {
 
   private onData(chunk: Buffer): void {
     clearTimeout(this.flushTimer);
+    if (this.notText) return;
+    if (this.inFirstLine) {
+      const newline = chunk.indexOf(0x0a);
+      if (!looksLikeText(newline === -1 ? chunk : chunk.subarray(0, newline))) {
+        this.notText = true;
+        this.refuse(sbError('SB_ERR_CHAT_WRONG_PORT'));
+        this.socket.end();
+        return;
+      }
+      if (newline !== -1) this.inFirstLine = false;
+    }
     this.handle(this.splitter.push(chunk));
     // A refused line without a newline (the seed's client) also ends with the pause: else every later line were skipped.
     if ((this.splitter.hasPartial || this.splitter.isSkipping) && !this.socket.destroyed) {
-      this.flushTimer = setTimeout(() => this.handle(this.splitter.flush()), this.options.lineFlushMs);
+      this.flushTimer = setTimeout(() => {
+        this.inFirstLine = false; // the pause ended it, as it ends the seed client's lines
+        this.handle(this.splitter.flush());
+      }, this.options.lineFlushMs);
     }
   }
 
@@ -234,6 +254,15 @@ class LineConnection {
     // this.session is unset while hub.connect() runs; nothing is delivered before it returns
     return m.from === this.session?.nick ? `-> *${m.to}* ${sanitizeForTerminal(m.text)}` : `*${m.from}* ${sanitizeForTerminal(m.text)}`;
   }
+}
+
+/**
+ * False for bytes no person types: NUL and the C0 controls other than BS, TAB, LF, VT, FF, CR and ESC
+ * (a terminal's arrow keys send ESC sequences). A frame's 4-byte little-endian length header always
+ * holds NUL bytes (any header under 16 MiB), so a frame client's first bytes fail this.
+ */
+function looksLikeText(bytes: Uint8Array): boolean {
+  return !bytes.some((b) => b < 0x08 || (b > 0x0d && b < 0x20 && b !== 0x1b));
 }
 
 /** `! SB_ERR_… message`: the stable code first, for scripts; the connection stays open. */

@@ -5,7 +5,8 @@ import { ChatClient } from '../../../backends/chat/chat-client.js';
 import { LINE_MEMBERS_LISTED, LINE_ROOMS_LISTED } from '../../../backends/chat/line-chat-server.js';
 import type { MessageEvent } from '../../../protocol/chat-messages.js';
 import { removeTempDirs } from '../../helpers/tmp.js';
-import { LineClient, RawChat, closeAll, startChat } from './chat-kit.js';
+import { encodeFrame } from '../../../protocol/frame-codec.js';
+import { LineClient, RawChat, closeAll, connectTracked, startChat } from './chat-kit.js';
 
 /** Writes `line` and resolves once `/who` answered after it: everything the line caused has arrived. */
 async function command(client: LineClient, line: string, room = '[a-z0-9_.-]+'): Promise<string> {
@@ -338,5 +339,41 @@ client.close()
   it('is off when linePort is null', async () => {
     const { service } = await startChat({ linePort: null });
     expect(service.lineAddress()).toBeNull();
+  });
+});
+
+describe('LineChatServer: a frame client on the line port', () => {
+  /** Connects to the line port, sends `bytes` as the first thing, and resolves with all it got once the service closed. */
+  async function firstBytes(linePort: number, bytes: Uint8Array): Promise<string> {
+    const socket = await connectTracked(linePort);
+    let received = '';
+    socket.setEncoding('utf8').on('data', (d: string) => (received += d));
+    const closed = new Promise<void>((resolve) => socket.once('close', () => resolve()));
+    socket.write(bytes);
+    await closed;
+    return received;
+  }
+
+  it('answers a first line that is a frame (NUL bytes in its length header) with SB_ERR_CHAT_WRONG_PORT, closes, and posts nothing', async () => {
+    const { port, linePort } = await startChat();
+    const watcher = await RawChat.hello(port, 'watcher');
+    // what `sockbridge chat` sends first: a hello frame, 4-byte little-endian length then JSON, no newline
+    const received = await firstBytes(linePort, encodeFrame({ cmd: 'hello', nick: 'alice', room: 'lobby' }));
+    expect(received).toMatch(/^! SB_ERR_CHAT_WRONG_PORT this is the chat line-mode port.*frame clients .* use the chat port$/m);
+    await watcher.sync();
+    expect(watcher.events.filter((e) => e.cmd === 'message')).toEqual([]);
+  });
+
+  it('refuses a first line holding other control bytes, but not one with ESC (arrow keys) or a tab, and checks only the first line', async () => {
+    const { port, linePort } = await startChat();
+    const watcher = await RawChat.hello(port, 'watcher');
+    const received = await firstBytes(linePort, Buffer.from([0x16, 0x03, 0x01, 0x02, 0x00, 0x0a])); // a TLS ClientHello's first bytes
+    expect(received).toMatch(/^! SB_ERR_CHAT_WRONG_PORT /m);
+
+    const person = await LineClient.open(linePort);
+    person.write('typed\tthen an arrow key \x1b[A\nlater \x01 a control byte\n');
+    await watcher.next('message', (e) => e.text.startsWith('typed'));
+    await watcher.next('message', (e) => e.text.startsWith('later'));
+    expect(person.text).not.toMatch(/SB_ERR_CHAT_WRONG_PORT/);
   });
 });
