@@ -70,7 +70,7 @@ describe('sockbridge put/get/ls', () => {
 
     const put = await runCli(['put', target, local]);
     expect(put.code).toBe(0);
-    expect(put.stderr).toContain('resuming resume.bin at byte 200000');
+    expect(put.stderr).toContain('resuming resume.bin at 195.3 KiB of 488.3 KiB');
     expect((await readFile(join(root, 'resume.bin'))).equals(data)).toBe(true);
   });
 
@@ -89,7 +89,7 @@ describe('sockbridge put/get/ls', () => {
     const second = await serve({ dir: first.dir });
     const put = await runCli(['put', second.target, local]);
     expect(put.code).toBe(0);
-    expect(put.stderr).toContain('resuming killed.bin at byte 150000');
+    expect(put.stderr).toContain('resuming killed.bin at 146.5 KiB of 390.6 KiB');
     expect((await readFile(join(second.root, 'killed.bin'))).equals(data)).toBe(true);
   });
 
