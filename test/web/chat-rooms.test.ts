@@ -159,3 +159,24 @@ describe('chat rooms and unread counts (browser e2e)', () => {
     expect(await alice.locator('button[data-room="ops"]').count()).toBe(0);
   }, 60_000); // the directory refresh comes every 10 s
 });
+
+describe('chat refusals shown under the timeline (browser e2e)', () => {
+  const stack = useStack({ config: { chat: { maxRoomsPerConnection: 2 } } });
+
+  it('shows a refused join, and takes the refusal away once a leave goes through', async () => {
+    const page = await stack().newPage();
+    await logIn(page, stack().url, ADMIN);
+    const alert = page.locator('.conversation p.error[role="alert"]');
+    for (const room of ['ops', 'dev']) {
+      await page.getByLabel('Room to join').fill(room);
+      await page.getByRole('button', { name: 'Join' }).click();
+    }
+    await page.locator('button[data-room="ops"]').waitFor();
+    await expect.poll(() => alert.getAttribute('data-code'), { timeout: 10_000 }).toBe('SB_ERR_CHAT_TOO_MANY_ROOMS');
+
+    await page.locator('button[data-room="ops"]').click();
+    await page.getByRole('button', { name: 'Leave' }).click();
+    await expect.poll(() => page.locator('button[data-room="ops"]').count()).toBe(0);
+    await expect.poll(() => alert.count(), { timeout: 5000 }).toBe(0);
+  }, 60_000);
+});

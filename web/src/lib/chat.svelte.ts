@@ -437,6 +437,8 @@ export class ChatClient {
       return;
     }
     const answered = this.#answers(event);
+    // a join or leave went through: a refusal shown from before (too many rooms…) no longer applies
+    if (answered && (event.cmd === 'joined' || event.cmd === 'left')) this.lastError = null;
     this.#apply(event);
     if (answered) this.#answered();
   }
