@@ -97,6 +97,10 @@ export async function apiFilesRoutes(app: FastifyInstance): Promise<void> {
         let name: string;
         try {
           // busboy has already reduced the filename to its last path component, as browsers send it.
+          // The name is taken as sent. Browsers send `"`, CR and LF as %22, %0D and %0A but leave `%`
+          // alone (WHATWG HTML, multipart/form-data encoding algorithm; whatwg/html#7575), so undoing
+          // that would turn a literal `%22` into `"`; like busboy, PHP and the browsers' own parsers, the
+          // escape is left. Exact names go as PUT /api/files/:name, which the web client uses.
           name = validateFileName(part.filename);
           // Two parts with one name (`a/x.txt` and `b/x.txt` both become `x.txt`) would silently
           // replace the first with the second.

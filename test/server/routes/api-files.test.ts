@@ -88,6 +88,37 @@ describe('files API against a real files service', () => {
     expect(app.healthRegistry.get('files')).toMatchObject({ status: 'down', reason: 'connection failed' });
   });
 
+  // Regression (files walkthrough): the web client's multipart upload of `a'b"c<d>&.txt` was stored as
+  // `a'b%22c<d>&.txt`. The web client now PUTs, with the name percent-encoded in the path.
+  it('PUT stores the name in the path exactly: a quote, markup, an ampersand, and a literal %22 are each themselves', async () => {
+    const { app, filesRoot } = await testGateway({ files: true });
+    const cookie = await login(app);
+    const put = (name: string, body: string) =>
+      app.inject({ method: 'PUT', url: `/api/files/${encodeURIComponent(name)}`, payload: body, headers: { 'content-type': 'application/octet-stream', origin: ORIGIN }, cookies: { sb_session: cookie } });
+    const quoted = `a'b"c<d>&.txt`;
+    const literal = `a'b%22c<d>&.txt`;
+    for (const [name, body] of [[quoted, 'quote'], [literal, 'percent']] as const) {
+      const res = await put(name, body);
+      expect(res.statusCode).toBe(201);
+      expect(res.json().files[0].name).toBe(name);
+    }
+    const list = await app.inject({ method: 'GET', url: '/api/files', cookies: { sb_session: cookie } });
+    expect(list.json().files.map((f: { name: string }) => f.name).sort()).toEqual([quoted, literal].sort());
+    expect((await readdir(filesRoot!)).filter((n) => !n.startsWith('.')).sort()).toEqual([quoted, literal].sort());
+    const back = await app.inject({ method: 'GET', url: `/api/files/${encodeURIComponent(quoted)}`, cookies: { sb_session: cookie } });
+    expect(back.payload).toBe('quote');
+    expect(back.headers['content-disposition']).toBe(`attachment; filename="a'b_c<d>&.txt"; filename*=UTF-8''a%27b%22c%3Cd%3E%26.txt`);
+  });
+
+  it("takes a multipart part's filename as sent: a browser's %22 escape is not undone (it cannot be told from a literal %22)", async () => {
+    const { app } = await testGateway({ files: true });
+    const cookie = await login(app);
+    // what Chromium sends for a file chosen as `a"b.txt` (WHATWG HTML multipart/form-data encoding)
+    const res = await app.inject({ method: 'POST', url: '/api/files', cookies: { sb_session: cookie }, ...multipart([{ filename: 'a%22b.txt', data: 'x' }]) });
+    expect(res.statusCode).toBe(201);
+    expect(res.json().files[0].name).toBe('a%22b.txt');
+  });
+
   it('PUT streams a raw body of declared length straight to the files service', async () => {
     const { app, data } = await testGateway({ files: true, extra: { limits: { maxUploadBytes: 500_000 } } });
     const cookie = await login(app);

@@ -1,6 +1,9 @@
 // The files panel's state: the listing from GET /api/files and uploads in flight.
 // Uploads go one XMLHttpRequest per file, because only XHR reports upload progress (fetch cannot yet),
-// which gives each file its own progress bar and its own cancel.
+// which gives each file its own progress bar and its own cancel. Each is a raw PUT /api/files/:name, not a
+// multipart POST: browsers escape `"`, CR and LF in a multipart filename as %22, %0D and %0A without
+// escaping `%` itself (WHATWG HTML, multipart/form-data encoding algorithm), so the gateway could not tell
+// `a"b` from a literal `a%22b`; a percent-encoded URL path says either exactly.
 import type { FileList, ListedFile, Me, UploadLimits } from '../../../protocol/api.js';
 import { fileNameProblem } from '../../../protocol/file-name-rule.js';
 import { mayChange } from '../../../protocol/files-messages.js';
@@ -52,7 +55,7 @@ export class FilesStore {
   }
 
   downloadUrl(name: string): string {
-    return `/api/files/${encodeURIComponent(name)}`;
+    return fileUrl(name);
   }
 
   /** Re-reads the listing before a download, so a file deleted meanwhile is named instead of a silently failed download. */
@@ -74,7 +77,7 @@ export class FilesStore {
 
   async remove(name: string): Promise<void> {
     try {
-      await apiJson(`/api/files/${encodeURIComponent(name)}`, { method: 'DELETE' });
+      await apiJson(fileUrl(name), { method: 'DELETE' });
       this.files = this.files.filter((f) => f.name !== name);
       this.lastError = null;
     } catch (err) {
@@ -140,7 +143,6 @@ export class FilesStore {
     this.#requests.set(upload.id, xhr);
     upload.state = 'uploading';
     xhr.upload.onprogress = (e) => {
-      // the multipart envelope adds a few hundred bytes; clamp so the bar never passes the file size
       upload.loaded = Math.min(upload.size, e.loaded);
     };
     xhr.onload = () => {
@@ -151,7 +153,7 @@ export class FilesStore {
         upload.state = 'failed';
         upload.error = plainUploadError(errorFromBody(xhr.status, xhr.statusText, xhr.responseText), upload.name);
       }
-      // a failed multipart upload may still have stored files before the failing one
+      // stored or refused, the listing shows what is there now (a refusal may come from a newer version)
       void this.refresh();
     };
     xhr.onerror = () => {
@@ -165,11 +167,10 @@ export class FilesStore {
       this.#requests.delete(upload.id);
       this.#pump();
     };
-    const form = new FormData();
-    form.append('file', file, file.name);
-    xhr.open('POST', '/api/files');
+    xhr.open('PUT', fileUrl(file.name));
     xhr.setRequestHeader('accept', 'application/json');
-    xhr.send(form);
+    xhr.setRequestHeader('content-type', 'application/octet-stream');
+    xhr.send(file);
   }
 
   #ownerRefusal(name: string, me: Me | null | undefined): string | null {
@@ -182,6 +183,8 @@ export class FilesStore {
     this.lastError = errorInfo(err);
   }
 }
+
+const fileUrl = (name: string): string => `/api/files/${encodeURIComponent(name)}`;
 
 /** Why the gateway would refuse this file, in words, or null. */
 function refusalOf(file: File, limits: UploadLimits | undefined): string | null {
