@@ -1,7 +1,7 @@
 // Browser e2e: a dropped WebSocket shows as down and reconnects by itself, rejoining its rooms.
 import type { WebSocketRoute } from 'playwright-core';
 import { describe, expect, it } from 'vitest';
-import { ADMIN, logIn, useStack, waitForText } from './stack.js';
+import { ADMIN, logIn, screenshot, useStack, useTopology, waitForText } from './stack.js';
 
 describe('reconnect (browser e2e)', () => {
   const stack = useStack();
@@ -37,4 +37,43 @@ describe('reconnect (browser e2e)', () => {
     expect(await timeline.locator('.message', { hasText: 'before the drop' }).count()).toBe(1);
     expect(await page.locator('button[data-room="ops"]').count()).toBe(1);
   });
+});
+
+describe('the account socket limit (browser e2e)', () => {
+  // one socket per account: a tab's chat socket uses it up (separate processes: the gateway's own --config)
+  const stack = useTopology({ config: { limits: { maxSocketsPerUser: 1 } } });
+
+  it('regression: a tab over limits.maxSocketsPerUser says "too many open connections", not that the service is down, and gets in once a tab closes', async () => {
+    const first = await stack().newPage();
+    await logIn(first, stack().url, ADMIN);
+    await expect.poll(() => first.locator('nav [data-service="chat"]').getAttribute('data-state')).toBe('up');
+
+    const second = await stack().newPage();
+    await logIn(second, stack().url, ADMIN);
+    const dot = second.locator('nav [data-service="chat"]');
+    // was: red "down" and "disconnected, retrying: closed (1006)" forever
+    await expect.poll(() => dot.getAttribute('data-state'), { timeout: 10_000 }).toBe('limited');
+    expect(await dot.getAttribute('title')).toBe('Chat: too many open connections for this account (close other tabs)');
+    const chat = second.locator('section[aria-label="Chat"]');
+    const notice = await waitForText(chat, (t) => t.includes('too many open connections for this account (close other tabs)'));
+    expect(notice).not.toContain('1006');
+    expect(notice).not.toContain('service down');
+    await screenshot(second, 'too-many-sockets');
+    // it retries slowly (15-30 s): still refused, and still saying why, a few seconds later
+    await new Promise((resolve) => setTimeout(resolve, 3000));
+    expect(await dot.getAttribute('data-state')).toBe('limited');
+
+    // the other tab closes: Retry gets in
+    await first.close();
+    await expect
+      .poll(
+        async () => {
+          const retry = chat.getByRole('button', { name: 'Retry' });
+          if ((await retry.count()) > 0) await retry.click().catch(() => undefined);
+          return dot.getAttribute('data-state');
+        },
+        { timeout: 10_000, interval: 500 },
+      )
+      .toBe('up');
+  }, 40_000);
 });

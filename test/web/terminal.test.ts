@@ -1,5 +1,6 @@
 // Browser e2e: the terminal is for admins only; an admin runs commands, sees output, exit code, Ctrl-C.
 import { describe, expect, it } from 'vitest';
+import { runCli } from '../helpers/cli.js';
 import { ADMIN, BOB, logIn, openPanel, openPanelAs, screenshot, useStack, waitForText } from './stack.js';
 
 describe('terminal (browser e2e)', () => {
@@ -40,6 +41,8 @@ describe('terminal (browser e2e)', () => {
 
   it('an admin runs a command and sees its output and exit code, and Ctrl-C cancels a long one', async () => {
     const { page, screen, status } = await openTerminalAsAdmin();
+    // the command box is above the terminal, and the intro says so (it said "below")
+    await waitForText(screen, (t) => t.includes('Type a command in the box above.'));
     await page.getByLabel('Command').fill('echo "out-$((6*7))"; echo err-line >&2; exit 3');
     await page.getByRole('button', { name: 'Run' }).click();
     await waitForText(screen, (t) => t.includes('out-42') && t.includes('err-line'));
@@ -90,6 +93,67 @@ describe('terminal (browser e2e)', () => {
     expect(lit).toBeGreaterThan(16);
     await screenshot(page, 'terminal-underscore');
   });
+
+  it('a tab opens /ws/time and /ws/exec only once their panels are shown; until then their dots are the services\' health', async () => {
+    const page = await stack().newPage();
+    const sockets: string[] = [];
+    page.on('websocket', (ws) => sockets.push(new URL(ws.url()).pathname));
+    const opened = (path: string) => sockets.filter((p) => p === path).length;
+    await logIn(page, stack().url, ADMIN);
+    const dot = (panel: string) => page.locator(`nav button[data-panel="${panel}"] [data-service="${panel}"]`);
+    // (a tab used to open chat, time and exec at once: three of the account's sockets per tab, whatever was shown)
+    for (const panel of ['terminal', 'time']) {
+      await expect.poll(() => dot(panel).getAttribute('data-state')).toBe('up');
+      expect(await dot(panel).getAttribute('title')).toMatch(/: connection not opened, service up$/);
+    }
+    await expect.poll(() => opened('/ws/chat')).toBe(1);
+    expect([opened('/ws/time'), opened('/ws/exec')]).toEqual([0, 0]);
+
+    await openPanel(page, 'time');
+    await waitForText(page.getByTestId('browser-offset'), (t) => /ms ± .* ms/.test(t));
+    expect(await dot('time').getAttribute('title')).toBe('Time: connection up, service up');
+    await openPanel(page, 'terminal');
+    await waitForText(page.getByTestId('exec-status'), (t) => t.includes('ready'));
+    // shown once, they stay open while another panel is shown
+    await openPanel(page, 'chat');
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    expect([opened('/ws/chat'), opened('/ws/time'), opened('/ws/exec')]).toEqual([1, 1, 1]);
+    expect([await dot('time').getAttribute('data-state'), await dot('terminal').getAttribute('data-state')]).toEqual(['up', 'up']);
+  });
+
+  it('regression: a demoted admin gets the "Admins only" panel (not a dead terminal with Retry), and a promotion brings the terminal back', async () => {
+    const role = async (to: 'admin' | 'user') => expect((await runCli(['user', 'role', BOB.username, '--role', to, '--data', stack().data])).code).toBe(0);
+    await role('admin');
+    const page = await openPanelAs(stack(), BOB, 'terminal');
+    const status = page.getByTestId('exec-status');
+    await waitForText(status, (t) => t.includes('ready'));
+    await page.getByLabel('Command').fill('sleep 30');
+    await page.getByRole('button', { name: 'Run' }).click();
+    await waitForText(status, (t) => t.includes('running'));
+
+    await role('user');
+    // the gateway closes /ws/exec (1008 needs the admin role) within accountCheckIntervalMs (5 s); the page asks /api/me
+    await waitForText(page.getByTestId('admins-only'), (t) => t.includes('Admins only'), 15_000);
+    await waitForText(page.locator('.who .role'), (t) => t === 'user');
+    expect(await page.locator('.xterm').count()).toBe(0);
+    expect(await page.getByRole('button', { name: 'Retry' }).count()).toBe(0);
+    const dot = page.locator('nav button[data-panel="terminal"] [data-service="terminal"]');
+    expect(await dot.getAttribute('data-state')).toBe('unavailable');
+    await screenshot(page, 'terminal-demoted');
+
+    await role('admin');
+    // showing the Terminal panel asks at once whether the role changed
+    await openPanel(page, 'terminal');
+    // a new terminal, connected: the status line still tells how the killed command ended
+    await page.locator('.xterm').waitFor({ timeout: 10_000 });
+    await expect.poll(() => page.getByRole('button', { name: 'Run' }).isEnabled(), { timeout: 10_000 }).toBe(true);
+    expect(await page.getByTestId('exec-status').textContent()).toContain('ended by the gateway (disconnected)');
+    await waitForText(page.locator('.who .role'), (t) => t === 'admin');
+    expect(await page.getByTestId('admins-only').count()).toBe(0);
+    await page.getByLabel('Command').fill('echo "back-$((20+22))"');
+    await page.getByRole('button', { name: 'Run' }).click();
+    await waitForText(page.locator('.xterm-rows'), (t) => t.includes('back-42'));
+  }, 40_000);
 
   it('during an outage, the Retry button sits on the status line, centred with the notice', async () => {
     const { page, status } = await openTerminalAsAdmin();

@@ -45,9 +45,11 @@ export class ExecSession {
   #stdinWindow = Infinity;
   #stdinQueue: Uint8Array[] = [];
 
+  /** The socket waits for socket.start(): the shell opens it when an admin first shows the Terminal panel. */
   constructor() {
     this.socket = new ReconnectingSocket({
       url: () => wsUrl('/ws/exec'),
+      startNow: false,
       onMessage: (data) => this.#handle(data),
       onClose: () => {
         // the gateway kills a closed socket's commands, so the one we had is over
@@ -60,6 +62,11 @@ export class ExecSession {
 
   attach(sink: TerminalSink): void {
     this.#sink = sink;
+  }
+
+  /** The terminal is going away (the panel unmounts when the account loses the admin role): write nothing more to it. */
+  detach(sink: TerminalSink): void {
+    if (this.#sink === sink) this.#sink = null;
   }
 
   close(): void {

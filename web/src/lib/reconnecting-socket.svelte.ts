@@ -1,8 +1,21 @@
 // A WebSocket that reconnects with exponential backoff and jitter, and exposes its state as runes.
-// Each panel owns one; close() stops it for good (logout, unmount).
+// Each panel owns one; close() stops it for good (logout, unmount). A socket made with
+// `startNow: false` waits for start() (a panel not yet shown), and stop() puts it back to waiting
+// (the terminal of an account that lost the admin role).
 import { backoffDelay } from './backoff.js';
 
-export type SocketStatus = 'connecting' | 'up' | 'down';
+/** `idle`: not started, or stopped; nothing is open or scheduled. */
+export type SocketStatus = 'idle' | 'connecting' | 'up' | 'down';
+
+/** The close reason of a socket the gateway refused because the account has too many open (docs/api.md § WebSockets). */
+export const TOO_MANY_SOCKETS = 'SB_ERR_TOO_MANY_SOCKETS';
+/** What the page says for it: the cause and the cure, not a bare code or 1006. */
+export const TOO_MANY_SOCKETS_TEXT = 'too many open connections for this account (close other tabs)';
+/**
+ * Retrying a socket refused for the account's socket limit: only another tab closing makes room, so
+ * every tab retries slowly (and with jitter, so they do not take the freed place in lockstep).
+ */
+const TOO_MANY_RETRY_MS = { min: 15_000, max: 30_000 };
 
 export interface ReconnectingSocketOptions {
   url: () => string;
@@ -18,6 +31,8 @@ export interface ReconnectingSocketOptions {
    * or it has too many sockets (1013), and such a cycle must still back off.
    */
   stableAfterMs?: number;
+  /** connect at once (default) or wait for start() */
+  startNow?: boolean;
 }
 
 /** A text frame parsed as JSON, or undefined for a binary frame or text that is not JSON (ignored by every panel). */
@@ -40,6 +55,12 @@ export class ReconnectingSocket {
   attempts = $state(0);
   /** true after a close that retrying cannot fix (policy, session ended); retryNow() still works */
   gaveUp = $state(false);
+  /**
+   * true after the gateway refused this socket for the account's socket limit (closed at once with
+   * SB_ERR_TOO_MANY_SOCKETS), until a connection delivers a message: the service is not down, the
+   * account has too many tabs open. lastError then says so in words.
+   */
+  tooManySockets = $state(false);
 
   #ws: WebSocket | null = null;
   #timer: ReturnType<typeof setTimeout> | null = null;
@@ -48,8 +69,26 @@ export class ReconnectingSocket {
   readonly #options: Required<Omit<ReconnectingSocketOptions, 'onOpen' | 'onClose'>> & ReconnectingSocketOptions;
 
   constructor(options: ReconnectingSocketOptions) {
-    this.#options = { minDelayMs: 500, maxDelayMs: 15_000, stableAfterMs: 10_000, ...options };
+    this.#options = { minDelayMs: 500, maxDelayMs: 15_000, stableAfterMs: 10_000, startNow: true, ...options };
+    if (this.#options.startNow) this.#connect();
+    else this.status = 'idle';
+  }
+
+  /** Connects a socket that is idle (never started, or stopped); anything else is left as it is. */
+  start(): void {
+    if (this.#closed || this.status !== 'idle') return;
     this.#connect();
+  }
+
+  /** Closes the connection and any retry, and waits for start() again. */
+  stop(): void {
+    if (this.#closed || this.status === 'idle') return;
+    this.#disconnect();
+    this.status = 'idle';
+    this.lastError = null;
+    this.gaveUp = false;
+    this.tooManySockets = false;
+    this.attempts = 0;
   }
 
   get socket(): WebSocket | null {
@@ -70,7 +109,7 @@ export class ReconnectingSocket {
 
   /** Reconnect now, skipping the backoff wait (the "retry" button). */
   retryNow(): void {
-    if (this.#closed || this.#ws) return;
+    if (this.#closed || this.#ws || this.status === 'idle') return;
     if (this.#timer) clearTimeout(this.#timer);
     this.#timer = null;
     this.#connect();
@@ -84,12 +123,16 @@ export class ReconnectingSocket {
 
   close(): void {
     this.#closed = true;
+    this.#disconnect();
+    this.status = 'down';
+  }
+
+  #disconnect(): void {
     if (this.#timer) clearTimeout(this.#timer);
     this.#timer = null;
     this.#clearStableTimer();
     this.#ws?.close(1000, 'bye');
     this.#ws = null;
-    this.status = 'down';
   }
 
   #connect(): void {
@@ -104,13 +147,19 @@ export class ReconnectingSocket {
       this.#stableTimer = setTimeout(() => this.markHealthy(), this.#options.stableAfterMs);
       this.#options.onOpen?.(ws);
     };
-    ws.onmessage = (event: MessageEvent<string | ArrayBuffer>) => this.#options.onMessage(event.data);
+    ws.onmessage = (event: MessageEvent<string | ArrayBuffer>) => {
+      // the gateway sends nothing on a socket it refuses: a message means this one was admitted
+      this.tooManySockets = false;
+      this.#options.onMessage(event.data);
+    };
     ws.onclose = (event) => {
       if (this.#ws !== ws) return;
       this.#ws = null;
       this.#clearStableTimer();
       this.status = 'down';
-      if (event.code !== 1000 && event.code !== 1005) this.lastError = event.reason || `closed (${event.code})`;
+      this.tooManySockets = event.reason === TOO_MANY_SOCKETS;
+      if (this.tooManySockets) this.lastError = TOO_MANY_SOCKETS_TEXT;
+      else if (event.code !== 1000 && event.code !== 1005) this.lastError = event.reason || `closed (${event.code})`;
       this.#options.onClose?.(event);
       if (this.#closed) return;
       if (FATAL_CLOSE_CODES.has(event.code)) {
@@ -127,7 +176,9 @@ export class ReconnectingSocket {
   }
 
   #scheduleReconnect(): void {
-    const delay = backoffDelay(this.attempts, this.#options.minDelayMs, this.#options.maxDelayMs);
+    const delay = this.tooManySockets
+      ? TOO_MANY_RETRY_MS.min + Math.random() * (TOO_MANY_RETRY_MS.max - TOO_MANY_RETRY_MS.min)
+      : backoffDelay(this.attempts, this.#options.minDelayMs, this.#options.maxDelayMs);
     this.attempts++;
     this.#timer = setTimeout(() => {
       this.#timer = null;

@@ -36,12 +36,17 @@ export class TimeSync {
   /** not connected: every figure is the last one measured, not a live one */
   stale = $derived.by(() => this.socket.status !== 'up');
   #pingTimer: ReturnType<typeof setTimeout> | null = null;
-  #tickTimer: ReturnType<typeof setInterval>;
+  #tickTimer: ReturnType<typeof setInterval> | null = null;
   #sent = 0;
 
+  /**
+   * Nothing is measured until start(): the shell starts it when the Time panel is first shown, so a tab
+   * that never shows it holds no /ws/time socket (the tab's time indicator reads /api/health meanwhile).
+   */
   constructor() {
     this.socket = new ReconnectingSocket({
       url: () => wsUrl('/ws/time'),
+      startNow: false,
       onOpen: () => {
         this.#sent = 0;
         this.#schedule(0);
@@ -49,12 +54,18 @@ export class TimeSync {
       onMessage: (data) => this.#handle(data),
       onClose: () => this.#stopPinging(),
     });
-    this.#tickTimer = setInterval(() => (this.now = Date.now()), 200);
+  }
+
+  start(): void {
+    this.now = Date.now();
+    this.#tickTimer ??= setInterval(() => (this.now = Date.now()), 200);
+    this.socket.start();
   }
 
   close(): void {
     this.#stopPinging();
-    clearInterval(this.#tickTimer);
+    if (this.#tickTimer) clearInterval(this.#tickTimer);
+    this.#tickTimer = null;
     this.socket.close();
   }
 

@@ -14,16 +14,23 @@ const MODULE = '../../../../web/src/lib/reconnecting-socket.svelte.js';
 interface Socket {
   status: string;
   attempts: number;
+  lastError: string | null;
+  gaveUp: boolean;
+  tooManySockets: boolean;
   markHealthy(): void;
+  retryNow(): void;
+  start(): void;
+  stop(): void;
   close(): void;
 }
 type SocketOptions = {
   url: () => string;
   onMessage: (data: string | ArrayBuffer) => void;
-  onClose?: (event: { code: number }) => void;
+  onClose?: (event: { code: number; reason: string }) => void;
   minDelayMs?: number;
   maxDelayMs?: number;
   stableAfterMs?: number;
+  startNow?: boolean;
 };
 let ReconnectingSocket: new (options: SocketOptions) => Socket;
 const globals = globalThis as unknown as Record<string, unknown>;
@@ -119,5 +126,70 @@ describe('ReconnectingSocket', () => {
     socket.attempts = 5;
     socket.markHealthy();
     expect(socket.attempts).toBe(0);
+  });
+
+  it('a socket refused for the account socket limit says so in words and retries slowly, not as an outage', async () => {
+    const gw = await startGateway({}, { maxSocketsPerUser: 1 });
+    const cookie = await gw.login('alice', 'alice-password');
+    const holder = await gw.open('/ws/time', cookie);
+    await holder.json((m) => m['cmd'] === 'status');
+    const opens: number[] = [];
+    globals['WebSocket'] = browserWebSocket(gw.origin, cookie, opens);
+    const closes: { code: number; reason: string }[] = [];
+    const socket = new ReconnectingSocket({
+      url: () => `${gw.origin.replace('http', 'ws')}/ws/time`,
+      onMessage: () => {},
+      onClose: (event) => closes.push({ code: event.code, reason: event.reason }),
+      minDelayMs: 50,
+      maxDelayMs: 100,
+    });
+    track({ close: async () => socket.close() });
+    await expect.poll(() => closes.length, { timeout: 5000 }).toBe(1);
+    expect(closes[0]).toEqual({ code: 1013, reason: 'SB_ERR_TOO_MANY_SOCKETS' });
+    expect(socket.status).toBe('down');
+    expect(socket.tooManySockets).toBe(true);
+    expect(socket.gaveUp).toBe(false);
+    expect(socket.lastError).toBe('too many open connections for this account (close other tabs)');
+    // the backoff alone would have retried within 100 ms; only another tab closing helps, so it waits 15 s or more
+    await new Promise((resolve) => setTimeout(resolve, 1500));
+    expect(opens).toHaveLength(1);
+
+    // the other tab closes; Retry gets in at once, and the socket is an ordinary working one again
+    await holder.close();
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    socket.retryNow();
+    await expect.poll(() => socket.status, { timeout: 5000 }).toBe('up');
+    await expect.poll(() => socket.tooManySockets, { timeout: 5000 }).toBe(false);
+    expect(opens).toHaveLength(2);
+  });
+
+  it('with startNow: false it connects only on start(); stop() closes it until the next start()', async () => {
+    const gw = await startGateway({});
+    const cookie = await gw.login('alice', 'alice-password');
+    const opens: number[] = [];
+    globals['WebSocket'] = browserWebSocket(gw.origin, cookie, opens);
+    const closes: number[] = [];
+    let messages = 0;
+    const socket = new ReconnectingSocket({
+      url: () => `${gw.origin.replace('http', 'ws')}/ws/time`,
+      onMessage: () => messages++,
+      onClose: (event) => closes.push(event.code),
+      startNow: false,
+    });
+    track({ close: async () => socket.close() });
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    expect({ status: socket.status, opens: opens.length }).toEqual({ status: 'idle', opens: 0 });
+    socket.retryNow(); // the Retry button does not start an idle socket
+    socket.start();
+    await expect.poll(() => messages, { timeout: 5000 }).toBeGreaterThan(0);
+    expect(socket.status).toBe('up');
+    socket.stop();
+    expect(socket.status).toBe('idle');
+    await new Promise((resolve) => setTimeout(resolve, 700));
+    // stopped: no reconnect (the backoff would have retried after 250-500 ms)
+    expect(opens).toHaveLength(1);
+    socket.start();
+    await expect.poll(() => socket.status, { timeout: 5000 }).toBe('up');
+    expect(opens).toHaveLength(2);
   });
 });
