@@ -23,11 +23,15 @@ const CHAT_FLAGS = {
     timeout: { type: 'integer', minimum: 1, maximum: 600_000, default: 10_000 },
   },
 } as const;
-const HELP = '/join ROOM, /leave [ROOM], /msg NICK TEXT, /who [ROOM], /rooms, /quit; anything else is said in the current room';
+const HELP =
+  '/join ROOM, /leave [ROOM], /msg NICK TEXT, /who [ROOM], /rooms, /quit; anything else is said in the current room. ' +
+  '~nick: sent by a client without an account (nothing vouches for the name)';
 /** A piped line refused for its rate is retried this many times before it counts as failed. */
 const MAX_RETRIES = 20;
 
 const cleanList = (names: readonly string[]) => names.map(clean).join(', ');
+/** The sender as shown: an account's name as it is, any other nick marked with `~`, as the web marks it "guest". */
+const sender = (m: { from: string; account: boolean }) => `${m.account ? '' : '~'}${clean(m.from)}`;
 /** `, and N more`: the service lists only the fullest rooms, and says how many there are in all. */
 const andMore = (count: number): string => (count > 0 ? `, and ${count} more` : '');
 
@@ -165,14 +169,16 @@ class TerminalChat {
   }
 
   private directLine(m: DirectMessage): string {
-    return m.from === this.client.nick ? `[${hhmm(m.ts)}] -> *${clean(m.to)}* ${clean(m.text)}` : `[${hhmm(m.ts)}] *${clean(m.from)}* ${clean(m.text)}`;
+    return m.from === this.client.nick && !m.account
+      ? `[${hhmm(m.ts)}] -> *${clean(m.to)}* ${clean(m.text)}`
+      : `[${hhmm(m.ts)}] *${sender(m)}* ${clean(m.text)}`;
   }
 
   private show(event: ChatEvent): void {
     switch (event.cmd) {
       case 'message': {
         const where = event.room === this.current ? '' : `#${clean(event.room)} `;
-        this.print(`[${hhmm(event.ts)}] ${where}${clean(event.from)}: ${clean(event.text)}`);
+        this.print(`[${hhmm(event.ts)}] ${where}${sender(event)}: ${clean(event.text)}`);
         return;
       }
       case 'direct':
@@ -183,7 +189,7 @@ class TerminalChat {
         return;
       case 'joined':
         this.current = event.room;
-        for (const m of event.history) this.print(`[${hhmm(m.ts)}] ${m.room === this.current ? '' : `#${clean(m.room)} `}${clean(m.from)}: ${clean(m.text)}`);
+        for (const m of event.history) this.print(`[${hhmm(m.ts)}] ${m.room === this.current ? '' : `#${clean(m.room)} `}${sender(m)}: ${clean(m.text)}`);
         this.print(`* joined #${clean(event.room)}: ${cleanList(event.members)}`);
         return;
       case 'left':

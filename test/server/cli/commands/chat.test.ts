@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { SOCKBRIDGE_BIN, runCli, startCli, stopAllCli } from '../../../helpers/cli.js';
 import { removeTempDirs, tempDir } from '../../../helpers/tmp.js';
-import { LineClient, RawChat, closeAll, startChat } from '../../../backends/chat/chat-kit.js';
+import { KIT_GATEWAY_TOKEN, LineClient, RawChat, closeAll, startChat } from '../../../backends/chat/chat-kit.js';
 import { ChatClient } from '../../../../backends/chat/chat-client.js';
 import { encodeFrame } from '../../../../protocol/frame-codec.js';
 import { closeHostileServices, hostileService } from '../hostile-service.js';
@@ -30,19 +30,23 @@ describe('sockbridge chat', () => {
     expect(code).toBe(0);
     for (const text of lines) {
       await bob.next('message', (e) => e.from === 'alice' && e.text === text);
-      expect(stdout).toMatch(new RegExp(`^\\[\\d\\d:\\d\\d\\] alice: ${text}$`, 'm'));
+      expect(stdout).toMatch(new RegExp(`^\\[\\d\\d:\\d\\d\\] ~alice: ${text}$`, 'm'));
     }
   });
 
-  it('joins --room and prints other people as [HH:MM] nick: text', async () => {
+  it('joins --room and prints other people as [HH:MM] nick: text, a nick without an account as ~nick', async () => {
     const { port } = await startChat();
     const bob = await RawChat.hello(port, 'bob', { room: 'dev' });
     bob.send({ cmd: 'say', room: 'dev', text: 'before you came', ref: 'b' });
     await bob.next('message', (e) => e.ref === 'b');
+    const carol = await RawChat.hello(port, 'carol', { room: 'dev', gatewayToken: KIT_GATEWAY_TOKEN });
+    carol.send({ cmd: 'say', room: 'dev', text: 'from an account', ref: 'c' });
+    await carol.next('message', (e) => e.ref === 'c');
     const { code, stdout } = await runCli(['chat', `127.0.0.1:${port}`, '--nick', 'alice', '--room', 'dev'], { input: 'hi\n/who\n' });
     expect(code).toBe(0);
-    expect(stdout).toMatch(/^\[\d\d:\d\d\] bob: before you came$/m);
-    expect(stdout).toMatch(/^\* joined #dev: alice, bob$/m);
+    expect(stdout).toMatch(/^\[\d\d:\d\d\] ~bob: before you came$/m);
+    expect(stdout).toMatch(/^\[\d\d:\d\d\] carol: from an account$/m);
+    expect(stdout).toMatch(/^\* joined #dev: alice, bob, carol$/m);
     expect((await bob.next('message', (e) => e.from === 'alice')).room).toBe('dev');
   });
 
@@ -188,7 +192,7 @@ describe('sockbridge chat on a terminal', () => {
     term.write('hello from a tty\r');
     expect((await bob.next('message', (e) => e.from === 'alice')).text).toBe('hello from a tty');
     bob.send({ cmd: 'say', room: 'lobby', text: 'hi \u001b[2Jalice', ref: 'b' });
-    await waitFor(/\[\d\d:\d\d\] bob: hi \[2Jalice/); // ESC removed before it reached the terminal
+    await waitFor(/\[\d\d:\d\d\] ~bob: hi \[2Jalice/); // ESC removed before it reached the terminal
     term.write('/msg bob psst\r');
     expect(await bob.next('direct')).toMatchObject({ from: 'alice', to: 'bob', text: 'psst' });
     term.write('/join dev\r');
