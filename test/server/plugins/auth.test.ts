@@ -62,7 +62,12 @@ describe('session expiry closes idle sockets (LiveSockets with a short TTL)', ()
     const sessions = new SessionStore({ ttlMs: 400 });
     const live = new LiveSockets(sessions, pino({ level: 'silent' }));
     const server = new WebSocketServer({ host: '127.0.0.1', port: 0 });
-    track({ close: async () => (sessions.close(), await new Promise((resolve) => server.close(resolve))) });
+    track({
+      close: async () => {
+        sessions.close();
+        await new Promise<void>((resolve) => server.close(() => resolve()));
+      },
+    });
     await once(server, 'listening');
     const session = sessions.create({ username: 'alice', role: 'user', credentialsVersion: 1 });
     server.on('connection', (ws) => live.add(session.id, ws));
