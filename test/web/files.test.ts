@@ -124,7 +124,7 @@ function recordUploads(page: Page): string[] {
 /** A CSS attribute selector for an exact value, quotes and all. */
 const attr = (name: string, value: string) => `[${name}=${JSON.stringify(value)}]`;
 
-describe('files (browser e2e, names)', () => {
+describe('files (browser e2e, names and cancelling)', () => {
   const stack = useStack();
 
   // Regression (files walkthrough): a multipart upload's filename arrives with `"` as %22 (the browser's
@@ -150,6 +150,63 @@ describe('files (browser e2e, names)', () => {
     // Chromium saves `"`, `<` and `>` as `_` (not allowed in file names everywhere); the quote came as a quote, not %22
     expect(download.suggestedFilename()).toBe(`a'b_c_d_&.txt`);
     expect(await readFile(await download.path())).toEqual(content);
+  });
+
+  // Regression (files walkthrough): Cancel at ~90% of a 191 MiB upload said "cancelled", yet the file had
+  // been stored (the bar lags the bytes) and the listing did not show it until a later refresh. Here the
+  // gateway's reply is held in the browser (DevTools Fetch domain, response stage), so the file is
+  // certainly stored when Cancel is clicked, while the page still sees the upload in flight.
+  it('after a Cancel that came too late, says the file was stored and lists it', async () => {
+    const page = await openPanelAs(stack(), BOB, 'files');
+    const devtools = await page.context().newCDPSession(page);
+    await devtools.send('Fetch.enable', { patterns: [{ urlPattern: '*/api/files/late.bin', requestStage: 'Response' }] });
+    const replied = new Promise<{ requestId: string; responseStatusCode?: number }>((resolve) => devtools.once('Fetch.requestPaused', resolve));
+    const content = randomBytes(2 * 1024 * 1024 + 3);
+    await page.locator('input[type=file]').setInputFiles([{ name: 'late.bin', mimeType: 'application/octet-stream', buffer: content }]);
+    await page.getByRole('button', { name: 'Upload' }).click();
+
+    const reply = await replied;
+    expect(reply.responseStatusCode).toBe(201);
+    const upload = page.locator('li[data-upload="late.bin"]');
+    expect(await upload.getAttribute('data-state')).toBe('uploading');
+    expect(await page.locator('tr[data-file="late.bin"]').count()).toBe(0);
+    await upload.getByRole('button', { name: 'Cancel' }).click();
+
+    await expect.poll(() => upload.getAttribute('data-state'), { timeout: 10_000 }).toBe('done');
+    expect(await upload.locator('.state').textContent()).toBe('stored before it could be cancelled');
+    // listed without waiting for the timed refresh (15 s)
+    await page.locator('tr[data-file="late.bin"]').waitFor({ timeout: 5_000 });
+    expect(await page.locator('tr[data-file="late.bin"] td.hash').getAttribute('data-sha256')).toBe(sha256(content));
+    await devtools.send('Fetch.failRequest', { requestId: reply.requestId, errorReason: 'Aborted' }).catch(() => undefined);
+  });
+
+  it('after a Cancel before the body was sent, says cancelled and keeps the version that was there', async () => {
+    const page = await openPanelAs(stack(), BOB, 'files');
+    const send = async (content: Buffer) => {
+      await page.locator('input[type=file]').setInputFiles([{ name: 'early.bin', mimeType: 'application/octet-stream', buffer: content }]);
+      await page.getByRole('button', { name: 'Upload' }).click();
+    };
+    // an older version of the same size and owner, which must not be taken for the cancelled upload
+    const older = randomBytes(1024 * 1024);
+    await send(older);
+    const shaShown = () => page.locator('tr[data-file="early.bin"] td.hash').getAttribute('data-sha256');
+    await expect.poll(shaShown, { timeout: 15_000 }).toBe(sha256(older));
+
+    const devtools = await page.context().newCDPSession(page);
+    // held before a byte of it leaves the browser
+    await devtools.send('Fetch.enable', { patterns: [{ urlPattern: '*/api/files/early.bin', requestStage: 'Request' }] });
+    const held = new Promise<{ requestId: string }>((resolve) => devtools.once('Fetch.requestPaused', resolve));
+    await send(randomBytes(older.length));
+    const request = await held;
+    const upload = page.locator('li[data-upload="early.bin"]').last();
+    await upload.getByRole('button', { name: 'Cancel' }).click();
+
+    await expect.poll(() => upload.getAttribute('data-state'), { timeout: 10_000 }).toBe('cancelled');
+    expect(await upload.locator('.state').textContent()).toBe('cancelled');
+    expect(await shaShown()).toBe(sha256(older));
+    const onDisk = await readFile(join(stack().data, 'files', 'early.bin'));
+    expect(sha256(onDisk)).toBe(sha256(older));
+    await devtools.send('Fetch.failRequest', { requestId: request.requestId, errorReason: 'Aborted' }).catch(() => undefined);
   });
 });
 

@@ -15,12 +15,25 @@ export interface Upload {
   name: string;
   size: number;
   loaded: number;
-  state: 'queued' | 'uploading' | 'done' | 'failed' | 'cancelled';
+  /** 'cancelling': aborted, and the listing is being read to learn whether the server had already stored it */
+  state: 'queued' | 'uploading' | 'cancelling' | 'done' | 'failed' | 'cancelled';
   error?: string;
+  /** what the row says instead of its bare state, e.g. that a Cancel came too late */
+  note?: string;
 }
+
+/** An upload that has not come to an end yet (nor to the end of a Cancel). */
+export const isActive = (u: Upload): boolean => u.state === 'queued' || u.state === 'uploading' || u.state === 'cancelling';
 
 /** Parallel uploads; more only split the same bandwidth and delay the first file. */
 const CONCURRENT_UPLOADS = 2;
+
+/**
+ * An aborted upload whose body had reached the gateway in full is stored all the same, moments later
+ * (the files service commits once the last byte is in). The listing is read at once and, if the file is
+ * not there yet, once more after this long, before the row says "cancelled".
+ */
+const ABORT_SETTLE_MS = 1_000;
 
 /** Codes that mean the files service (or the gateway) is not there, rather than a refusal. */
 const UNAVAILABLE = new Set(['SB_ERR_BACKEND_DOWN', 'NETWORK', 'HTTP_502', 'HTTP_503', 'HTTP_504']);
@@ -35,11 +48,13 @@ export class FilesStore {
   notice = $state<string | null>(null);
   uploads = $state<Upload[]>([]);
 
-  activeUploads = $derived(this.uploads.filter((u) => u.state === 'queued' || u.state === 'uploading').length);
+  activeUploads = $derived(this.uploads.filter(isActive).length);
 
   #nextId = 1;
-  #queue: { upload: Upload; file: File }[] = [];
+  #queue: { upload: Upload; file: File; me: Me | null | undefined }[] = [];
   #requests = new Map<number, XMLHttpRequest>();
+  /** set by cancelAll: aborts are not settled against the listing */
+  #closing = false;
 
   async refresh(): Promise<void> {
     this.loading = true;
@@ -107,7 +122,7 @@ export class FilesStore {
       }
       this.uploads.push(upload);
       // read back through the proxy so later writes are seen by the page
-      if (!refusal) this.#queue.push({ upload: this.uploads[this.uploads.length - 1]!, file });
+      if (!refusal) this.#queue.push({ upload: this.uploads[this.uploads.length - 1]!, file, me });
     }
     this.#pump();
   }
@@ -123,10 +138,12 @@ export class FilesStore {
   }
 
   clearFinished(): void {
-    this.uploads = this.uploads.filter((u) => u.state === 'queued' || u.state === 'uploading');
+    this.uploads = this.uploads.filter(isActive);
   }
 
+  /** The page is going away: everything in flight is dropped, with no listing read to settle it. */
   cancelAll(): void {
+    this.#closing = true;
     for (const xhr of this.#requests.values()) xhr.abort();
     this.#queue = [];
   }
@@ -134,14 +151,16 @@ export class FilesStore {
   #pump(): void {
     while (this.#requests.size < CONCURRENT_UPLOADS && this.#queue.length > 0) {
       const next = this.#queue.shift()!;
-      this.#send(next.upload, next.file);
+      this.#send(next.upload, next.file, next.me);
     }
   }
 
-  #send(upload: Upload, file: File): void {
+  #send(upload: Upload, file: File, me: Me | null | undefined): void {
     const xhr = new XMLHttpRequest();
     this.#requests.set(upload.id, xhr);
     upload.state = 'uploading';
+    // the version listed now, so that after a Cancel a file stored by this very upload can be told apart from it
+    const before = this.files.find((f) => f.name === upload.name);
     xhr.upload.onprogress = (e) => {
       upload.loaded = Math.min(upload.size, e.loaded);
     };
@@ -161,7 +180,8 @@ export class FilesStore {
       upload.error = 'The gateway cannot be reached';
     };
     xhr.onabort = () => {
-      upload.state = 'cancelled';
+      if (this.#closing) upload.state = 'cancelled';
+      else void this.#settleAborted(upload, before, me);
     };
     xhr.onloadend = () => {
       this.#requests.delete(upload.id);
@@ -171,6 +191,32 @@ export class FilesStore {
     xhr.setRequestHeader('accept', 'application/json');
     xhr.setRequestHeader('content-type', 'application/octet-stream');
     xhr.send(file);
+  }
+
+  /**
+   * After an abort: the gateway stores a file only once its whole body is in, but a Cancel may come after
+   * that (the progress bar lags the bytes, and the reply may still be on its way). So the listing is read
+   * again, and the row says "cancelled" only if this upload's file is not there.
+   */
+  async #settleAborted(upload: Upload, before: ListedFile | undefined, me: Me | null | undefined): Promise<void> {
+    upload.state = 'cancelling';
+    for (const wait of [0, ABORT_SETTLE_MS]) {
+      if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait));
+      await this.refresh();
+      if (this.lastError) {
+        upload.state = 'cancelled';
+        upload.note = 'cancelled; whether it had already been stored is not known (the listing failed)';
+        return;
+      }
+      const now = this.files.find((f) => f.name === upload.name);
+      if (now && isThisUpload(now, upload, before, me)) {
+        upload.state = 'done';
+        upload.loaded = upload.size;
+        upload.note = 'stored before it could be cancelled';
+        return;
+      }
+    }
+    upload.state = 'cancelled';
   }
 
   #ownerRefusal(name: string, me: Me | null | undefined): string | null {
@@ -185,6 +231,16 @@ export class FilesStore {
 }
 
 const fileUrl = (name: string): string => `/api/files/${encodeURIComponent(name)}`;
+
+/**
+ * Whether `listed` is the version `upload` would have stored: its size, owned by the uploader, and not
+ * the version that was listed when the upload started.
+ */
+function isThisUpload(listed: ListedFile, upload: Upload, before: ListedFile | undefined, me: Me | null | undefined): boolean {
+  if (listed.size !== upload.size) return false;
+  if (me && listed.owner !== me.username) return false;
+  return before === undefined || listed.sha256 !== before.sha256 || listed.mtime !== before.mtime;
+}
 
 /** Why the gateway would refuse this file, in words, or null. */
 function refusalOf(file: File, limits: UploadLimits | undefined): string | null {
