@@ -84,7 +84,9 @@ const SET_BY_START: Record<SectionName, Record<string, string>> = {
 
 /** A section of the (already validated) config, refusing the keys start sets itself. */
 function section(config: Readonly<Record<string, unknown>>, name: SectionName): Record<string, unknown> {
-  const value = (config[name] ?? {}) as Record<string, unknown>;
+  // A copy: loadConfig froze the file's objects, and each component's own loadConfig fills its
+  // defaults into them (a partial gateway.limits would otherwise stay partial and be refused).
+  const value = structuredClone((config[name] ?? {}) as Record<string, unknown>);
   for (const key of Object.keys(value)) {
     const instead = SET_BY_START[name][key];
     if (instead) throw sbError('SB_ERR_CONFIG_INVALID', `"${name}.${key}" cannot be set in a start config: ${instead}`);

@@ -94,7 +94,8 @@ describe('sockbridge start', () => {
     const taken = (blocker.address() as net.AddressInfo).port;
     try {
       // the file's chatPort is taken: only the flag's 0 lets start come up
-      const config = { data, port: 0, chatPort: taken, chatLinePort: 0, execPort: 0, filesPort: 0, timePort: 0 };
+      // and a partial gateway.limits: the rest keep their defaults (a regression refused every limit left out)
+      const config = { data, port: 0, chatPort: taken, chatLinePort: 0, execPort: 0, filesPort: 0, timePort: 0, gateway: { limits: { maxUploadBytes: 123456 } } };
       await writeFile(join(dir, 'c.json'), JSON.stringify(config));
       const proc = startCli(['start', '--config', join(dir, 'c.json'), '--chat-port', '0'], { cwd: dir, env: { SOCKBRIDGE_ADMIN_PASSWORD: 'from-config-123' } });
       const [, port] = await proc.waitFor(/sockbridge: open http:\/\/127\.0\.0\.1:(\d+)\//);
@@ -104,6 +105,11 @@ describe('sockbridge start', () => {
       const [, files] = await proc.waitFor(/sockbridge: files tcp:\/\/127\.0\.0\.1:(\d+)\n/);
       expect(Number(files)).not.toBe(7003);
       expect(existsSync(join(data, 'users.sqlite'))).toBe(true);
+      const url = `http://127.0.0.1:${port}`;
+      const login = await fetch(`${url}/api/login`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ username: 'admin', password: 'from-config-123' }) });
+      expect(login.status).toBe(200);
+      const me = await fetch(`${url}/api/me`, { headers: { cookie: login.headers.get('set-cookie')!.split(';')[0]! } });
+      expect(await me.json()).toMatchObject({ limits: { maxUploadBytes: 123456, maxUploadFiles: 100 } });
     } finally {
       blocker.close();
     }
