@@ -111,7 +111,12 @@ describe('WebSocket upgrade guard', () => {
     const one = await upgradeStatus(`${base}/ws/probe`, { origin, cookie });
     const two = await upgradeStatus(`${base}/ws/probe`, { origin, cookie });
     expect([one.status, two.status]).toEqual([101, 101]);
-    expect((await upgradeStatus(`${base}/ws/probe`, { origin, cookie })).status).toBe(429);
+    // Over the limit: accepted, then closed at once with the code as the reason, so a page can say why
+    // (a refused upgrade reaches a browser only as 1006).
+    const three = await upgradeStatus(`${base}/ws/probe`, { origin, cookie });
+    expect(three.status).toBe(101);
+    const closed = await new Promise<[number, string]>((resolve) => three.ws!.once('close', (code, why) => resolve([code, why.toString()])));
+    expect(closed).toEqual([1013, 'SB_ERR_TOO_MANY_SOCKETS']);
     one.ws!.close();
     two.ws!.close();
   });
