@@ -11,7 +11,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { FastifyBaseLogger, FastifyInstance, FastifyRequest } from 'fastify';
 import type { RawData, WebSocket } from 'ws';
-import { sbError, isSockbridgeError, isErrorCode, type SockbridgeError } from '../../protocol/errors.js';
+import { fileErrorReason, sbError, isSockbridgeError, isErrorCode, type SockbridgeError } from '../../protocol/errors.js';
 import { FrameDecoder, encodeFrame, type FrameHeader } from '../../protocol/frame-codec.js';
 import { endsSocket } from '../../protocol/browser-messages.js';
 import type { ServiceName } from '../../protocol/api.js';
@@ -156,7 +156,7 @@ export function readSecret(inline: string | undefined, file: string | undefined,
     return value.length > 0 ? value : undefined;
   } catch (err) {
     if (file === undefined) return undefined;
-    throw sbError('SB_ERR_CONFIG_FILE', file, (err as NodeJS.ErrnoException).code ?? (err as Error).message);
+    throw sbError('SB_ERR_SECRET_FILE', file, fileErrorReason(err));
   }
 }
 

@@ -42,6 +42,6 @@ describe('sockbridge gateway', () => {
     await writeFile(config, JSON.stringify({ port: 0, data, execSecretFile: `${data}/no-such.secret` }));
     const { code, stderr } = await runCli(['gateway', '--config', config], { env: { SOCKBRIDGE_ADMIN_PASSWORD: 'gateway-admin-pw' } });
     expect(code).toBe(2);
-    expect(stderr).toContain(`${data}/no-such.secret: ENOENT`);
+    expect(stderr).toContain(`cannot read secret file ${data}/no-such.secret: no such file`);
   });
 });
