@@ -86,12 +86,25 @@ describe('backend outage (browser e2e)', () => {
     expect(await page.getByText('Loading…').count()).toBe(0);
     await input.setInputFiles([{ name: 'during.txt', mimeType: 'text/plain', buffer: Buffer.from('during the outage\n') }]);
     expect(await upload.isDisabled()).toBe(true);
+    // a file dropped meanwhile is not uploaded, and the page says so instead of ignoring the drop
+    const dataTransfer = await page.evaluateHandle(() => {
+      const dt = new DataTransfer();
+      dt.items.add(new File(['dropped during the outage'], 'dropped.txt', { type: 'text/plain' }));
+      return dt;
+    });
+    const dropZone = page.getByRole('form', { name: 'Upload files' });
+    await dropZone.dispatchEvent('dragover', { dataTransfer });
+    await dropZone.dispatchEvent('drop', { dataTransfer });
+    const notice = page.getByTestId('files-notice');
+    await waitForText(notice, (text) => text.includes('nothing was uploaded (drop it again once it is back)'));
+    expect(await page.locator('li[data-upload="dropped.txt"]').count()).toBe(0);
     await screenshot(page, 'outage-files-down');
 
     await t.restart('files');
     await expect.poll(() => down.count(), { timeout: 20_000 }).toBe(0);
     await expect.poll(() => dot.getAttribute('data-state'), { timeout: 10_000 }).toBe('up');
     expect(await stillTheSameWindow(page)).toBe(true);
+    await expect.poll(() => notice.count()).toBe(0);
     await page.locator('tr[data-file="before.txt"]').waitFor();
     await expect.poll(() => upload.isEnabled()).toBe(true);
     await upload.click();
