@@ -78,3 +78,23 @@ describe('the account socket limit (browser e2e)', () => {
       .toBe('up');
   }, 40_000);
 });
+
+describe("the chat service's cap on one account's chat connections (browser e2e)", () => {
+  // maxConnectionsPerNick 1: a second tab's chat socket is refused by the chat service itself
+  // (SB_ERR_CHAT_TOO_MANY_CONNECTIONS), which with the default 8 is what a 9th tab meets first
+  const stack = useStack({ config: { chat: { maxConnectionsPerNick: 1 } } });
+
+  it('a tab over it says "too many open connections", not the bare code, and its dot is not "down"', async () => {
+    const first = await stack().newPage();
+    await logIn(first, stack().url, ADMIN);
+    await expect.poll(() => first.locator('nav [data-service="chat"]').getAttribute('data-state')).toBe('up');
+
+    const second = await stack().newPage();
+    await logIn(second, stack().url, ADMIN);
+    const dot = second.locator('nav [data-service="chat"]');
+    await expect.poll(() => dot.getAttribute('data-state'), { timeout: 10_000 }).toBe('limited');
+    const notice = await waitForText(second.locator('section[aria-label="Chat"]'), (t) => t.includes('too many open connections for this account (close other tabs)'));
+    expect(notice).not.toContain('SB_ERR_CHAT_TOO_MANY_CONNECTIONS');
+    expect(notice).not.toContain('disconnected');
+  }, 40_000);
+});

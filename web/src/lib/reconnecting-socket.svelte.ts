@@ -12,6 +12,11 @@ export const TOO_MANY_SOCKETS = 'SB_ERR_TOO_MANY_SOCKETS';
 /** What the page says for it: the cause and the cure, not a bare code or 1006. */
 export const TOO_MANY_SOCKETS_TEXT = 'too many open connections for this account (close other tabs)';
 /**
+ * Close reasons that mean the same to a person: the chat service's own cap on one account's chat
+ * connections (maxConnectionsPerNick, 8) is reached before the gateway's when many tabs are open.
+ */
+const TOO_MANY_REASONS = new Set([TOO_MANY_SOCKETS, 'SB_ERR_CHAT_TOO_MANY_CONNECTIONS']);
+/**
  * Retrying a socket refused for the account's socket limit: only another tab closing makes room, so
  * every tab retries slowly (and with jitter, so they do not take the freed place in lockstep).
  */
@@ -157,7 +162,7 @@ export class ReconnectingSocket {
       this.#ws = null;
       this.#clearStableTimer();
       this.status = 'down';
-      this.tooManySockets = event.reason === TOO_MANY_SOCKETS;
+      this.tooManySockets = TOO_MANY_REASONS.has(event.reason);
       if (this.tooManySockets) this.lastError = TOO_MANY_SOCKETS_TEXT;
       else if (event.code !== 1000 && event.code !== 1005) this.lastError = event.reason || `closed (${event.code})`;
       this.#options.onClose?.(event);
