@@ -1,7 +1,7 @@
 // Browser e2e: a dropped WebSocket shows as down and reconnects by itself, rejoining its rooms.
 import type { WebSocketRoute } from 'playwright-core';
 import { describe, expect, it } from 'vitest';
-import { ADMIN, logIn, screenshot, useStack, useTopology, waitForText } from './stack.js';
+import { ADMIN, logIn, screenshot, useStack, useTopology, waitForText, type Stack } from './stack.js';
 
 describe('reconnect (browser e2e)', () => {
   const stack = useStack();
@@ -39,26 +39,31 @@ describe('reconnect (browser e2e)', () => {
   });
 });
 
+/** Two tabs of one account, the second over a connection cap: it shows "limited" and the words. */
+async function secondTabOverTheCap(stack: () => Pick<Stack, 'url' | 'newPage'>) {
+  const first = await stack().newPage();
+  await logIn(first, stack().url, ADMIN);
+  await expect.poll(() => first.locator('nav [data-service="chat"]').getAttribute('data-state')).toBe('up');
+  const second = await stack().newPage();
+  await logIn(second, stack().url, ADMIN);
+  const dot = second.locator('nav [data-service="chat"]');
+  await expect.poll(() => dot.getAttribute('data-state'), { timeout: 10_000 }).toBe('limited');
+  const chat = second.locator('section[aria-label="Chat"]');
+  const notice = await waitForText(chat, (t) => t.includes('too many open connections for this account (close other tabs)'));
+  expect(notice).not.toContain('disconnected'); // nothing is down: it says only why
+  return { first, second, dot, chat, notice };
+}
+
 describe('the account socket limit (browser e2e)', () => {
   // one socket per account: a tab's chat socket uses it up (separate processes: the gateway's own --config)
   const stack = useTopology({ config: { limits: { maxSocketsPerUser: 1 } } });
 
   it('regression: a tab over limits.maxSocketsPerUser says "too many open connections", not that the service is down, and gets in once a tab closes', async () => {
-    const first = await stack().newPage();
-    await logIn(first, stack().url, ADMIN);
-    await expect.poll(() => first.locator('nav [data-service="chat"]').getAttribute('data-state')).toBe('up');
-
-    const second = await stack().newPage();
-    await logIn(second, stack().url, ADMIN);
-    const dot = second.locator('nav [data-service="chat"]');
     // was: red "down" and "disconnected, retrying: closed (1006)" forever
-    await expect.poll(() => dot.getAttribute('data-state'), { timeout: 10_000 }).toBe('limited');
+    const { first, second, dot, chat, notice } = await secondTabOverTheCap(stack);
     expect(await dot.getAttribute('title')).toBe('Chat: too many open connections for this account (close other tabs)');
-    const chat = second.locator('section[aria-label="Chat"]');
-    const notice = await waitForText(chat, (t) => t.includes('too many open connections for this account (close other tabs)'));
     expect(notice).not.toContain('1006');
     expect(notice).not.toContain('service down');
-    expect(notice).not.toContain('disconnected'); // nothing is down: it says only why
     await screenshot(second, 'too-many-sockets');
     // it retries slowly (15-30 s): still refused, and still saying why, a few seconds later
     await new Promise((resolve) => setTimeout(resolve, 3000));
@@ -85,16 +90,7 @@ describe("the chat service's cap on one account's chat connections (browser e2e)
   const stack = useStack({ config: { chat: { maxConnectionsPerNick: 1 } } });
 
   it('a tab over it says "too many open connections", not the bare code, and its dot is not "down"', async () => {
-    const first = await stack().newPage();
-    await logIn(first, stack().url, ADMIN);
-    await expect.poll(() => first.locator('nav [data-service="chat"]').getAttribute('data-state')).toBe('up');
-
-    const second = await stack().newPage();
-    await logIn(second, stack().url, ADMIN);
-    const dot = second.locator('nav [data-service="chat"]');
-    await expect.poll(() => dot.getAttribute('data-state'), { timeout: 10_000 }).toBe('limited');
-    const notice = await waitForText(second.locator('section[aria-label="Chat"]'), (t) => t.includes('too many open connections for this account (close other tabs)'));
+    const { notice } = await secondTabOverTheCap(stack);
     expect(notice).not.toContain('SB_ERR_CHAT_TOO_MANY_CONNECTIONS');
-    expect(notice).not.toContain('disconnected');
   }, 40_000);
 });
