@@ -44,7 +44,12 @@ export async function run(argv: string[]): Promise<number> {
     },
     { logger: defaultLogger('warn') }, // errors on stderr; SOCKBRIDGE_LOG_LEVEL=info adds each refusal
   );
-  return runUntilSignal('relay', server, () => [
-    `sockbridge relay listening on ${formatAddress('http', server.address()).replace(/^http/, 'ws')} → ${server.options.target}`,
-  ]);
+  return runUntilSignal('relay', server, () => {
+    // websockify's default, kept for drop-in use, but said aloud: without --origin any web page a
+    // visitor of this machine opens can reach the target through their browser.
+    if (server.options.origins.length === 0) {
+      process.stderr.write(`sockbridge relay: warning: no --origin, so any web page can connect; set --origin URL to the page that uses this relay\n`);
+    }
+    return [`sockbridge relay listening on ${formatAddress('http', server.address()).replace(/^http/, 'ws')} → ${server.options.target}`];
+  });
 }

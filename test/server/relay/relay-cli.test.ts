@@ -98,6 +98,16 @@ describe('sockbridge relay', () => {
     expect(await seen).toMatchObject({ code: 1001, reason: 'server shutting down' });
   });
 
+  it('warns on stderr when no --origin restricts which pages may connect, and not when one does', async () => {
+    const echo = await target(startEchoTarget);
+    const open = startCli(['relay', '127.0.0.1:0', `127.0.0.1:${echo.port}`]);
+    await open.waitFor(/sockbridge relay: ready/);
+    expect(open.stderr()).toContain('warning: no --origin, so any web page can connect');
+    const restricted = startCli(['relay', '--origin', 'https://app.example', '127.0.0.1:0', `127.0.0.1:${echo.port}`]);
+    await restricted.waitFor(/sockbridge relay: ready/);
+    expect(restricted.stderr()).not.toContain('warning');
+  });
+
   it('rejects a bad command line with a usage error (exit 2)', async () => {
     const missing = await runCli(['relay', '6080']);
     expect(missing.code).toBe(2);
