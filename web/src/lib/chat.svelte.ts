@@ -3,6 +3,8 @@
 import {
   CHAT_LIMITS,
   DEFAULT_ROOM,
+  NICK_PATTERN,
+  REF_PATTERN,
   ROOM_PATTERN,
   type ChatErrorEvent,
   type ChatEvent,
@@ -12,7 +14,7 @@ import {
 } from '../../../protocol/chat-messages.js';
 import { wsUrl } from './api.js';
 import { parseJsonFrame, ReconnectingSocket } from './reconnecting-socket.svelte.js';
-import { readStored, writeStored } from './storage.js';
+import { readStored, writeStored, writeStoredChecked } from './storage.js';
 
 export type TimelineItem =
   | ({ kind: 'message' } & ChatMessage)
@@ -36,13 +38,16 @@ export type ChatTarget = { kind: 'room'; name: string } | { kind: 'dm'; name: st
 /**
  * A message this tab sent that the service has not acknowledged (its copy with our `ref`): waiting
  * its turn in the send queue, on its way, or failed (too large, no such user, cut off by a
- * disconnect…). Kept so its text is never lost silently.
+ * disconnect…). Kept so its text is never lost silently: in this tab's sessionStorage too, so a
+ * reload sends it again (same ref) or shows it failed (see #restoreAfterReload).
  */
 export interface OutgoingMessage {
   /** its idempotency key (see SayRequest): kept through every retry and Resend, so the service posts it at most once */
   ref: string;
   target: ChatTarget;
   text: string;
+  /** when it was typed (ms since the epoch), kept through Resend: how old its ref may be at the service */
+  queuedAt: number;
   /** set once it failed: `code` is the refusal's code or the close that cut it off, `message` plain words */
   failure?: { code: string; message: string };
 }
@@ -68,6 +73,16 @@ const OFFLINE_LIMIT_MS = 20_000;
 const DEFAULT_RETRY_MS = 1_000;
 /** localStorage key prefix: the rooms an account's tabs joined, rejoined after a reload. */
 const ROOMS_STORAGE_PREFIX = 'sockbridge.chat.rooms.';
+/** sessionStorage key prefixes (per tab, per account): the unacknowledged messages and the conversation on screen, both kept across a reload. */
+const OUTGOING_STORAGE_PREFIX = 'sockbridge.chat.outgoing.';
+const ACTIVE_STORAGE_PREFIX = 'sockbridge.chat.active.';
+/**
+ * A message restored after a reload is sent again with its ref only while that is well inside the
+ * service's refWindowMs (1 h, docs/protocol.md § chat "Idempotent send"): a first try that did reach
+ * the service is then still recognised and answered with its stored copy, not posted twice. An older
+ * one is shown failed, for Resend, Edit or Discard: the person decides whether it still makes sense.
+ */
+const RESEND_AFTER_RELOAD_MS = 10 * 60_000;
 const textEncoder = new TextEncoder();
 const NOT_CONNECTED = 'Not connected: the message was not sent';
 
@@ -99,7 +114,7 @@ export class ChatClient {
   directory = $state<{ room: string; members: number }[]>([]);
   /** rooms on the server not in `directory` (the service lists only the fullest) */
   directoryMore = $state(0);
-  active = $state<ChatTarget>({ kind: 'room', name: DEFAULT_ROOM });
+  #active = $state<ChatTarget>({ kind: 'room', name: DEFAULT_ROOM });
   /** whether the chat panel is on screen; unread counts grow only for what the user is not looking at */
   visible = $state(false);
   lastError = $state<{ code: string; message: string } | null>(null);
@@ -107,6 +122,11 @@ export class ChatClient {
   outgoing = $state<OutgoingMessage[]>([]);
   /** true while the send queue waits for the service's rate limit to let the next request through */
   throttled = $state(false);
+  /**
+   * false while `outgoing` is not all in sessionStorage (storage disabled or full, or sent before the
+   * first welcome named the account): a reload now would lose those messages, so the page asks first.
+   */
+  outgoingSaved = $state(true);
 
   readonly socket: ReconnectingSocket;
 
@@ -131,6 +151,10 @@ export class ChatClient {
   #offlineTimer: ReturnType<typeof setTimeout> | null = null;
   /** the welcome arrived on the current connection: requests may go out */
   #welcomed = false;
+  /** what a reload left in sessionStorage was read (on the first welcome, which names the account) */
+  #restored = false;
+  /** the room on screen before the reload, shown again once it is rejoined unless the person chose another */
+  #activeAfterRejoin: string | null = null;
 
   constructor() {
     this.socket = new ReconnectingSocket({
@@ -141,6 +165,18 @@ export class ChatClient {
       },
       onClose: (event) => this.#failPending(event),
     });
+  }
+
+  /** The room or conversation on screen; kept per tab, so a reload comes back to it. */
+  get active(): ChatTarget {
+    return this.#active;
+  }
+
+  set active(target: ChatTarget) {
+    this.#active = target;
+    this.#activeAfterRejoin = null;
+    const key = this.#storageKey(ACTIVE_STORAGE_PREFIX);
+    if (key !== null) writeStored('sessionStorage', key, JSON.stringify(target));
   }
 
   close(): void {
@@ -222,6 +258,7 @@ export class ChatClient {
     if (!message?.failure) return null; // still on its way: it will be answered
     if (this.socket.status !== 'up') return NOT_CONNECTED;
     delete message.failure;
+    this.#saveOutgoing();
     this.#enqueue({ kind: 'say', ref });
     return null;
   }
@@ -230,6 +267,7 @@ export class ChatClient {
   discard(ref: string): void {
     const i = this.outgoing.findIndex((m) => m.ref === ref);
     if (i !== -1) this.outgoing.splice(i, 1);
+    this.#saveOutgoing();
   }
 
   #sendTo(target: ChatTarget, text: string): string | null {
@@ -238,7 +276,8 @@ export class ChatClient {
     if (textEncoder.encode(body).length > CHAT_LIMITS.textMaxBytes) return `Messages are at most ${CHAT_LIMITS.textMaxBytes} bytes`;
     if (this.socket.status !== 'up') return NOT_CONNECTED;
     const ref = newRef();
-    this.outgoing.push({ ref, target, text: body });
+    this.outgoing.push({ ref, target, text: body, queuedAt: Date.now() });
+    this.#saveOutgoing();
     this.#enqueue({ kind: 'say', ref });
     return null;
   }
@@ -325,12 +364,16 @@ export class ChatClient {
 
   /** The service's copy with our ref arrived: the message is stored and delivered. */
   #acknowledge(ref: string | undefined): void {
-    if (ref !== undefined) this.outgoing = this.outgoing.filter((m) => m.ref !== ref);
+    if (ref === undefined || !this.outgoing.some((m) => m.ref === ref)) return;
+    this.outgoing = this.outgoing.filter((m) => m.ref !== ref);
+    this.#saveOutgoing();
   }
 
   #fail(ref: string, code: string, message: string): void {
     const outgoing = this.outgoing.find((m) => m.ref === ref);
-    if (outgoing) outgoing.failure ??= { code, message };
+    if (!outgoing || outgoing.failure) return;
+    outgoing.failure = { code, message };
+    this.#saveOutgoing();
   }
 
   /** A refusal: the rate limit puts the request back at the head of the queue until the service allows it; anything else is final. */
@@ -360,6 +403,7 @@ export class ChatClient {
   #forget(room: string): void {
     this.#wanted.delete(room);
     this.#saveRooms();
+    if (this.#activeAfterRejoin === room) this.#activeAfterRejoin = null;
     if (this.active.kind === 'room' && this.active.name === room && !this.rooms[room]) {
       this.active = { kind: 'room', name: Object.keys(this.rooms)[0] ?? DEFAULT_ROOM };
     }
@@ -387,13 +431,13 @@ export class ChatClient {
     }, OFFLINE_LIMIT_MS);
   }
 
-  #storageKey(): string | null {
-    return this.nick === null ? null : `${ROOMS_STORAGE_PREFIX}${this.nick}`;
+  #storageKey(prefix: string): string | null {
+    return this.nick === null ? null : `${prefix}${this.nick}`;
   }
 
   /** The rooms this account's tabs joined, as last saved; only valid names. */
   #savedRooms(): string[] {
-    const key = this.#storageKey();
+    const key = this.#storageKey(ROOMS_STORAGE_PREFIX);
     const text = key === null ? null : readStored('localStorage', key);
     try {
       const saved: unknown = JSON.parse(text ?? '[]');
@@ -404,9 +448,49 @@ export class ChatClient {
   }
 
   #saveRooms(): void {
-    const key = this.#storageKey();
+    const key = this.#storageKey(ROOMS_STORAGE_PREFIX);
     // storage full or disabled: the rooms are just not remembered across reloads
     if (key !== null) writeStored('localStorage', key, JSON.stringify([...this.#wanted].sort()));
+  }
+
+  /** Keeps `outgoing` in this tab's sessionStorage; outgoingSaved says whether that worked. */
+  #saveOutgoing(): void {
+    const key = this.#storageKey(OUTGOING_STORAGE_PREFIX);
+    if (key === null) {
+      this.outgoingSaved = this.outgoing.length === 0;
+      return;
+    }
+    const kept = this.outgoing.map(({ ref, target, text, queuedAt, failure }) => ({ ref, target, text, queuedAt, failure }));
+    this.outgoingSaved = writeStoredChecked('sessionStorage', key, kept.length === 0 ? null : JSON.stringify(kept));
+  }
+
+  /**
+   * On the first welcome (it names the account): what this tab left before a reload. Its messages
+   * not yet acknowledged come back: failed ones as failed, the rest are sent again with their refs
+   * (returned, to queue), so each settles as an ack whether or not the first try reached the service;
+   * one queued too long ago is shown failed instead (RESEND_AFTER_RELOAD_MS). The room on screen is
+   * shown again once rejoined, if it is still among the account's rooms; a conversation at once.
+   */
+  #restoreAfterReload(): QueuedRequest[] {
+    if (this.#restored) return [];
+    this.#restored = true;
+    const active = parseTarget(readStored('sessionStorage', this.#storageKey(ACTIVE_STORAGE_PREFIX)!));
+    if (active?.kind === 'room' && this.#wanted.has(active.name)) this.#activeAfterRejoin = active.name;
+    if (active?.kind === 'dm') this.openDirect(active.name);
+
+    const stored = parseOutgoing(readStored('sessionStorage', this.#storageKey(OUTGOING_STORAGE_PREFIX)!));
+    const restored = stored.filter((m) => !this.outgoing.some((o) => o.ref === m.ref));
+    const now = Date.now();
+    for (const message of restored) {
+      if (!message.failure && now - message.queuedAt > RESEND_AFTER_RELOAD_MS) {
+        message.failure = { code: 'reloaded', message: 'the page was reloaded before the server confirmed it, over 10 minutes ago; it may not have been sent' };
+      }
+      // its conversation is listed, so the message can be seen
+      if (message.target.kind === 'dm') this.directs[message.target.name] ??= { peer: message.target.name, messages: [], unread: 0 };
+    }
+    this.outgoing = [...restored, ...this.outgoing];
+    this.#saveOutgoing();
+    return restored.filter((m) => !m.failure).map((m) => ({ kind: 'say', ref: m.ref }));
   }
 
   #isLookingAt(target: ChatTarget): boolean {
@@ -457,8 +541,12 @@ export class ChatClient {
         this.#offlineTimer = null;
         for (const room of this.#savedRooms()) this.#wanted.add(room);
         // the hello already joined event.rooms: joining again would only spend a rate token. The
-        // joins go first, then messages that waited for the reconnect, all paced by the queue.
-        this.#queue.unshift(...[...this.#wanted].filter((room) => !event.rooms.includes(room)).map((room) => ({ kind: 'join' as const, room })));
+        // joins go first, then messages from before a reload, then those that waited for the
+        // reconnect, all paced by the queue.
+        this.#queue.unshift(
+          ...[...this.#wanted].filter((room) => !event.rooms.includes(room)).map((room) => ({ kind: 'join' as const, room })),
+          ...this.#restoreAfterReload(),
+        );
         this.refreshDirectory();
         this.#pump();
         break;
@@ -468,6 +556,7 @@ export class ChatClient {
         this.rooms[event.room] = { name: event.room, timeline: history, members: [...event.members].sort(), unread: previous?.unread ?? 0 };
         this.#wanted.add(event.room);
         this.#saveRooms();
+        if (this.#activeAfterRejoin === event.room) this.select({ kind: 'room', name: event.room });
         this.refreshDirectory();
         break;
       }
@@ -523,6 +612,47 @@ export class ChatClient {
       case 'pong':
         break;
     }
+  }
+}
+
+/** A ChatTarget read back from storage, or null for anything else. */
+function parseTarget(text: string | null): ChatTarget | null {
+  return toTarget(parseStoredJson(text));
+}
+
+function toTarget(value: unknown): ChatTarget | null {
+  if (typeof value !== 'object' || value === null) return null;
+  const { kind, name } = value as Record<string, unknown>;
+  if (kind === 'room' && typeof name === 'string' && ROOM_PATTERN.test(name)) return { kind, name };
+  if (kind === 'dm' && typeof name === 'string' && NICK_PATTERN.test(name)) return { kind, name };
+  return null;
+}
+
+/** The OutgoingMessages read back from storage; anything malformed is skipped. */
+function parseOutgoing(text: string | null): OutgoingMessage[] {
+  const stored = parseStoredJson(text);
+  if (!Array.isArray(stored)) return [];
+  const messages: OutgoingMessage[] = [];
+  for (const item of stored as unknown[]) {
+    if (typeof item !== 'object' || item === null) continue;
+    const { ref, target, text: body, queuedAt, failure } = item as Record<string, unknown>;
+    const to = toTarget(target);
+    if (typeof ref !== 'string' || !REF_PATTERN.test(ref) || !to || typeof body !== 'string' || !body || typeof queuedAt !== 'number') continue;
+    const message: OutgoingMessage = { ref, target: to, text: body, queuedAt };
+    if (typeof failure === 'object' && failure !== null) {
+      const { code, message: words } = failure as Record<string, unknown>;
+      if (typeof code === 'string' && typeof words === 'string') message.failure = { code, message: words };
+    }
+    messages.push(message);
+  }
+  return messages;
+}
+
+function parseStoredJson(text: string | null): unknown {
+  try {
+    return text === null ? null : (JSON.parse(text) as unknown);
+  } catch {
+    return null;
   }
 }
 

@@ -20,3 +20,17 @@ export function writeStored(where: StorageName, key: string, value: string | nul
     // not kept
   }
 }
+
+/**
+ * writeStored for what a reload must not lose (unsent chat messages): says whether it was kept, so
+ * the page can warn before it unloads instead.
+ */
+export function writeStoredChecked(where: StorageName, key: string, value: string | null): boolean {
+  try {
+    if (value === null) window[where].removeItem(key);
+    else window[where].setItem(key, value);
+    return true;
+  } catch {
+    return false;
+  }
+}
