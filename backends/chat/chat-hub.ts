@@ -15,6 +15,10 @@
 // says hello while such a connection holds its name takes it over (the holder's transport moves it
 // off, EventSink.nickClaimed), so the owner is never shut out. Every message records whether its
 // sender was an account (`account`), which tells an impostor from an account that never chatted yet.
+//
+// Nicknames are unique ignoring letter case, as reserved_nicks and account names are: a guest
+// holding `alice` would otherwise keep it beside the account `Alice`, in every member list, and
+// receive direct messages meant for it. Lookups by name (isOnline, sessionsOf) stay exact.
 
 import { Buffer } from 'node:buffer';
 import { sbError, type SockbridgeError } from '../../protocol/errors.js';
@@ -58,10 +62,15 @@ export interface EventSink extends Pick<ChatPeer, 'deliver'> {
   nickClaimed(): void;
 }
 
+/** What nickname uniqueness compares: NICK_PATTERN is ASCII, so lower case is the whole of case folding. */
+const nickKey = (nick: string): string => nick.toLowerCase();
+
 /** A SockbridgeError that also says when a retry will pass. */
 export type RateLimitedError = SockbridgeError & { retryAfterMs: number };
 
 interface NickEntry {
+  /** the spelling the nickname is held under (the map is keyed by nickKey) */
+  nick: string;
   sessions: Set<ChatSession>;
   /** true when the nickname is held through the gateway token, and so may be shared */
   shared: boolean;
@@ -93,7 +102,7 @@ export class ChatHub {
     }
     this.claimNick(nick, shared);
     const session = new ChatSession(this, sink, nick, shared, this.clock());
-    this.nicks.get(nick)!.sessions.add(session);
+    this.nicks.get(nickKey(nick))!.sessions.add(session);
     return session;
   }
 
@@ -109,37 +118,47 @@ export class ChatHub {
     return this.history.recentDirect(nick, this.limits.directHistoryOnHello);
   }
 
+  /** The entry of `nick` held under exactly this spelling. */
+  private held(nick: string): NickEntry | undefined {
+    const entry = this.nicks.get(nickKey(nick));
+    return entry?.nick === nick ? entry : undefined;
+  }
+
   isOnline(nick: string): boolean {
-    return this.nicks.has(nick);
+    return this.held(nick) !== undefined;
   }
 
   sessionsOf(nick: string): ReadonlySet<ChatSession> {
-    return this.nicks.get(nick)?.sessions ?? new Set();
+    return this.held(nick)?.sessions ?? new Set();
   }
 
-  /** Whether a connection without the gateway token may take `nick` now. */
+  /** Whether a connection without the gateway token may take `nick` now (no spelling of it is held or reserved). */
   isFree(nick: string): boolean {
-    return !this.nicks.has(nick) && !this.history.isReserved(nick);
+    return !this.nicks.has(nickKey(nick)) && !this.history.isReserved(nick);
   }
 
   private refuseReserved(nick: string): void {
     if (this.history.isReserved(nick)) throw sbError('SB_ERR_CHAT_NICK_RESERVED', nick);
   }
 
-  /** An account takes precedence over tokenless connections holding its name (see EventSink.nickClaimed). */
+  /**
+   * An account takes precedence over tokenless connections holding its name in any spelling of its
+   * case (see EventSink.nickClaimed).
+   */
   private displaceGuests(nick: string): void {
-    const entry = this.nicks.get(nick);
+    const entry = this.nicks.get(nickKey(nick));
     if (!entry || entry.shared) return;
     for (const session of [...entry.sessions]) session.nickClaimed();
   }
 
   private claimNick(nick: string, shared: boolean): void {
-    const entry = this.nicks.get(nick);
+    const entry = this.nicks.get(nickKey(nick));
     if (!entry) {
-      this.nicks.set(nick, { sessions: new Set(), shared });
+      this.nicks.set(nickKey(nick), { nick, sessions: new Set(), shared });
       return;
     }
-    if (!shared || !entry.shared) throw sbError('SB_ERR_CHAT_NICK_TAKEN', nick);
+    // Only the same spelling is shared: two accounts never differ by case alone (nor do their names here).
+    if (!shared || !entry.shared || entry.nick !== nick) throw sbError('SB_ERR_CHAT_NICK_TAKEN', nick);
     if (entry.sessions.size >= this.limits.maxConnectionsPerNick) {
       throw sbError('SB_ERR_CHAT_TOO_MANY_CONNECTIONS', nick, entry.sessions.size);
     }
@@ -147,32 +166,40 @@ export class ChatHub {
 
   /** @internal ChatSession's half of a rename or disconnect. */
   releaseNick(session: ChatSession, nick: string): void {
-    const entry = this.nicks.get(nick);
-    if (!entry) return;
-    entry.sessions.delete(session);
+    const key = nickKey(nick);
+    const entry = this.nicks.get(key);
+    if (!entry?.sessions.delete(session)) return;
     if (entry.sessions.size > 0) return;
-    this.nicks.delete(nick);
-    const bucket = this.nickBuckets.get(nick);
-    // A bucket that still holds a debt is kept, so reconnecting does not reset the limit.
-    if (bucket?.isFull(this.clock())) this.nickBuckets.delete(nick);
+    this.nicks.delete(key);
+    const bucket = this.nickBuckets.get(key);
+    // A bucket that still holds a debt is kept, so reconnecting (in any case) does not reset the limit.
+    if (bucket?.isFull(this.clock())) this.nickBuckets.delete(key);
     if (this.nickBuckets.size > 4 * this.nicks.size + 1024) this.pruneBuckets();
   }
 
-  /** @internal */
-  claimRename(session: ChatSession, nick: string): void {
+  /**
+   * @internal Throws unless `session` may rename itself to `nick`: its own nick in another case may
+   * be taken (holdRenamed runs after the old name is released).
+   */
+  checkRename(session: ChatSession, nick: string): void {
     validateNick(nick);
     this.refuseReserved(nick);
-    if (this.nicks.has(nick)) throw sbError('SB_ERR_CHAT_NICK_TAKEN', nick);
-    this.nicks.set(nick, { sessions: new Set([session]), shared: false });
+    const entry = this.nicks.get(nickKey(nick));
+    if (entry && !(entry.sessions.size === 1 && entry.sessions.has(session))) throw sbError('SB_ERR_CHAT_NICK_TAKEN', nick);
+  }
+
+  /** @internal The second half of a rename checked by checkRename. */
+  holdRenamed(session: ChatSession, nick: string): void {
+    this.nicks.set(nickKey(nick), { nick, sessions: new Set([session]), shared: false });
   }
 
   /** @internal Charges one request to the connection's and the nickname's buckets. */
   charge(connectionBucket: TokenBucket, nick: string): void {
     const now = this.clock();
-    let nickBucket = this.nickBuckets.get(nick);
+    let nickBucket = this.nickBuckets.get(nickKey(nick));
     if (!nickBucket) {
       nickBucket = new TokenBucket(this.limits.rateLimit, now);
-      this.nickBuckets.set(nick, nickBucket);
+      this.nickBuckets.set(nickKey(nick), nickBucket);
     }
     const wait = Math.max(connectionBucket.wait(now), nickBucket.wait(now));
     if (wait > 0) {
@@ -192,8 +219,8 @@ export class ChatHub {
 
   private pruneBuckets(): void {
     const now = this.clock();
-    for (const [nick, bucket] of this.nickBuckets) {
-      if (!this.nicks.has(nick) && bucket.isFull(now)) this.nickBuckets.delete(nick);
+    for (const [key, bucket] of this.nickBuckets) {
+      if (!this.nicks.has(key) && bucket.isFull(now)) this.nickBuckets.delete(key);
     }
   }
 
@@ -362,11 +389,12 @@ export class ChatSession implements ChatPeer {
   rename(nick: string, { charge = true } = {}): void {
     if (nick === this.nick) return;
     if (charge) this.hub.charge(this.bucket, this.nick);
-    this.hub.claimRename(this, nick);
+    this.hub.checkRename(this, nick);
     const old = this.nick;
     const rooms = [...this.joined];
     for (const name of rooms) this.leaveRoom(name, old);
     this.hub.releaseNick(this, old);
+    this.hub.holdRenamed(this, nick);
     this.currentNick = nick;
     for (const name of rooms) {
       const room = this.hub.rooms.getOrCreate(name);

@@ -123,3 +123,44 @@ describe('ChatService: nicknames of accounts', () => {
     expect(line.nick).toBe('guest-2');
   });
 });
+
+// Regression (review of the account changes): the hub's nick map was case-sensitive while
+// reserved_nicks is not, so a guest `alice` stayed beside the account `Alice` and got its DMs.
+describe('ChatService: nicknames are unique ignoring case', () => {
+  it('moves a guest holding another case of an account\'s name off it when the account says hello', async () => {
+    const { port, linePort } = await startChat();
+    const impostor = await LineClient.open(linePort);
+    expect(await command(impostor, '/nick alice')).toMatch(/^\* you are now alice$/m);
+    const mark = impostor.text.length;
+
+    const alice = await RawChat.hello(port, 'Alice', viaGateway);
+    const guest = (await impostor.waitFor(/^\* alice is an account's name and its owner just logged in: you are now (guest-\d+)$/m, mark))[1]!;
+    const bob = await RawChat.hello(port, 'bob');
+    expect(bob.events[0]).toMatchObject({ cmd: 'welcome', nick: 'bob' });
+    bob.send({ cmd: 'who', room: 'lobby' });
+    expect((await bob.next('members')).members).toEqual(['Alice', 'bob', guest].sort());
+
+    bob.send({ cmd: 'dm', to: 'alice', text: 'for the guest?' });
+    expect(await bob.next('error')).toMatchObject({ code: 'SB_ERR_CHAT_NO_SUCH_USER' });
+    bob.send({ cmd: 'dm', to: 'Alice', text: 'for the account' });
+    expect(await alice.next('direct')).toMatchObject({ from: 'bob', to: 'Alice', text: 'for the account' });
+    expect(impostor.text.slice(mark)).not.toMatch(/for the/);
+  });
+
+  it('refuses a guest another case of a nickname someone holds, by hello and by /nick; a guest may change the case of its own', async () => {
+    const { port, linePort } = await startChat();
+    const carol = await LineClient.open(linePort);
+    expect(await command(carol, '/nick carol')).toMatch(/^\* you are now carol$/m);
+
+    const other = await LineClient.open(linePort);
+    expect(await command(other, '/nick CAROL')).toMatch(/^! SB_ERR_CHAT_NICK_TAKEN /m);
+    const frame = await RawChat.open(port);
+    frame.send({ cmd: 'hello', nick: 'Carol' });
+    expect(await frame.next('error')).toMatchObject({ code: 'SB_ERR_CHAT_NICK_TAKEN' });
+
+    expect(await command(carol, '/nick Carol')).toMatch(/^\* you are now Carol$/m);
+    expect(await command(other, '/nick carol')).toMatch(/^! SB_ERR_CHAT_NICK_TAKEN /m);
+    // the exact spelling is taken as before
+    expect(await command(other, '/nick Carol')).toMatch(/^! SB_ERR_CHAT_NICK_TAKEN /m);
+  });
+});
