@@ -7,8 +7,10 @@
 // A read that ends without a newline (the seed's client sends none) counts as a line once no more
 // bytes follow within lineFlushMs, so a long line split across TCP segments still stays one line.
 // Commands: /join ROOM, /rooms, /who, /nick NAME, /msg NICK TEXT, /quit, /help.
-// A first line that is not text (a frame client's length header: NUL bytes) is answered with
-// SB_ERR_CHAT_WRONG_PORT and the connection closed, so a frame client pointed here posts nothing.
+// Telnet commands (a telnet or PuTTY client's option negotiation) are stripped from the stream
+// (TelnetFilter). A first line that is another protocol (a frame client's length header holds NUL
+// bytes, a TLS record starts 16 03) is answered with SB_ERR_CHAT_WRONG_PORT and the connection
+// closed, so a frame client pointed here posts nothing; any other byte is text.
 // Direct-message history is never shown here: anyone may take any free nickname on this port, so
 // a nick proves nothing (ChatHub.directHistoryFor serves it only through the gateway). A nickname an
 // account ever used is refused to /nick (SB_ERR_CHAT_NICK_RESERVED), and when an account logs in
@@ -24,6 +26,7 @@ import { TcpService } from '../lib/tcp-service.js';
 import type { ChatHub, ChatSession } from './chat-hub.js';
 import { LineSplitter, type LineItem } from './line-splitter.js';
 import { SocketSink } from './socket-sink.js';
+import { TelnetFilter } from './telnet-filter.js';
 import { sanitizeForTerminal } from './terminal-text.js';
 
 /** History lines shown on connect: enough for context, few enough for an 80x24 terminal. */
@@ -78,14 +81,17 @@ export class LineChatServer extends TcpService {
 
 class LineConnection {
   private readonly splitter: LineSplitter;
+  private readonly telnet = new TelnetFilter();
   private readonly sink: SocketSink;
   private readonly session: ChatSession;
   /** the one room this connection is in: where its lines go, whose events it gets */
   private room = DEFAULT_ROOM;
   private flushTimer: NodeJS.Timeout | undefined;
-  /** no newline seen yet: the bytes so far are checked by looksLikeText */
+  /** no newline seen yet: the bytes so far are checked by isOtherProtocol */
   private inFirstLine = true;
-  /** the first line was not text (see looksLikeText): nothing more is read */
+  /** no data byte seen yet (telnet commands are not data) */
+  private atStart = true;
+  /** the first line was another protocol (see isOtherProtocol): nothing more is read */
   private notText = false;
 
   constructor(
@@ -125,9 +131,10 @@ class LineConnection {
   private onData(chunk: Buffer): void {
     clearTimeout(this.flushTimer);
     if (this.notText) return;
+    const data = this.telnet.push(chunk);
     if (this.inFirstLine) {
-      const newline = chunk.indexOf(0x0a);
-      if (!looksLikeText(newline === -1 ? chunk : chunk.subarray(0, newline))) {
+      const newline = data.indexOf(0x0a);
+      if (isOtherProtocol(newline === -1 ? data : data.subarray(0, newline), this.atStart)) {
         this.notText = true;
         this.refuse(sbError('SB_ERR_CHAT_WRONG_PORT'));
         this.socket.end();
@@ -135,7 +142,8 @@ class LineConnection {
       }
       if (newline !== -1) this.inFirstLine = false;
     }
-    this.handle(this.splitter.push(chunk));
+    if (data.length > 0) this.atStart = false;
+    this.handle(this.splitter.push(data));
     // A refused line without a newline (the seed's client) also ends with the pause: else every later line were skipped.
     if ((this.splitter.hasPartial || this.splitter.isSkipping) && !this.socket.destroyed) {
       this.flushTimer = setTimeout(() => {
@@ -257,12 +265,14 @@ class LineConnection {
 }
 
 /**
- * False for bytes no person types: NUL and the C0 controls other than BS, TAB, LF, VT, FF, CR and ESC
- * (a terminal's arrow keys send ESC sequences). A frame's 4-byte little-endian length header always
- * holds NUL bytes (any header under 16 MiB), so a frame client's first bytes fail this.
+ * True for the signatures of protocols that are not lines of text: a NUL byte, which a frame's
+ * 4-byte little-endian length header always holds (any header under 16 MiB) and no person types
+ * (telnet's CR NUL is already gone, TelnetFilter), or a TLS record's first bytes `16 03` (RFC 8446
+ * §5.1: handshake, legacy version 3.x) at the start. Other control bytes pass as text: terminal keys
+ * send ESC sequences, and what is shown is cleaned (sanitizeForTerminal).
  */
-function looksLikeText(bytes: Uint8Array): boolean {
-  return !bytes.some((b) => b < 0x08 || (b > 0x0d && b < 0x20 && b !== 0x1b));
+function isOtherProtocol(bytes: Uint8Array, atStart: boolean): boolean {
+  return bytes.includes(0x00) || (atStart && bytes[0] === 0x16 && bytes[1] === 0x03);
 }
 
 /** `! SB_ERR_… message`: the stable code first, for scripts; the connection stays open. */

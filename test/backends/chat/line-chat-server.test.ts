@@ -364,7 +364,7 @@ describe('LineChatServer: a frame client on the line port', () => {
     expect(watcher.events.filter((e) => e.cmd === 'message')).toEqual([]);
   });
 
-  it('refuses a first line holding other control bytes, but not one with ESC (arrow keys) or a tab, and checks only the first line', async () => {
+  it('refuses a first line that starts a TLS record, but not one with ESC (arrow keys), a tab or another control byte', async () => {
     const { port, linePort } = await startChat();
     const watcher = await RawChat.hello(port, 'watcher');
     const received = await firstBytes(linePort, Buffer.from([0x16, 0x03, 0x01, 0x02, 0x00, 0x0a])); // a TLS ClientHello's first bytes
@@ -375,5 +375,21 @@ describe('LineChatServer: a frame client on the line port', () => {
     await watcher.next('message', (e) => e.text.startsWith('typed'));
     await watcher.next('message', (e) => e.text.startsWith('later'));
     expect(person.text).not.toMatch(/SB_ERR_CHAT_WRONG_PORT/);
+  });
+
+  // Regression (review): telnet and PuTTY open with option negotiation, whose C0 bytes made the
+  // line port answer SB_ERR_CHAT_WRONG_PORT and close before the person typed anything.
+  it('strips a telnet client\'s option negotiation and posts what it typed', async () => {
+    const { port, linePort } = await startChat();
+    const watcher = await RawChat.hello(port, 'watcher');
+    const telnet = await LineClient.open(linePort);
+    telnet.write(Buffer.from([
+      0xff, 0xfb, 0x1f, 0xff, 0xfb, 0x18, 0xff, 0xfd, 0x01, 0xff, 0xfb, 0x03, // IAC WILL NAWS, WILL TTYPE, DO ECHO, WILL SGA
+      0x68, 0x65, 0x6c, 0x6c, 0x6f, 0x0a, //                                     "hello" LF
+    ]));
+    expect(await watcher.next('message', (e) => e.from === telnet.nick)).toMatchObject({ text: 'hello' });
+    telnet.write(Buffer.from([0xff, 0xfa, 0x1f, 0x00, 0x50, 0x00, 0x18, 0xff, 0xf0, 0x61, 0x67, 0x61, 0x69, 0x6e, 0x0d, 0x0a])); // IAC SB NAWS 80x24 IAC SE "again" CR LF
+    expect(await watcher.next('message', (e) => e.from === telnet.nick && e.text !== 'hello')).toMatchObject({ text: 'again' });
+    expect(telnet.text).not.toMatch(/SB_ERR_CHAT_WRONG_PORT/);
   });
 });
