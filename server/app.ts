@@ -12,6 +12,7 @@ import { defaultLogger } from './logger.js';
 import { WS_CLOSE, sbError } from '../protocol/errors.js';
 import { trustProxySetting, type GatewayOptions } from './gateway-options.js';
 import { AccountCheck } from './accounts/account-check.js';
+import { LiveUploads } from './accounts/live-uploads.js';
 import { SessionStore } from './accounts/session-store.js';
 import { UserStore } from './accounts/user-store.js';
 import { LiveSockets, registerAuth } from './plugins/auth.js';
@@ -68,10 +69,15 @@ export async function buildApp(options: GatewayOptions, deps: AppDeps = {}): Pro
   const users = new UserStore(join(options.data, 'users.sqlite'));
   const sessions = new SessionStore({ ttlMs: options.sessionTtlMs });
   const liveSockets = new LiveSockets(sessions, app.log);
-  const accountCheck = new AccountCheck(users, sessions, app.log, (session) => liveSockets.applyRole(session.id, session.role));
+  const liveUploads = new LiveUploads(sessions);
+  const accountCheck = new AccountCheck(users, sessions, app.log, (session) => {
+    liveSockets.applyRole(session.id, session.role);
+    liveUploads.applyRole(session.id, session.role);
+  });
   const healthRegistry = new HealthRegistry();
   app.decorate('users', users);
   app.decorate('sessions', sessions);
+  app.decorate('liveUploads', liveUploads);
   app.decorate('accountCheck', accountCheck);
   app.decorate('healthRegistry', healthRegistry);
   app.decorate('health', {

@@ -18,6 +18,7 @@ import type { Role, ServiceName } from '../../protocol/api.js';
 import type { GatewayOptions } from '../gateway-options.js';
 import type { Session, SessionEndReason, SessionStore } from '../accounts/session-store.js';
 import type { AccountCheck } from '../accounts/account-check.js';
+import type { LiveUploads } from '../accounts/live-uploads.js';
 import type { UserStore } from '../accounts/user-store.js';
 import type { HealthRegistry } from '../upstream/health-registry.js';
 import { foreignOriginReason, isAllowedOrigin } from './origin.js';
@@ -49,6 +50,8 @@ declare module 'fastify' {
     sessions: SessionStore;
     /** accounts (DATA/users.sqlite) */
     users: UserStore;
+    /** uploads in flight per session: aborted when the session ends or its role drops */
+    liveUploads: LiveUploads;
     /** re-checks sessions against their accounts (removed, new password, role changed) */
     accountCheck: AccountCheck;
     /** the full health registry behind `health` */

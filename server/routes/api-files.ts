@@ -3,7 +3,9 @@
 // service's own validateFileName before anything is sent upstream, so `..`, separators and NUL get a
 // 400 here and never reach the service. Uploads and deletes name the session's account as their
 // actor: the files service decides, with the rename or unlink itself, whether it owns the file
-// (SB_ERR_FILE_NOT_OWNER, 403), so no check here could race with it.
+// (SB_ERR_FILE_NOT_OWNER, 403), so no check here could race with it. That actor is sent before the
+// body, so an upload is registered with its session (accounts/live-uploads.ts) and aborted when the
+// session ends or its role drops: the files service then discards it, and publishes nothing.
 
 import { PassThrough, type Readable } from 'node:stream';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
@@ -12,6 +14,7 @@ import { isSockbridgeError, sbError } from '../../protocol/errors.js';
 import type { FileEntry, FileList, UploadFailure, UploadResult } from '../../protocol/api.js';
 import type { FileActor } from '../../protocol/files-messages.js';
 import type { Session } from '../accounts/session-store.js';
+import type { LiveUploads } from '../accounts/live-uploads.js';
 import { validateFileName } from '../../backends/files/file-name.js';
 import { requireSession } from '../plugins/auth.js';
 import { FilesUpstream } from '../upstream/files-upstream.js';
@@ -110,7 +113,7 @@ export async function apiFilesRoutes(app: FastifyInstance): Promise<void> {
           throw err;
         }
         // Streamed part by part into a chunked put: each file appears whole or not at all.
-        const entry = await upstream.upload(name, part.file, limits.maxUploadBytes, actorOf(session));
+        const entry = await sessionUpload(app.liveUploads, session, part.file, (body, actor) => upstream.upload(name, body, limits.maxUploadBytes, actor));
         stored.push(entry);
         request.log.info({ user: session.username, file: name, size: entry.size }, 'file uploaded');
       }
@@ -184,7 +187,7 @@ export async function apiFilesRoutes(app: FastifyInstance): Promise<void> {
     if (size > limits.maxUploadBytes) throw sbError('SB_ERR_FILE_TOO_LARGE', size, limits.maxUploadBytes);
     const body = request.body as Readable | undefined;
     if (!body || typeof body.pipe !== 'function') throw sbError('SB_ERR_UPLOAD_INVALID', 'send Content-Type: application/octet-stream');
-    const entry = await upstream.with((client) => client.put(name, body, size, { resumable: false, actor: actorOf(session) }));
+    const entry = await sessionUpload(app.liveUploads, session, body, (bytes, actor) => upstream.with((client) => client.put(name, bytes, size, { resumable: false, actor })));
     request.log.info({ user: session.username, file: name, size: entry.size }, 'file uploaded');
     return reply.code(201).send({ files: [entry] } satisfies UploadResult);
   });
@@ -196,6 +199,37 @@ export async function apiFilesRoutes(app: FastifyInstance): Promise<void> {
     request.log.info({ user: session.username, file: name }, 'file deleted');
     return reply.code(204).send();
   });
+}
+
+/**
+ * Runs `send` on a stream of `source`'s bytes, registered as an upload of `session` and acting for
+ * it. If the session ends or its role drops meanwhile, that stream fails with the reason: the files
+ * client drops its connection mid-body (the service discards the non-resumable upload) and `send`
+ * rejects with the reason, which the request answers. `source` itself is drained, never destroyed,
+ * so the answer can still be sent.
+ */
+async function sessionUpload<T>(uploads: LiveUploads, session: Session, source: Readable, send: (body: Readable, actor: FileActor) => Promise<T>): Promise<T> {
+  const body = new PassThrough();
+  const failBody = (err: Error) => body.destroy(err);
+  const letGo = () => {
+    source.unpipe(body);
+    source.off('error', failBody);
+    if (!source.readableEnded) source.resume();
+  };
+  const unregister = uploads.add(session, failBody);
+  // pipe() forwards neither a failure nor an end that is not one: both must fail the upload
+  source.once('error', failBody);
+  source.once('close', () => {
+    if (!source.readableEnded) failBody(sbError('SB_ERR_UPLOAD_INVALID', 'the upload ended early'));
+  });
+  body.once('close', letGo);
+  source.pipe(body);
+  try {
+    return await send(body, actorOf(session));
+  } finally {
+    unregister();
+    letGo();
+  }
 }
 
 function actorOf(session: Session): FileActor {

@@ -1,15 +1,20 @@
 // Regression tests for the session audit (H2, M1, M2): accounts changed by `sockbridge user …` in
-// another process (here a second UserStore on the same DATA/users.sqlite), and a client that never
-// answers the gateway's Close frame. Real gateway, real ExecService, real sockets on 127.0.0.1.
+// another process (here a second UserStore on the same DATA/users.sqlite), a client that never
+// answers the gateway's Close frame, and uploads in flight when their session ends or is demoted.
+// Real gateway, real ExecService and FilesService, real sockets on 127.0.0.1.
+import http from 'node:http';
 import net from 'node:net';
 import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
+import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { ExecService } from '../../backends/exec/exec-service.js';
+import { FilesService } from '../../backends/files/files-service.js';
 import { UserStore } from '../../server/accounts/user-store.js';
 import { encodeExecData } from '../../protocol/exec-messages.js';
 import { removeTempDirs, tempDir } from '../helpers/tmp.js';
+import { multipart } from '../server/app-fixture.js';
 import { EXEC_SECRET, closeAll, rawUpgradeRequest, startGateway, track, waitFor, type Gateway, type TestSocket } from '../server/routes/ws-kit.js';
 
 afterEach(async () => {
@@ -134,5 +139,90 @@ describe('a client that never answers the Close frame after its session ends', (
     // and the gateway does not wait ws's 30 s closeTimeout for an answer that never comes
     await waitFor(() => destroyedAt > 0, 5000, 'the gateway to destroy the connection');
     expect(destroyedAt - loggedOutAt).toBeLessThan(3000);
+  });
+});
+
+/** A gateway with a real files service; the account check every 200 ms, as `setup` has it. */
+async function filesSetup() {
+  const root = await tempDir();
+  const files = track(new FilesService({ root, port: 0 }));
+  const { port } = await files.start();
+  const gw = await startGateway({ files: `tcp://127.0.0.1:${port}`, accountCheckIntervalMs: 200 });
+  const cli = new UserStore(gw.app.users.path);
+  track({ close: async () => cli.close() });
+  return { gw, cli, root };
+}
+
+interface Answer {
+  status: number;
+  body: { error?: { code: string } };
+}
+
+/**
+ * Starts an upload over real HTTP and sends `first` bytes of its body; `rest()` sends the remainder,
+ * `answer` is the response (which may come before the body is complete).
+ */
+function startUpload(gw: Gateway, cookie: string, request: { method: string; path: string; contentType: string; body: Buffer }, first: number) {
+  const req = http.request(`${gw.origin}${request.path}`, {
+    method: request.method,
+    headers: { cookie: `sb_session=${cookie}`, origin: gw.origin, 'content-type': request.contentType, 'content-length': request.body.length },
+  });
+  // the gateway may answer and close before the whole body is sent
+  req.on('error', () => undefined);
+  const answer = new Promise<Answer>((resolve, reject) => {
+    req.on('response', (res) => {
+      let text = '';
+      res.setEncoding('utf8').on('data', (d: string) => (text += d));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: text ? JSON.parse(text) : {} }));
+      res.on('error', reject);
+    });
+  });
+  req.write(request.body.subarray(0, first));
+  return { answer, rest: () => void req.end(request.body.subarray(first)) };
+}
+
+const putRequest = (name: string, body: Buffer) => ({ method: 'PUT', path: `/api/files/${name}`, contentType: 'application/octet-stream', body });
+const postRequest = (name: string, data: Buffer) => {
+  const form = multipart([{ filename: name, data }]);
+  return { method: 'POST', path: '/api/files', contentType: form.headers['content-type']!, body: form.payload };
+};
+
+describe('an upload in flight when its session ends or its role drops publishes nothing', () => {
+  const cases = [
+    { what: 'a PUT by an admin demoted mid-body', request: putRequest, end: 'demote', status: 403, code: 'SB_ERR_FORBIDDEN' },
+    { what: 'a multipart POST by an admin demoted mid-part', request: postRequest, end: 'demote', status: 403, code: 'SB_ERR_FORBIDDEN' },
+    { what: 'a PUT whose session logs out mid-body', request: putRequest, end: 'logout', status: 401, code: 'SB_ERR_AUTH_REQUIRED' },
+    { what: 'a multipart POST whose account is removed mid-part', request: postRequest, end: 'remove', status: 401, code: 'SB_ERR_AUTH_REQUIRED' },
+  ] as const;
+
+  it.each(cases)("$what: 403/401, the other user's file is unchanged, no partial is left", async ({ request, end, status, code }) => {
+    const { gw, cli, root } = await filesSetup();
+    const theirs = randomBytes(10_000);
+    const alice = await gw.login('alice', 'alice-password');
+    const stored = startUpload(gw, alice, putRequest('theirs.bin', theirs), 0);
+    stored.rest();
+    expect((await stored.answer).status).toBe(201);
+
+    const admin = await gw.login('root', 'root-password');
+    const replacement = request('theirs.bin', randomBytes(1024 * 1024));
+    const upload = startUpload(gw, admin, replacement, 256 * 1024);
+    // the put has reached the files service: its temporary file exists
+    await waitFor(async () => (await readdir(join(root, '.partial'))).length === 1, 5000, 'the upload to be under way');
+
+    if (end === 'demote') cli.setRole('root', 'user');
+    else if (end === 'remove') cli.remove('root');
+    else expect((await gw.app.inject({ method: 'POST', url: '/api/logout', cookies: { sb_session: admin } })).statusCode).toBe(204);
+    // the account check runs every 200 ms; then the client sends the rest of the body anyway: a
+    // gateway that let the upload go on would publish it now, with the admin rights it started with
+    await new Promise((r) => setTimeout(r, 600));
+    upload.rest();
+
+    const answer = await upload.answer;
+    expect(answer.status).toBe(status);
+    expect(answer.body.error?.code).toBe(code);
+    await waitFor(async () => (await readdir(join(root, '.partial'))).length === 0, 5000, 'the aborted upload to be discarded');
+    expect((await readFile(join(root, 'theirs.bin'))).equals(theirs)).toBe(true);
+    expect((await readdir(root)).filter((n) => !n.startsWith('.'))).toEqual(['theirs.bin']);
+    expect(gw.app.liveUploads.count(admin)).toBe(0);
   });
 });
