@@ -44,10 +44,12 @@ export interface HelloRequest { cmd: 'hello'; nick: string; room?: string; gatew
 export interface JoinRequest { cmd: 'join'; room: string }
 export interface LeaveRequest { cmd: 'leave'; room: string }
 /**
- * `ref` is the client's own id for the message and its idempotency key: the server echoes it on the
- * sender's copy (the ack), and a retry with the same ref (same sender, target and text) within the
- * service's window is answered with the stored copy instead of being posted again. A client keeps the
- * ref of a message across every retry and makes it unique across its tabs and reloads (random bits).
+ * `ref` is the client's own id for the message: the server echoes it on the sender's copy (the ack).
+ * A ref of at least CHAT_LIMITS.idempotentRefMinLength characters is also its idempotency key: a
+ * retry with the same ref (same sender, target and text) within the service's window is answered
+ * with the stored copy instead of being posted again. A client keeps the ref of a message across
+ * every retry and makes it unique across its tabs and reloads (random bits). A shorter ref (a bot's
+ * per-connection counter "1", "2", …) only correlates the ack, as before idempotent send.
  */
 export interface SayRequest { cmd: 'say'; room: string; text: string; ref?: string }
 export interface DirectRequest { cmd: 'dm'; to: string; text: string; ref?: string }
@@ -93,6 +95,8 @@ export const CHAT_LIMITS = {
   roomMaxLength: 64,
   textMaxBytes: 4096,
   refMaxLength: 64,
+  /** refs this long or longer are idempotency keys (see SayRequest); shorter ones only name the ack */
+  idempotentRefMinLength: 16,
   /**
    * Largest event the service sends (a `joined` or `directs` with 100 messages of 4096 bytes, JSON-escaped):
    * a client's frame decoder must accept headers this large.
@@ -118,6 +122,10 @@ function ref(value: unknown, cmd: string): string | undefined {
   const r = optionalStr(value, 'ref', cmd);
   return r === undefined ? undefined : checkRef(r);
 }
+
+/** Whether `ref` is long enough to be an idempotency key (see SayRequest), not only a correlation id. */
+export const isIdempotencyKey = (ref: string | undefined): ref is string =>
+  ref !== undefined && ref.length >= CHAT_LIMITS.idempotentRefMinLength;
 
 /** A message ref as the chat service accepts it (also checked by the gateway, so the refusal keeps the socket). */
 export function checkRef(r: string): string {

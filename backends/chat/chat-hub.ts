@@ -7,7 +7,9 @@
 //
 // Idempotent send: a say or dm whose `ref` this nick already stored (ChatHistory.sentWithRef) is a
 // retry after a lost ack; it is answered with the stored copy, to the asking connection only, and
-// never stored or delivered again (see ChatSession.ackRetry).
+// never stored or delivered again (see ChatSession.ackRetry). Only refs long enough to be random
+// keys count (isIdempotencyKey): bots number their messages "1", "2", … per connection, and such a
+// ref seen again after a reconnect is a new message, not a retry.
 //
 // Accounts and nicknames: a connection with the gateway token is an account (the gateway logged it
 // in and names it). Every nickname an account uses is reserved for good (ChatHistory.reserveNick):
@@ -23,6 +25,7 @@
 import { Buffer } from 'node:buffer';
 import { sbError, type SockbridgeError } from '../../protocol/errors.js';
 import {
+  isIdempotencyKey,
   validateNick,
   validateRoom,
   type ChatEvent,
@@ -320,7 +323,7 @@ export class ChatSession implements ChatPeer {
     if (!room || !this.joined.has(roomName)) throw sbError('SB_ERR_CHAT_NOT_IN_ROOM', roomName);
     this.hub.checkText(text);
     this.hub.charge(this.bucket, this.nick);
-    const message = this.hub.history.append(roomName, this.nick, text, undefined, ref, this.viaGateway);
+    const message = this.hub.history.append(roomName, this.nick, text, undefined, isIdempotencyKey(ref) ? ref : undefined, this.viaGateway);
     const event = { cmd: 'message', ...message } as const;
     room.broadcast(event, ref === undefined ? undefined : { peer: this, event: { ...event, ref } });
   }
@@ -331,7 +334,7 @@ export class ChatSession implements ChatPeer {
     if (!this.hub.isOnline(to)) throw sbError('SB_ERR_CHAT_NO_SUCH_USER', to);
     this.hub.checkText(text);
     this.hub.charge(this.bucket, this.nick);
-    const message = this.hub.history.appendDirect(this.nick, to, text, undefined, ref, this.viaGateway);
+    const message = this.hub.history.appendDirect(this.nick, to, text, undefined, isIdempotencyKey(ref) ? ref : undefined, this.viaGateway);
     const event = { cmd: 'direct', ...message } as const;
     // Every connection of the recipient, and of the sender (its other tabs see what it sent).
     const targets = new Set<ChatSession>([...this.hub.sessionsOf(to), ...this.hub.sessionsOf(this.nick)]);
@@ -344,9 +347,10 @@ export class ChatSession implements ChatPeer {
    * Checked before room membership and presence: the message was accepted when first sent, so a
    * retry settles even if the sender has left the room or the recipient went offline since.
    * The same ref on another target or text is SB_ERR_CHAT_REF_REUSED (a client bug: refs collided).
+   * A ref too short to be a key (isIdempotencyKey) is never a retry.
    */
   private ackRetry(ref: string | undefined, target: { room: string } | { to: string }, text: string): boolean {
-    if (ref === undefined) return false;
+    if (!isIdempotencyKey(ref)) return false;
     const sent = this.hub.history.sentWithRef(this.nick, ref);
     if (!sent) return false;
     this.hub.charge(this.bucket, this.nick);

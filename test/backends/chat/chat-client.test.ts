@@ -4,7 +4,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterEach, describe, expect, it } from 'vitest';
 import { ChatClient } from '../../../backends/chat/chat-client.js';
-import type { ChatEvent } from '../../../protocol/chat-messages.js';
+import { CHAT_LIMITS, type ChatEvent } from '../../../protocol/chat-messages.js';
 import { encodeFrame } from '../../../protocol/frame-codec.js';
 import { closeHostileServices, hostileService } from '../../server/cli/hostile-service.js';
 import { closeAll, startChat } from './chat-kit.js';
@@ -123,5 +123,16 @@ describe('ChatClient: the reply timeout', () => {
     await sleep(400); // past the timeout of both: their timers were cleared by the acks
     expect(client.closeReason).toBeUndefined();
     expect((await client.say('lobby', 'three')).text).toBe('three');
+  });
+});
+
+describe('ChatClient: refs', () => {
+  it('gives every message a random ref long enough to be an idempotency key (sockbridge chat sends these)', async () => {
+    const { port } = await startChat();
+    const client = await ChatClient.connect('127.0.0.1', port, { nick: 'alice' });
+    const refs = [(await client.say('lobby', 'one')).ref, (await client.say('lobby', 'two')).ref];
+    for (const ref of refs) expect(ref?.length).toBeGreaterThanOrEqual(CHAT_LIMITS.idempotentRefMinLength);
+    expect(refs[0]).not.toBe(refs[1]);
+    await client.close();
   });
 });
