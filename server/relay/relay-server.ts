@@ -3,7 +3,6 @@
 // unlike an open relay, its target is fixed at start: the request path and query are ignored, so no
 // client can choose where it connects.
 
-import { once } from 'node:events';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
@@ -117,14 +116,18 @@ export class RelayServer {
     const open = [...this.wss.clients];
     for (const ws of open) ws.close(WS_CLOSE.GOING_AWAY, 'server shutting down');
     let timer: NodeJS.Timeout | undefined;
-    await Promise.race([
-      Promise.all(open.map((ws) => (ws.readyState === ws.CLOSED ? undefined : once(ws, 'close')))),
-      new Promise((resolve) => (timer = setTimeout(resolve, CLOSE_GRACE_MS))),
-    ]);
-    clearTimeout(timer);
-    for (const ws of this.wss.clients) ws.terminate();
-    this.http.closeAllConnections();
-    await Promise.allSettled([...this.relays]);
+    try {
+      await Promise.race([
+        Promise.all(open.map(closedSocket)),
+        new Promise((resolve) => (timer = setTimeout(resolve, CLOSE_GRACE_MS))),
+      ]);
+    } finally {
+      // whatever happened during the grace, the shutdown is finished: no client keeps the port
+      clearTimeout(timer);
+      for (const ws of this.wss.clients) ws.terminate();
+      this.http.closeAllConnections();
+      await Promise.allSettled([...this.relays]);
+    }
     if (this.http.listening) await closed;
   }
 
@@ -162,4 +165,14 @@ export class RelayServer {
     }
     return checkSubprotocolOffer(req.headers['sec-websocket-protocol']);
   }
+}
+
+/**
+ * Resolves once `ws` has closed. A client that answers the Close frame with a bad frame makes ws
+ * emit 'error' before 'close' (events.once would reject on it): that is the client's fault, logged
+ * by the bridge, and no reason for close() to fail.
+ */
+function closedSocket(ws: WebSocket): Promise<void> {
+  if (ws.readyState === ws.CLOSED) return Promise.resolve();
+  return new Promise((resolve) => ws.once('close', () => resolve()));
 }

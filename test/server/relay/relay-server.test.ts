@@ -3,6 +3,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { once } from 'node:events';
 import { spawn } from 'node:child_process';
 import net from 'node:net';
+import { randomBytes } from 'node:crypto';
 import { WebSocket } from 'ws';
 import { RelayServer, type RelayOptions } from '../../../server/relay/relay-server.js';
 import { MAX_READ_BYTES } from '../../../server/relay/websocket-tcp-bridge.js';
@@ -25,6 +26,14 @@ import {
 afterEach(async () => {
   await runCleanups();
 });
+
+async function until(check: () => boolean, what: string, timeoutMs = 3000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
 
 async function relayTo(target: TestTarget | number, options: Partial<RelayOptions> = {}) {
   const port = typeof target === 'number' ? target : target.port;
@@ -277,6 +286,33 @@ describe('RelayServer', () => {
     expect(took).toBeGreaterThanOrEqual(900);
     expect(took).toBeLessThan(3000);
     expect(relay.connectionCount).toBe(0);
+  });
+
+  it('close() resolves and frees the port when a client answers the 1001 with a bad frame (an invalid opcode)', async () => {
+    const echo = await target(startEchoTarget);
+    const { relay, url } = await relayTo(echo);
+    const port = Number(new URL(url).port);
+    const socket = net.connect(port, '127.0.0.1');
+    onCleanup(() => void socket.destroy());
+    socket.on('error', () => undefined);
+    let received = Buffer.alloc(0);
+    socket.on('data', (d: Buffer) => (received = Buffer.concat([received, d])));
+    socket.write(
+      `GET / HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n` +
+        `Sec-WebSocket-Key: ${randomBytes(16).toString('base64')}\r\nSec-WebSocket-Version: 13\r\n\r\n`,
+    );
+    await until(() => received.includes('\r\n\r\n'), 'the 101');
+    expect(received.toString('latin1')).toMatch(/^HTTP\/1\.1 101 /);
+    const closing = relay.close();
+    // the relay's Close frame (RFC 6455 §5.5.1: opcode 0x8), then the client's answer: a frame with
+    // opcode 0x3, reserved (§5.2), which the relay's ws receiver rejects with an 'error'
+    await until(() => received.includes(Buffer.from([0x88])), 'the 1001 Close frame');
+    socket.write(Buffer.from([0x83, 0x80, 1, 2, 3, 4]));
+    await expect(closing).resolves.toBeUndefined();
+    expect(relay.connectionCount).toBe(0);
+    const again = net.createServer();
+    await new Promise<void>((resolve, reject) => again.once('error', reject).listen(port, '127.0.0.1', resolve));
+    await new Promise((r) => again.close(r));
   });
 
   it('closes 1011 SB_ERR_TIMEOUT when connecting to the target takes longer than connectTimeoutMs', async () => {
