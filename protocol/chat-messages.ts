@@ -15,8 +15,11 @@ export interface ChatMessage {
   /**
    * true: sent by an account, through the gateway (its token vouches for the name). false: sent by a
    * direct client of the chat ports, which may use any free nickname, so `from` proves nothing.
+   * Absent: not known — stored before the service marked accounts (or sent by such a service).
+   * Nothing vouches for such a sender (parseChatEvent makes it false), but it is not known to be a
+   * guest either: the web shows neither mark for it.
    */
-  account: boolean;
+  account?: boolean;
 }
 
 export interface DirectMessage {
@@ -26,7 +29,7 @@ export interface DirectMessage {
   text: string;
   ts: number;
   /** as ChatMessage.account */
-  account: boolean;
+  account?: boolean;
 }
 
 export const DEFAULT_ROOM = 'lobby';
@@ -226,8 +229,9 @@ const isChatMessage = (m: unknown) => isObject(m) && isMessageBody(m) && isRoom(
 const isDirectMessage = (m: unknown) => isObject(m) && isMessageBody(m) && isNick(m['to']);
 
 /**
- * A message from a service older than the `account` flag vouches for nobody: its absent flag is set
- * to false, so a client never takes such a sender for an account.
+ * A message without the `account` flag (stored before it existed, or from a service older than it)
+ * vouches for nobody: its absent flag is set to false, so a client never takes such a sender for an
+ * account.
  */
 function defaultAccount(m: unknown): void {
   const fields = m as Fields;

@@ -16,7 +16,9 @@
 // the gateway token) or a direct client using a free nickname, so readers can tell an impostor from
 // the account even in history. A nickname an account used is reserved in reserved_nicks (no case
 // distinction, as account names): from then on only a token-bearing connection may hold it
-// (ChatHub.connect). Databases from before this get the column (0: not an account) on open.
+// (ChatHub.connect). Databases from before this get the column on open, NULL in every old row:
+// nobody knows who sent those (an account or a guest), so their events carry no `account` at all,
+// and a nick's direct-message history still holds what it sent then, as it did before the flag.
 
 import { chmodSync, closeSync, mkdirSync, openSync } from 'node:fs';
 import { join } from 'node:path';
@@ -38,17 +40,22 @@ interface Row {
   recipient: string | null;
   text: string;
   ts: number;
-  account: number;
+  /** NULL: stored before the flag existed (unknown) */
+  account: number | null;
 }
 
-const roomMessage = (r: Row): ChatMessage => ({ id: r.id, room: r.room!, from: r.sender, text: r.text, ts: r.ts, account: r.account === 1 });
-const directMessage = (r: Row): DirectMessage => ({ id: r.id, from: r.sender, to: r.recipient!, text: r.text, ts: r.ts, account: r.account === 1 });
+/** `account` as the wire carries it: only when known (see ChatMessage.account). */
+const accountOf = (r: Row): { account?: boolean } => (r.account === null ? {} : { account: r.account === 1 });
+const roomMessage = (r: Row): ChatMessage => ({ id: r.id, room: r.room!, from: r.sender, text: r.text, ts: r.ts, ...accountOf(r) });
+const directMessage = (r: Row): DirectMessage => ({ id: r.id, from: r.sender, to: r.recipient!, text: r.text, ts: r.ts, ...accountOf(r) });
 
 type InsertRow = [room: string | null, sender: string, recipient: string | null, text: string, ts: number, account: number];
 
 /**
  * The last `@limit` direct messages to or by `@nick`, oldest first; "by" means sent by the account
- * `@nick`, not by a direct client that used the name before it was reserved (that is not theirs). Each half walks its own index
+ * `@nick`, not by a direct client that used the name before it was reserved (that is not theirs),
+ * or sent before the account flag existed (account NULL: the nick's own, as they always were shown
+ * to it, or an upgrade would take an account's earlier DMs away). Each half walks its own index
  * backwards from the newest row (messages_by_recipient, direct_messages_by_sender) and stops after
  * `@limit` rows, so the cost is bounded by the limit, not by how many DMs the nick ever had (an
  * `recipient = ? OR sender = ?` would scan every direct message). A DM to oneself is counted once:
@@ -59,7 +66,7 @@ export const RECENT_DIRECT_SQL = `
     SELECT * FROM (SELECT * FROM messages WHERE recipient = @nick ORDER BY id DESC LIMIT @limit)
     UNION ALL
     SELECT * FROM (SELECT * FROM messages WHERE sender = @nick AND recipient IS NOT NULL AND recipient <> @nick
-                   AND account = 1 ORDER BY id DESC LIMIT @limit)
+                   AND (account = 1 OR account IS NULL) ORDER BY id DESC LIMIT @limit)
     ORDER BY id DESC LIMIT @limit
   ) ORDER BY id`;
 
@@ -113,7 +120,7 @@ export class ChatHistory {
         recipient TEXT,             -- NULL for a room message
         text      TEXT NOT NULL,
         ts        INTEGER NOT NULL, -- ms since the Unix epoch
-        account   INTEGER NOT NULL DEFAULT 0  -- 1: sent by an account (through the gateway)
+        account   INTEGER           -- 1: sent by an account (through the gateway), 0: by a guest, NULL: before the flag
       );
       CREATE INDEX IF NOT EXISTS messages_by_room ON messages (room, id) WHERE room IS NOT NULL;
       CREATE INDEX IF NOT EXISTS messages_by_recipient ON messages (recipient, id) WHERE recipient IS NOT NULL;
@@ -132,7 +139,7 @@ export class ChatHistory {
       ) WITHOUT ROWID;
     `);
     const columns = this.db.prepare<[], { name: string }>('PRAGMA table_info(messages)').all();
-    if (!columns.some((c) => c.name === 'account')) this.db.exec('ALTER TABLE messages ADD COLUMN account INTEGER NOT NULL DEFAULT 0');
+    if (!columns.some((c) => c.name === 'account')) this.db.exec('ALTER TABLE messages ADD COLUMN account INTEGER');
     this.insertStmt = this.db.prepare('INSERT INTO messages (room, sender, recipient, text, ts, account) VALUES (?, ?, ?, ?, ?, ?)');
     this.recentStmt = this.db.prepare<[string, number], Row>(
       'SELECT * FROM (SELECT * FROM messages WHERE room = ? ORDER BY id DESC LIMIT ?) ORDER BY id',

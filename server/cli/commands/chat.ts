@@ -31,7 +31,7 @@ const MAX_RETRIES = 20;
 
 const cleanList = (names: readonly string[]) => names.map(clean).join(', ');
 /** The sender as shown: an account's name as it is, any other nick marked with `~`, as the web marks it "guest". */
-const sender = (m: { from: string; account: boolean }) => `${m.account ? '' : '~'}${clean(m.from)}`;
+const sender = (m: { from: string; account?: boolean }) => `${m.account ? '' : '~'}${clean(m.from)}`;
 /** `, and N more`: the service lists only the fullest rooms, and says how many there are in all. */
 const andMore = (count: number): string => (count > 0 ? `, and ${count} more` : '');
 

@@ -213,15 +213,37 @@ describe('ChatHistory: accounts', () => {
     expect(again.isReserved('admin')).toBe(true);
   });
 
-  it('opens a chat.sqlite from before the account flag: its messages read as not from an account, new ones are stored with it', async () => {
+  // Regression (review): the flag was added as NOT NULL DEFAULT 0, so after an upgrade every old
+  // message read as a guest's and an account's own earlier DMs left its direct-message history.
+  it('opens a chat.sqlite from before the account flag: old messages are of unknown sender (no account field), and a nick keeps the DMs it sent then', async () => {
     const dir = await tempDir();
     const old = new Database(join(dir, CHAT_DB_FILE));
+    // the schema before the flag, indexes included
     old.exec(`CREATE TABLE messages (id INTEGER PRIMARY KEY AUTOINCREMENT, room TEXT, sender TEXT NOT NULL, recipient TEXT, text TEXT NOT NULL, ts INTEGER NOT NULL);
-      INSERT INTO messages (room, sender, recipient, text, ts) VALUES ('lobby', 'alice', NULL, 'from before', 1)`);
+      CREATE INDEX messages_by_room ON messages (room, id) WHERE room IS NOT NULL;
+      CREATE INDEX messages_by_recipient ON messages (recipient, id) WHERE recipient IS NOT NULL;
+      CREATE INDEX direct_messages_by_sender ON messages (sender, id) WHERE recipient IS NOT NULL;
+      INSERT INTO messages (room, sender, recipient, text, ts) VALUES ('lobby', 'alice', NULL, 'from before', 1);
+      INSERT INTO messages (room, sender, recipient, text, ts) VALUES (NULL, 'alice', 'bob', 'my dm from before', 2);
+      INSERT INTO messages (room, sender, recipient, text, ts) VALUES (NULL, 'bob', 'alice', 'a reply from before', 3)`);
     old.close();
+
     const h = new ChatHistory(dir);
     open.push(h);
-    const added = h.append('lobby', 'alice', 'now', 2, undefined, true);
-    expect(h.recent('lobby', 10)).toEqual([{ id: 1, room: 'lobby', from: 'alice', text: 'from before', ts: 1, account: false }, added]);
+    const added = h.append('lobby', 'alice', 'now', 4, undefined, true);
+    const byGuest = h.appendDirect('alice', 'bob', 'a guest as alice, now', 5, undefined, false);
+    expect(h.recent('lobby', 10)).toEqual([{ id: 1, room: 'lobby', from: 'alice', text: 'from before', ts: 1 }, added]);
+    expect(added.account).toBe(true);
+    expect(h.recentDirect('alice', 10)).toEqual([
+      { id: 2, from: 'alice', to: 'bob', text: 'my dm from before', ts: 2 },
+      { id: 3, from: 'bob', to: 'alice', text: 'a reply from before', ts: 3 },
+    ]);
+    expect(h.recentDirect('bob', 10).map((m) => m.id)).toEqual([2, 3, byGuest.id]);
+    h.close();
+    // opening it again neither migrates again nor changes what the old rows say
+    const again = new ChatHistory(dir);
+    open.push(again);
+    expect(again.recent('lobby', 1)).toEqual([added]);
+    expect(again.recentDirect('alice', 10).map((m) => [m.id, m.account])).toEqual([[2, undefined], [3, undefined]]);
   });
 });
