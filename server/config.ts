@@ -141,6 +141,31 @@ export function loadConfig<T>(schema: JsonSchema, sources: ConfigSources = {}): 
   return deepFreeze(merged as T);
 }
 
+/**
+ * Checks `section`, the object at `path` in a config file (start's "files", "gateway"…), against
+ * `schema` without changing it (defaults go into a copy), for a caller that hands the section to its
+ * component later and must refuse it before creating or starting anything. A section is only ever
+ * written in a file, so each error names the key by its place there, never a flag:
+ * `"files.maxFileSize" must be an integer (got "abc")`, `"gateway.limits.bogus" is not an option`.
+ */
+export function checkConfigSection(schema: JsonSchema, section: Readonly<Record<string, unknown>>, path: string): void {
+  const value = structuredClone(section) as Record<string, unknown>;
+  const validate = ajv.compile(schema);
+  if (validate(value)) return;
+  const reasons = (validate.errors ?? []).map((error) => describeInFile(error, valueAt(value, error), path)).join('; ');
+  throw sbError('SB_ERR_CONFIG_INVALID', reasons);
+}
+
+function describeInFile(error: ErrorObject, given: unknown, section: string): string {
+  const at = [section, ...error.instancePath.split('/').slice(1).map((part) => part.replace(/~1/g, '/').replace(/~0/g, '~'))].join('.');
+  if (error.keyword === 'additionalProperties') {
+    return `"${at}.${String((error.params as { additionalProperty: string }).additionalProperty)}" is not an option; remove it or check its spelling`;
+  }
+  if (error.keyword === 'required') return `"${at}.${String((error.params as { missingProperty: string }).missingProperty)}" is required`;
+  if (error.keyword === 'type' && (error.params as { type: unknown }).type === 'object') return `"${at}" must be a JSON object (got ${JSON.stringify(given)})`;
+  return `"${at}" ${explainValueError(error, SECRET_KEY.test(at) ? undefined : given)}`;
+}
+
 /** Schema pieces every service shares. */
 export const hostSchema = { type: 'string', minLength: 1, default: '127.0.0.1' } as const;
 export const portSchema = (defaultPort: number) => ({ type: 'integer', minimum: 0, maximum: 65535, default: defaultPort }) as const;

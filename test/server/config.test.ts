@@ -3,7 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { HOST_PORT_PATTERN, loadConfig, readConfigFile } from '../../server/config.js';
+import { checkConfigSection, HOST_PORT_PATTERN, loadConfig, readConfigFile } from '../../server/config.js';
 
 const schema = {
   type: 'object',
@@ -69,5 +69,40 @@ describe('loadConfig: a bad secret', () => {
     const nested = () => loadConfig(secrets, { base: { limits: { execSecret: 'short-one' } } });
     expect(nested).toThrow(/"limits.execSecret" must NOT have fewer than 16 characters/);
     expect(nested).not.toThrow(/short-one/);
+  });
+});
+
+describe('checkConfigSection: a section of a config file (start\'s "files", "gateway"…)', () => {
+  const section = {
+    type: 'object',
+    additionalProperties: false,
+    properties: {
+      secret: { type: 'string', minLength: 16 },
+      limits: { type: 'object', additionalProperties: false, default: {}, properties: { maxBytes: { type: 'integer', default: 5 } } },
+    },
+  };
+  const message = (run: () => void) => {
+    try {
+      run();
+    } catch (err) {
+      return { code: (err as { code?: string }).code, message: (err as Error).message };
+    }
+    return undefined;
+  };
+
+  it('names each wrong key by its place in the file, never a flag', () => {
+    expect(message(() => checkConfigSection(section, { limits: { bogus: 1 } }, 'gateway'))).toEqual({
+      code: 'SB_ERR_CONFIG_INVALID',
+      message: 'invalid configuration: "gateway.limits.bogus" is not an option; remove it or check its spelling',
+    });
+    expect(message(() => checkConfigSection(section, { limits: { maxBytes: 'abc' } }, 'files'))?.message).toBe('invalid configuration: "files.limits.maxBytes" must be an integer (got "abc")');
+    expect(message(() => checkConfigSection(section, { limits: 3 }, 'files'))?.message).toBe('invalid configuration: "files.limits" must be a JSON object (got 3)');
+  });
+
+  it('never echoes a secret, and leaves the section as it was (defaults go into a copy)', () => {
+    expect(message(() => checkConfigSection(section, { secret: 'short-secret' }, 'exec'))?.message).toBe('invalid configuration: "exec.secret" must NOT have fewer than 16 characters');
+    const given = { limits: {} };
+    checkConfigSection(section, given, 'gateway');
+    expect(given).toEqual({ limits: {} });
   });
 });

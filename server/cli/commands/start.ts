@@ -9,18 +9,20 @@
 // (data, host, port, chatPort, chatLinePort, execPort, filesPort, timePort; a flag wins over the file),
 // and optional sections {gateway, chat, exec, files, time}, each holding that component's own options
 // (the same keys as its `serve`/`gateway` command's config file). An unknown key is refused, and so is
-// a section key start sets itself (chat.port: the file would be silently overridden).
+// a section key start sets itself (chat.port: the file would be silently overridden). Every section is
+// checked against its component's schema, with what start sets merged in, before anything is created
+// or started; errors name the key by its place in the file ("files.maxFileSize").
 
 import { join, resolve } from 'node:path';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
 import { defaultLogger } from '../../logger.js';
 import { sbError } from '../../../protocol/errors.js';
-import { ChatService } from '../../../backends/chat/chat-service.js';
-import { ExecService } from '../../../backends/exec/exec-service.js';
-import { FilesService } from '../../../backends/files/files-service.js';
-import { TimeService } from '../../../backends/time/time-service.js';
-import { loadConfig, portSchema } from '../../config.js';
+import { ChatService, chatOptionsSchema } from '../../../backends/chat/chat-service.js';
+import { ExecService, execOptionsSchema } from '../../../backends/exec/exec-service.js';
+import { FilesService, filesOptionsSchema } from '../../../backends/files/files-service.js';
+import { TimeService, timeOptionsSchema } from '../../../backends/time/time-service.js';
+import { checkConfigSection, loadConfig, portSchema, type JsonSchema } from '../../config.js';
 import { gatewayOptionsSchema, type GatewayOptions } from '../../gateway-options.js';
 import { ensureSecretFile } from '../../accounts/secret-files.js';
 import { parseCommandLine, rejectPositionals } from '../args.js';
@@ -94,6 +96,63 @@ function section(config: Readonly<Record<string, unknown>>, name: SectionName): 
   return value;
 }
 
+type Sections = Record<SectionName, Record<string, unknown>>;
+
+/** Each section's component and the schema its options are checked against. */
+const SECTION_SCHEMAS: Record<SectionName, JsonSchema> = {
+  gateway: gatewayOptionsSchema,
+  chat: chatOptionsSchema,
+  exec: execOptionsSchema,
+  files: filesOptionsSchema,
+  time: timeOptionsSchema,
+};
+
+interface Fixed {
+  data: string;
+  ports: { chat: number; chatLine: number; exec: number; files: number; time: number };
+  chatToken: string;
+  execSecret: string;
+}
+
+/** A backend's options: its section of the config with what start sets itself on top. */
+function backendOptions(sections: Sections, fixed: Fixed): Omit<Sections, 'gateway'> {
+  const { data, ports } = fixed;
+  return {
+    chat: { ...sections.chat, host: LOOPBACK, port: ports.chat, linePort: ports.chatLine, dataDir: data, gatewayToken: fixed.chatToken },
+    exec: { ...sections.exec, host: LOOPBACK, port: ports.exec, secret: fixed.execSecret },
+    files: { ...sections.files, host: LOOPBACK, port: ports.files, root: join(data, 'files') },
+    time: { ...sections.time, host: LOOPBACK, port: ports.time },
+  };
+}
+
+/** The gateway's config base: its section with its backends (their bound ports) and DATA's secrets on top. */
+function gatewayBase(sections: Sections, data: string, backendPorts: Omit<Fixed['ports'], 'chatLine'>): Record<string, unknown> {
+  return {
+    ...sections.gateway,
+    data,
+    chat: `tcp://${LOOPBACK}:${backendPorts.chat}`,
+    exec: `tcp://${LOOPBACK}:${backendPorts.exec}`,
+    files: `tcp://${LOOPBACK}:${backendPorts.files}`,
+    time: `udp://${LOOPBACK}:${backendPorts.time}`,
+    execSecretFile: join(data, 'exec.secret'),
+    chatGatewayTokenFile: join(data, 'chat-gateway.secret'),
+  };
+}
+
+/**
+ * Checks every section as its component will take it, before start creates DATA's files or starts
+ * anything: a wrong option would otherwise be found only by the component, after the secrets,
+ * chat.sqlite and files/ were made and the backends before it were running.
+ */
+function checkSections(sections: Sections, fixed: Omit<Fixed, 'chatToken' | 'execSecret'>, gatewayFlags: Record<string, unknown>): void {
+  // The secrets are made after this check: a stand-in long enough for any secret's minimum lets the rest be checked.
+  const standIn = 'x'.repeat(64);
+  const backends = backendOptions(sections, { ...fixed, chatToken: standIn, execSecret: standIn });
+  const gateway = { ...gatewayBase(sections, fixed.data, fixed.ports), ...Object.fromEntries(Object.entries(gatewayFlags).filter(([, v]) => v !== undefined)) };
+  const all: Sections = { gateway, ...backends };
+  for (const name of Object.keys(SECTION_SCHEMAS) as SectionName[]) checkConfigSection(SECTION_SCHEMAS[name], all[name], name);
+}
+
 export async function run(argv: string[]): Promise<number> {
   const { values, positionals, configFile } = parseCommandLine(
     argv,
@@ -112,7 +171,7 @@ export async function run(argv: string[]): Promise<number> {
   rejectPositionals(positionals, USAGE);
   // Every flag and the config file checked before anything is created or started.
   const config = loadConfig<Record<string, unknown>>(startOptionsSchema, { cli: checkFlagValues(startOptionsSchema, values), configFile });
-  const sections = {
+  const sections: Sections = {
     gateway: section(config, 'gateway'),
     chat: section(config, 'chat'),
     exec: section(config, 'exec'),
@@ -127,6 +186,8 @@ export async function run(argv: string[]): Promise<number> {
     time: config['timePort'] as number,
   };
   const data = resolve(String(config['data'] ?? sections.gateway['data'] ?? './data'));
+  const gatewayFlags = { host: config['host'], port: config['port'] };
+  checkSections(sections, { data, ports }, gatewayFlags);
   // The one-command start is read by a person: its console is the lines above (URL, addresses, a first
   // password) plus warnings and errors; SOCKBRIDGE_LOG_LEVEL=info brings back the per-request log.
   const logger: Logger = defaultLogger('warn');
@@ -140,37 +201,19 @@ export async function run(argv: string[]): Promise<number> {
   };
   let app: FastifyInstance | undefined;
   const backendLines: string[] = [];
+  const backends = backendOptions(sections, { data, ports, chatToken, execSecret });
   const startAll = async (): Promise<AddressInfo> => {
     try {
-      const chat = new ChatService(
-        {
-          ...sections.chat,
-          host: LOOPBACK,
-          port: ports.chat,
-          linePort: ports.chatLine,
-          dataDir: data,
-          gatewayToken: chatToken,
-        },
-        { logger: logger.child({ service: 'chat' }) },
-      );
+      const chat = new ChatService(backends.chat, { logger: logger.child({ service: 'chat' }) });
       const chatAddress = await chat.start();
       started.push(chat);
-      const exec = new ExecService(
-        { ...sections.exec, host: LOOPBACK, port: ports.exec, secret: execSecret },
-        { logger: logger.child({ service: 'exec' }) },
-      );
+      const exec = new ExecService(backends.exec, { logger: logger.child({ service: 'exec' }) });
       const execAddress = await exec.start();
       started.push(exec);
-      const files = new FilesService(
-        { ...sections.files, host: LOOPBACK, port: ports.files, root: join(data, 'files') },
-        { logger: logger.child({ service: 'files' }) },
-      );
+      const files = new FilesService(backends.files, { logger: logger.child({ service: 'files' }) });
       const filesAddress = await files.start();
       started.push(files);
-      const time = new TimeService(
-        { ...sections.time, host: LOOPBACK, port: ports.time },
-        { logger: logger.child({ service: 'time' }) },
-      );
+      const time = new TimeService(backends.time, { logger: logger.child({ service: 'time' }) });
       const timeAddress = await time.start();
       started.push(time);
       const chatLine = chat.lineAddress();
@@ -181,20 +224,8 @@ export async function run(argv: string[]): Promise<number> {
         `sockbridge: time ${formatAddress('udp', timeAddress)}`,
       );
 
-      const url = (scheme: string, a: AddressInfo) => `${scheme}://${LOOPBACK}:${a.port}`;
-      const options = loadConfig<GatewayOptions>(gatewayOptionsSchema, {
-        base: {
-          ...sections.gateway,
-          data,
-          chat: url('tcp', chatAddress),
-          exec: url('tcp', execAddress),
-          files: url('tcp', filesAddress),
-          time: url('udp', timeAddress),
-          execSecretFile: join(data, 'exec.secret'),
-          chatGatewayTokenFile: join(data, 'chat-gateway.secret'),
-        },
-        cli: { host: config['host'], port: config['port'] },
-      });
+      const bound = { chat: chatAddress.port, exec: execAddress.port, files: filesAddress.port, time: timeAddress.port };
+      const options = loadConfig<GatewayOptions>(gatewayOptionsSchema, { base: gatewayBase(sections, data, bound), cli: gatewayFlags });
       app = await startGateway(options, logger.child({ service: 'gateway' }));
       started.push(app);
       return app.server.address() as AddressInfo;

@@ -86,6 +86,25 @@ describe('sockbridge start', () => {
     expect(existsSync(data)).toBe(false);
   });
 
+  it('--config: a section is checked against its component\'s options before anything is created or started; errors name the key by its place in the file', async () => {
+    const dir = await tempDir();
+    const data = join(dir, 'data');
+    const refusals: [unknown, string][] = [
+      [{ gateway: { limits: { bogus: 1 } } }, 'sockbridge: invalid configuration: "gateway.limits.bogus" is not an option; remove it or check its spelling\n'],
+      [{ files: { maxFileSize: 'abc' } }, 'sockbridge: invalid configuration: "files.maxFileSize" must be an integer (got "abc")\n'],
+      [{ chat: { maxConnections: 0 } }, 'sockbridge: invalid configuration: "chat.maxConnections" must be >= 1 (got 0)\n'],
+      [{ time: { bogus: true } }, 'sockbridge: invalid configuration: "time.bogus" is not an option; remove it or check its spelling\n'],
+    ];
+    for (const [config, stderr] of refusals) {
+      await writeFile(join(dir, 'c.json'), JSON.stringify(config));
+      const r = await runCli(['start', '--data', data, ...FREE_PORTS, '--config', join(dir, 'c.json')]);
+      expect(r.code, JSON.stringify(config)).toBe(2);
+      expect(r.stderr, JSON.stringify(config)).toBe(stderr);
+      // no DATA/exec.secret, chat.sqlite or files/: nothing at all
+      expect(existsSync(data), JSON.stringify(config)).toBe(false);
+    }
+  });
+
   it('--config: data, port and every backend port come from the top level, camelCased; a flag wins over the file', async () => {
     const dir = await tempDir();
     const data = join(dir, 'from-config');
