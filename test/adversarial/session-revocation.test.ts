@@ -212,9 +212,11 @@ describe('an upload in flight when its session ends or its role drops publishes 
     if (end === 'demote') cli.setRole('root', 'user');
     else if (end === 'remove') cli.remove('root');
     else expect((await gw.app.inject({ method: 'POST', url: '/api/logout', cookies: { sb_session: admin } })).statusCode).toBe(204);
-    // the account check runs every 200 ms; then the client sends the rest of the body anyway: a
-    // gateway that let the upload go on would publish it now, with the admin rights it started with
-    await new Promise((r) => setTimeout(r, 600));
+    // once the gateway has seen the change (the account check runs every 200 ms), the client sends the
+    // rest of the body anyway: a gateway that let the upload go on would publish it now, with the
+    // admin rights it started with
+    const sessionNow = () => gw.app.sessions.get(admin);
+    await waitFor(() => (end === 'demote' ? sessionNow()?.role === 'user' : sessionNow() === null), 5000, 'the gateway to see the change');
     upload.rest();
 
     const answer = await upload.answer;
