@@ -65,7 +65,12 @@ export type ChatRequest =
 
 // ---- server → client ----
 export interface WelcomeEvent { cmd: 'welcome'; nick: string; rooms: string[] }
-export interface JoinedEvent { cmd: 'joined'; room: string; members: string[]; history: ChatMessage[] }
+/**
+ * `guests`: those of `members` who are guests (no account: nothing vouches for the name, see
+ * ChatMessage.account). A service older than the field sends none: parseChatEvent then makes every
+ * member a guest (nobody is vouched for).
+ */
+export interface JoinedEvent { cmd: 'joined'; room: string; members: string[]; guests: string[]; history: ChatMessage[] }
 export interface LeftEvent { cmd: 'left'; room: string }
 export interface MessageEvent extends ChatMessage { cmd: 'message'; ref?: string }
 export interface DirectEvent extends DirectMessage { cmd: 'direct'; ref?: string }
@@ -75,8 +80,10 @@ export interface DirectEvent extends DirectMessage { cmd: 'direct'; ref?: string
  * for the nick (see docs/protocol.md, "Direct-message history").
  */
 export interface DirectsEvent { cmd: 'directs'; history: DirectMessage[] }
-export interface PresenceEvent { cmd: 'presence'; room: string; nick: string; event: 'join' | 'leave' }
-export interface MembersEvent { cmd: 'members'; room: string; members: string[] }
+/** `account` as ChatMessage.account; absent (an older service) is taken as false by parseChatEvent. */
+export interface PresenceEvent { cmd: 'presence'; room: string; nick: string; event: 'join' | 'leave'; account: boolean }
+/** `guests` as on JoinedEvent. */
+export interface MembersEvent { cmd: 'members'; room: string; members: string[]; guests: string[] }
 /** `rooms` is capped (the fullest 100); `total` is how many rooms have someone in them, listed or not. */
 export interface RoomListEvent { cmd: 'rooms'; rooms: { room: string; members: number }[]; total: number }
 export interface PongEvent { cmd: 'pong' }
@@ -239,8 +246,21 @@ function defaultAccount(m: unknown): void {
 }
 
 /**
+ * `guests` must name members only; absent (a service older than the field), every member is taken
+ * for a guest, as an absent `account` is taken for false.
+ */
+function needGuests(v: Fields, cmd: string): void {
+  if (v['guests'] === undefined) {
+    v['guests'] = [...(v['members'] as unknown[])];
+    return;
+  }
+  const members = new Set(v['members'] as unknown[]);
+  needList(v, 'guests', cmd, 'members', (nick) => isNick(nick) && members.has(nick));
+}
+
+/**
  * Checks a decoded event from the chat service and returns it (the same object, with an absent
- * `account` set to false, see defaultAccount), or undefined for a cmd this client does not know (a
+ * `account` set to false, see defaultAccount, and absent `guests` filled in, see needGuests), or undefined for a cmd this client does not know (a
  * newer service's event: ignored, not fatal). Throws SB_ERR_MESSAGE_INVALID for a known cmd with a
  * field of the wrong type or form.
  */
@@ -256,6 +276,7 @@ export function parseChatEvent(value: unknown): ChatEvent | undefined {
     case 'joined':
       needRoom(v, 'room', cmd);
       needList(v, 'members', cmd, 'nicknames', isNick);
+      needGuests(v, cmd);
       needList(v, 'history', cmd, 'room messages', isChatMessage);
       (v['history'] as unknown[]).forEach(defaultAccount);
       break;
@@ -280,10 +301,13 @@ export function parseChatEvent(value: unknown): ChatEvent | undefined {
       needRoom(v, 'room', cmd);
       needNick(v, 'nick', cmd);
       need(v['event'] === 'join' || v['event'] === 'leave', cmd, 'event', '"join" or "leave"');
+      need(v['account'] === undefined || typeof v['account'] === 'boolean', cmd, 'account', 'true or false');
+      defaultAccount(v);
       break;
     case 'members':
       needRoom(v, 'room', cmd);
       needList(v, 'members', cmd, 'nicknames', isNick);
+      needGuests(v, cmd);
       break;
     case 'rooms':
       needList(v, 'rooms', cmd, 'rooms with a member count', (r) => isObject(r) && isRoom(r['room']) && isCount(r['members']));

@@ -287,10 +287,11 @@ export class ChatSession implements ChatPeer {
       cmd: 'joined',
       room: roomName,
       members: room.members(),
+      guests: room.guests(),
       history: this.hub.history.recent(roomName, this.hub.limits.historyOnJoin),
     };
     this.deliver(joined);
-    if (isNew) room.presence(this.nick, 'join', this);
+    if (isNew) room.presence(this.nick, this.viaGateway, 'join', this);
     return joined;
   }
 
@@ -310,8 +311,8 @@ export class ChatSession implements ChatPeer {
     if (!room) return;
     if (room.remove(this, nick)) {
       const grace = closing && this.viaGateway ? (this.hub.limits.presenceGraceMs ?? 0) : 0;
-      if (grace > 0) room.leaveLater(nick, grace);
-      else room.presence(nick, 'leave');
+      if (grace > 0) room.leaveLater(nick, this.viaGateway, grace);
+      else room.presence(nick, this.viaGateway, 'leave');
     }
     this.hub.rooms.release(room);
   }
@@ -377,7 +378,8 @@ export class ChatSession implements ChatPeer {
   who(roomName: string): MembersEvent {
     validateRoom(roomName);
     this.hub.charge(this.bucket, this.nick);
-    return { cmd: 'members', room: roomName, members: this.hub.rooms.get(roomName)?.members() ?? [] };
+    const room = this.hub.rooms.get(roomName);
+    return { cmd: 'members', room: roomName, members: room?.members() ?? [], guests: room?.guests() ?? [] };
   }
 
   /** Rate-charged like a message; the reply is bounded (ChatHub.roomList). */
@@ -402,7 +404,7 @@ export class ChatSession implements ChatPeer {
     this.currentNick = nick;
     for (const name of rooms) {
       const room = this.hub.rooms.getOrCreate(name);
-      if (room.add(this)) room.presence(nick, 'join', this);
+      if (room.add(this)) room.presence(nick, this.viaGateway, 'join', this);
       this.joined.add(name);
     }
   }

@@ -1,22 +1,29 @@
 // Rooms and who is in them. A member is a connection (a ChatPeer); one nickname may have several
 // connections (the gateway's browser tabs), so presence is counted per nickname: "join" when a
-// nickname's first connection enters, "leave" when its last one goes.
+// nickname's first connection enters, "leave" when its last one goes. Members and presence say
+// which nicknames are guests (no gateway token: nothing vouches for the name), so a guest using an
+// unreserved account name is not listed or announced like the account.
 
 import type { ChatEvent } from '../../protocol/chat-messages.js';
 
 /** One connection as the rooms see it: a nickname and a way to hand it an event. */
 export interface ChatPeer {
   readonly nick: string;
+  /** the nickname is an account's (the connection presented the gateway token) */
+  readonly viaGateway: boolean;
   deliver(event: ChatEvent): void;
 }
 
 export class ChatRoom {
   private readonly peers = new Set<ChatPeer>();
   private readonly nickCounts = new Map<string, number>();
+  /** the present nicknames held without the gateway token (one nickname is never both: ChatHub.claimNick) */
+  private readonly guestNicks = new Set<string>();
   /** nicknames whose "leave" waits out its grace (leaveLater) */
   private readonly leaving = new Map<string, NodeJS.Timeout>();
-  /** members(), kept until a nickname comes or goes: `who` and every join ask for it */
+  /** members() and guests(), kept until a nickname comes or goes: `who` and every join ask for them */
   private sortedMembers: string[] | undefined;
+  private sortedGuests: string[] | undefined;
 
   /** `onMembersChanged`: a nickname came or went (the registry's room list is out of date). */
   constructor(
@@ -43,6 +50,7 @@ export class ChatRoom {
     const count = this.nickCounts.get(peer.nick) ?? 0;
     this.nickCounts.set(peer.nick, count + 1);
     if (count > 0) return false;
+    if (!peer.viaGateway) this.guestNicks.add(peer.nick);
     this.membersChanged();
     const pending = this.leaving.get(peer.nick);
     if (pending === undefined) return true;
@@ -52,11 +60,11 @@ export class ChatRoom {
   }
 
   /** The nick's last connection has gone: say "leave" after `graceMs`, unless it is back by then. */
-  leaveLater(nick: string, graceMs: number): void {
+  leaveLater(nick: string, account: boolean, graceMs: number): void {
     clearTimeout(this.leaving.get(nick));
     const timer = setTimeout(() => {
       this.leaving.delete(nick);
-      if (!this.nickCounts.has(nick)) this.presence(nick, 'leave');
+      if (!this.nickCounts.has(nick)) this.presence(nick, account, 'leave');
     }, graceMs);
     timer.unref();
     this.leaving.set(nick, timer);
@@ -71,12 +79,14 @@ export class ChatRoom {
       return false;
     }
     this.nickCounts.delete(nick);
+    this.guestNicks.delete(nick);
     this.membersChanged();
     return true;
   }
 
   private membersChanged(): void {
     this.sortedMembers = undefined;
+    this.sortedGuests = undefined;
     this.onMembersChanged();
   }
 
@@ -84,6 +94,12 @@ export class ChatRoom {
   members(): string[] {
     this.sortedMembers ??= [...this.nickCounts.keys()].sort();
     return [...this.sortedMembers];
+  }
+
+  /** Those of members() that are guests, sorted (a copy). */
+  guests(): string[] {
+    this.sortedGuests ??= [...this.guestNicks].sort();
+    return [...this.sortedGuests];
   }
 
   get memberCount(): number {
@@ -95,8 +111,8 @@ export class ChatRoom {
     for (const peer of this.peers) peer.deliver(custom && peer === custom.peer ? custom.event : event);
   }
 
-  presence(nick: string, event: 'join' | 'leave', except?: ChatPeer): void {
-    const e: ChatEvent = { cmd: 'presence', room: this.name, nick, event };
+  presence(nick: string, account: boolean, event: 'join' | 'leave', except?: ChatPeer): void {
+    const e: ChatEvent = { cmd: 'presence', room: this.name, nick, event, account };
     for (const peer of this.peers) if (peer !== except) peer.deliver(e);
   }
 }

@@ -84,6 +84,31 @@ describe('parseChatEvent: account', () => {
   });
 });
 
+describe('parseChatEvent: guests and presence account', () => {
+  it('keeps guests that are members, and a boolean account on presence', () => {
+    const members = { cmd: 'members', room: 'lobby', members: ['admin', 'root'], guests: ['root'] };
+    expect(parseChatEvent({ ...members })).toEqual(members);
+    const joined = { cmd: 'joined', room: 'lobby', members: ['admin'], guests: [], history: [] };
+    expect(parseChatEvent({ ...joined })).toEqual(joined);
+    expect(parseChatEvent({ cmd: 'presence', room: 'lobby', nick: 'root', event: 'join', account: true })).toMatchObject({ account: true });
+  });
+
+  it('reads absent guests as every member and an absent presence account as false (an older service vouches for nobody)', () => {
+    expect(parseChatEvent({ cmd: 'members', room: 'lobby', members: ['admin', 'bob'] })).toMatchObject({ guests: ['admin', 'bob'] });
+    expect(parseChatEvent({ cmd: 'joined', room: 'lobby', members: ['admin'], history: [] })).toMatchObject({ guests: ['admin'] });
+    expect(parseChatEvent({ cmd: 'presence', room: 'lobby', nick: 'admin', event: 'join' })).toMatchObject({ account: false });
+  });
+
+  it.each([
+    [{ cmd: 'members', room: 'lobby', members: ['admin'], guests: ['mallory'] }], // not a member
+    [{ cmd: 'members', room: 'lobby', members: ['admin'], guests: 'admin' }],
+    [{ cmd: 'joined', room: 'lobby', members: ['admin'], guests: [1], history: [] }],
+    [{ cmd: 'presence', room: 'lobby', nick: 'admin', event: 'join', account: 'yes' }],
+  ])('refuses %j with SB_ERR_MESSAGE_INVALID', (event) => {
+    expect(codeOf(() => parseChatEvent(event))).toBe('SB_ERR_MESSAGE_INVALID');
+  });
+});
+
 describe('docs/protocol.md', () => {
   it('shows the real bytes of the example say frame', () => {
     const doc = readFileSync(new URL('../../docs/protocol.md', import.meta.url), 'utf8');

@@ -164,3 +164,33 @@ describe('ChatService: nicknames are unique ignoring case', () => {
     expect(await command(other, '/nick Carol')).toMatch(/^! SB_ERR_CHAT_NICK_TAKEN /m);
   });
 });
+
+// Review: a guest using an account name nobody reserved yet was listed and announced exactly like
+// the account; members lists and presence now say who is a guest.
+describe('ChatService: members and presence say who is a guest', () => {
+  it('lists guests in joined and members (guests) and marks presence with account, for frame and line clients, across a rename', async () => {
+    const { port, linePort } = await startChat();
+    const admin = await RawChat.hello(port, 'admin', viaGateway);
+    const joinedAlone = await admin.next('joined');
+    expect(joinedAlone).toMatchObject({ members: ['admin'], guests: [] });
+
+    const impostor = await RawChat.hello(port, 'root'); // an account name nobody reserved: still a guest
+    expect(await admin.next('presence', (e) => e.nick === 'root')).toEqual({ cmd: 'presence', room: 'lobby', nick: 'root', event: 'join', account: false });
+    expect(await impostor.next('joined')).toMatchObject({ members: ['admin', 'root'], guests: ['root'] });
+
+    const tab = await RawChat.hello(port, 'carol', viaGateway);
+    expect(await impostor.next('presence', (e) => e.nick === 'carol')).toMatchObject({ event: 'join', account: true });
+    const line = await LineClient.open(linePort);
+    await admin.next('presence', (e) => e.nick === line.nick && e.account === false);
+    await command(line, '/nick visitor');
+    expect(await admin.next('presence', (e) => e.nick === line.nick && e.event === 'leave')).toMatchObject({ account: false });
+    expect(await admin.next('presence', (e) => e.nick === 'visitor')).toMatchObject({ event: 'join', account: false });
+
+    admin.send({ cmd: 'who', room: 'lobby' });
+    expect(await admin.next('members')).toEqual({ cmd: 'members', room: 'lobby', members: ['admin', 'carol', 'root', 'visitor'], guests: ['root', 'visitor'] });
+    tab.socket.destroy();
+    expect(await admin.next('presence', (e) => e.nick === 'carol' && e.event === 'leave')).toMatchObject({ account: true });
+    admin.send({ cmd: 'who', room: 'nowhere' });
+    expect(await admin.next('members', (e) => e.room === 'nowhere')).toEqual({ cmd: 'members', room: 'nowhere', members: [], guests: [] });
+  });
+});

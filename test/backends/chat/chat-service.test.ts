@@ -40,7 +40,7 @@ describe('ChatService: rooms and messages', () => {
     const { port } = await startChat();
     const a = await RawChat.hello(port, 'ann', { room: 'dev' });
     expect(await a.next('welcome')).toEqual({ cmd: 'welcome', nick: 'ann', rooms: ['dev'] });
-    expect(await a.next('joined')).toEqual({ cmd: 'joined', room: 'dev', members: ['ann'], history: [] });
+    expect(await a.next('joined')).toEqual({ cmd: 'joined', room: 'dev', members: ['ann'], guests: ['ann'], history: [] });
   });
 
   it('announces presence, answers who and rooms, and handles join and leave', async () => {
@@ -50,7 +50,7 @@ describe('ChatService: rooms and messages', () => {
     await alice.next('presence', (e) => e.nick === 'bob' && e.event === 'join');
 
     alice.send({ cmd: 'who', room: 'lobby' });
-    expect(await alice.next('members')).toEqual({ cmd: 'members', room: 'lobby', members: ['alice', 'bob'] });
+    expect(await alice.next('members')).toEqual({ cmd: 'members', room: 'lobby', members: ['alice', 'bob'], guests: ['alice', 'bob'] });
 
     bob.send({ cmd: 'join', room: 'dev' });
     expect(await bob.next('joined', (e) => e.room === 'dev')).toMatchObject({ members: ['bob'] });
@@ -75,7 +75,7 @@ describe('ChatService: rooms and messages', () => {
     bob.socket.destroy();
     await alice.next('presence', (e) => e.nick === 'bob' && e.event === 'leave' && e.room === 'lobby').catch(() => undefined);
     alice.send({ cmd: 'who', room: 'dev' });
-    expect(await alice.next('members', (e) => e.room === 'dev')).toEqual({ cmd: 'members', room: 'dev', members: [] });
+    expect(await alice.next('members', (e) => e.room === 'dev')).toEqual({ cmd: 'members', room: 'dev', members: [], guests: [] });
   });
 
   it('refuses invalid room names without closing the connection', async () => {
