@@ -23,7 +23,7 @@ import { ExecService, execOptionsSchema } from '../../../backends/exec/exec-serv
 import { FilesService, filesOptionsSchema } from '../../../backends/files/files-service.js';
 import { TimeService, timeOptionsSchema } from '../../../backends/time/time-service.js';
 import { checkConfigSection, loadConfig, portSchema, type JsonSchema } from '../../config.js';
-import { gatewayOptionsSchema, type GatewayOptions } from '../../gateway-options.js';
+import { gatewayOptionsSchema, trustProxySetting, type GatewayOptions } from '../../gateway-options.js';
 import { ensureSecretFile } from '../../accounts/secret-files.js';
 import { parseCommandLine, rejectPositionals } from '../args.js';
 import { checkFlagValues } from '../flag-values.js';
@@ -151,6 +151,9 @@ function checkSections(sections: Sections, fixed: Omit<Fixed, 'chatToken' | 'exe
   const gateway = { ...gatewayBase(sections, fixed.data, fixed.ports), ...Object.fromEntries(Object.entries(gatewayFlags).filter(([, v]) => v !== undefined)) };
   const all: Sections = { gateway, ...backends };
   for (const name of Object.keys(SECTION_SCHEMAS) as SectionName[]) checkConfigSection(SECTION_SCHEMAS[name], all[name], name);
+  // the one gateway option the schema cannot check whole (each entry an address or CIDR): buildApp
+  // would refuse it only after the backends were up
+  if (gateway['trustProxy'] !== undefined) trustProxySetting(gateway['trustProxy'] as GatewayOptions['trustProxy']);
 }
 
 export async function run(argv: string[]): Promise<number> {

@@ -94,6 +94,7 @@ describe('sockbridge start', () => {
       [{ files: { maxFileSize: 'abc' } }, 'sockbridge: invalid configuration: "files.maxFileSize" must be an integer (got "abc")\n'],
       [{ chat: { maxConnections: 0 } }, 'sockbridge: invalid configuration: "chat.maxConnections" must be >= 1 (got 0)\n'],
       [{ time: { bogus: true } }, 'sockbridge: invalid configuration: "time.bogus" is not an option; remove it or check its spelling\n'],
+      [{ gateway: { trustProxy: ['not-an-address'] } }, 'sockbridge: invalid configuration: "trustProxy" entry "not-an-address" is not an IP address or CIDR; list the proxies\' addresses (e.g. ["127.0.0.1", "10.0.0.0/8"]) or give their number (e.g. 1)\n'],
     ];
     for (const [config, stderr] of refusals) {
       await writeFile(join(dir, 'c.json'), JSON.stringify(config));
