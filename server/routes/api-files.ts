@@ -213,7 +213,6 @@ async function sessionUpload<T>(uploads: LiveUploads, session: Session, source: 
   const failBody = (err: Error) => body.destroy(err);
   const letGo = () => {
     source.unpipe(body);
-    source.off('error', failBody);
     if (!source.readableEnded) source.resume();
   };
   const unregister = uploads.add(session, failBody);
