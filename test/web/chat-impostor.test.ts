@@ -93,4 +93,21 @@ describe('chat: senders that are not accounts (browser e2e)', () => {
     await own.waitFor();
     expect(await own.getAttribute('class')).toMatch(/\bown\b/);
   }, 60_000);
+
+  it('marks a guest in the members list and in its join line, and not the accounts', async () => {
+    const bob = await stack().newPage();
+    await logIn(bob, stack().url, BOB);
+    const members = bob.getByRole('complementary', { name: 'Members' });
+    await waitForText(members, (t) => t.includes('bob'));
+    const nc = await lineClient(stack().chatLinePort);
+    sockets.push(nc.socket);
+    nc.write('/nick mallory');
+    await nc.waitFor(/^\* you are now mallory$/m);
+    await waitForText(members, (t) => t.includes('mallory'));
+    const mallory = members.locator('li', { hasText: 'mallory' });
+    expect(await mallory.locator('[data-guest]').count()).toBe(1);
+    expect(await members.locator('li', { hasText: 'bob' }).locator('[data-guest]').count()).toBe(0);
+    // the line-mode client joined under guest-N and then renamed: its join says (guest)
+    await waitForText(bob.getByTestId('timeline'), (t) => /guest-\d+\u00a0\(guest\) joined/.test(t));
+  }, 60_000);
 });

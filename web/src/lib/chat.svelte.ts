@@ -18,12 +18,14 @@ import { readStored, writeStored, writeStoredChecked } from './storage.js';
 
 export type TimelineItem =
   | ({ kind: 'message' } & ChatMessage)
-  | { kind: 'presence'; key: string; nick: string; event: 'join' | 'leave'; ts: number };
+  | { kind: 'presence'; key: string; nick: string; event: 'join' | 'leave'; ts: number; guest: boolean };
 
 export interface RoomState {
   name: string;
   timeline: TimelineItem[];
   members: string[];
+  /** the members that are not accounts (direct clients of the chat service, any free name) */
+  guests: string[];
   unread: number;
 }
 
@@ -103,7 +105,8 @@ function newRef(): string {
  * before the account ever chatted (see ChatMessage.account).
  */
 export function isOwn(message: { from: string; account?: boolean }, nick: string | null): boolean {
-  return message.account === true && message.from === nick;
+  // `account` absent: stored before the flag existed (unknown), counted by the name, as it was then
+  return message.account !== false && message.from === nick;
 }
 
 export class ChatClient {
@@ -553,7 +556,13 @@ export class ChatClient {
       case 'joined': {
         const previous = this.rooms[event.room];
         const history: TimelineItem[] = event.history.map((m) => ({ kind: 'message', ...m }));
-        this.rooms[event.room] = { name: event.room, timeline: history, members: [...event.members].sort(), unread: previous?.unread ?? 0 };
+        this.rooms[event.room] = {
+          name: event.room,
+          timeline: history,
+          members: [...event.members].sort(),
+          guests: event.guests ?? [],
+          unread: previous?.unread ?? 0,
+        };
         this.#wanted.add(event.room);
         this.#saveRooms();
         if (this.#activeAfterRejoin === event.room) this.select({ kind: 'room', name: event.room });
@@ -594,15 +603,27 @@ export class ChatClient {
         const room = this.rooms[event.room];
         if (!room) break;
         const members = new Set(room.members);
-        if (event.event === 'join') members.add(event.nick);
-        else members.delete(event.nick);
+        const guests = new Set(room.guests);
+        const guest = event.account === false;
+        if (event.event === 'join') {
+          members.add(event.nick);
+          if (guest) guests.add(event.nick);
+          else guests.delete(event.nick);
+        } else {
+          members.delete(event.nick);
+          guests.delete(event.nick);
+        }
         room.members = [...members].sort();
-        push(room.timeline, { kind: 'presence', key: `p${Date.now()}-${this.#presenceCounter++}`, nick: event.nick, event: event.event, ts: Date.now() });
+        room.guests = [...guests];
+        push(room.timeline, { kind: 'presence', key: `p${Date.now()}-${this.#presenceCounter++}`, nick: event.nick, event: event.event, ts: Date.now(), guest });
         break;
       }
       case 'members': {
         const room = this.rooms[event.room];
-        if (room) room.members = [...event.members].sort();
+        if (room) {
+          room.members = [...event.members].sort();
+          room.guests = event.guests ?? [];
+        }
         break;
       }
       case 'rooms':
