@@ -311,6 +311,8 @@ export function parseChatEvent(value: unknown): ChatEvent | undefined {
       break;
     case 'rooms':
       needList(v, 'rooms', cmd, 'rooms with a member count', (r) => isObject(r) && isRoom(r['room']) && isCount(r['members']));
+      // A service older than `total` listed every room it had: the list is then the total.
+      v['total'] ??= (v['rooms'] as unknown[]).length;
       need(isCount(v['total']) && (v['total'] as number) >= (v['rooms'] as unknown[]).length, cmd, 'total', 'a count of at least the rooms listed');
       break;
     case 'pong':
