@@ -15,6 +15,7 @@ import {
 import { wsUrl } from './api.js';
 import { parseJsonFrame, ReconnectingSocket } from './reconnecting-socket.svelte.js';
 import { readStored, writeStored, writeStoredChecked } from './storage.js';
+import { isOwn } from './chat-own.js';
 
 export type TimelineItem =
   | ({ kind: 'message' } & ChatMessage)
@@ -99,15 +100,7 @@ function newRef(): string {
   return `r${Array.from(bytes, (b) => b.toString(16).padStart(2, '0')).join('')}`;
 }
 
-/**
- * Whether `message` is the viewer's own: sent by an account (through the gateway) under the viewer's
- * name. A nickname alone proves nothing: a direct client of the chat ports may have used the name
- * before the account ever chatted (see ChatMessage.account).
- */
-export function isOwn(message: { from: string; account?: boolean }, nick: string | null): boolean {
-  // `account` absent: stored before the flag existed (unknown), counted by the name, as it was then
-  return message.account !== false && message.from === nick;
-}
+export { isOwn };
 
 export class ChatClient {
   nick = $state<string | null>(null);

@@ -1,8 +1,8 @@
-// isOwn (web/src/lib/chat.svelte.ts): which messages the page counts as the viewer's own (styling,
+// isOwn (web/src/lib/chat-own.ts): which messages the page counts as the viewer's own (styling,
 // unread counts, DM conversations). A guest's message under the viewer's name never is; one stored
 // before messages were marked (no `account`) is counted by its name, as it was before the flag.
 import { describe, expect, it } from 'vitest';
-import { isOwn } from '../../../../web/src/lib/chat.svelte.js';
+import { isOwn } from '../../../../web/src/lib/chat-own.js';
 
 describe('isOwn', () => {
   it('is true for an account message under the viewer’s name only', () => {
