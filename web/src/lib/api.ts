@@ -7,6 +7,8 @@ export class ApiRequestError extends Error {
     readonly code: string,
     message: string,
     readonly status: number,
+    /** from a 429's Retry-After header: how long to wait, in seconds */
+    readonly retryAfterS?: number,
   ) {
     super(message);
     this.name = 'ApiRequestError';
@@ -44,7 +46,11 @@ export async function apiJson<T>(path: string, init: { method?: string; body?: u
   } catch {
     throw new ApiRequestError('NETWORK', 'The gateway cannot be reached', 0);
   }
-  if (!res.ok) throw errorFromBody(res.status, res.statusText, await res.text().catch(() => ''));
+  if (!res.ok) {
+    const err = errorFromBody(res.status, res.statusText, await res.text().catch(() => ''));
+    const retryAfterS = Number.parseInt(res.headers.get('retry-after') ?? '', 10);
+    throw Number.isFinite(retryAfterS) && retryAfterS > 0 ? new ApiRequestError(err.code, err.message, err.status, retryAfterS) : err;
+  }
   if (res.status === 204) return undefined as T;
   const text = await res.text();
   return (text ? JSON.parse(text) : undefined) as T;

@@ -434,13 +434,8 @@ export class ChatClient {
   /** The rooms this account's tabs joined, as last saved; only valid names. */
   #savedRooms(): string[] {
     const key = this.#storageKey(ROOMS_STORAGE_PREFIX);
-    const text = key === null ? null : readStored('localStorage', key);
-    try {
-      const saved: unknown = JSON.parse(text ?? '[]');
-      return Array.isArray(saved) ? saved.filter((r): r is string => typeof r === 'string' && ROOM_PATTERN.test(r)) : [];
-    } catch {
-      return [];
-    }
+    const saved = parseStoredJson(key === null ? null : readStored('localStorage', key));
+    return Array.isArray(saved) ? saved.filter((r): r is string => typeof r === 'string' && ROOM_PATTERN.test(r)) : [];
   }
 
   #saveRooms(): void {

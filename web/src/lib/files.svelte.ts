@@ -23,7 +23,7 @@ export interface Upload {
 }
 
 /** An upload that has not come to an end yet (nor to the end of a Cancel). */
-export const isActive = (u: Upload): boolean => u.state === 'queued' || u.state === 'uploading' || u.state === 'cancelling';
+const isActive = (u: Upload): boolean => u.state === 'queued' || u.state === 'uploading' || u.state === 'cancelling';
 
 /** Parallel uploads; more only split the same bandwidth and delay the first file. */
 const CONCURRENT_UPLOADS = 2;

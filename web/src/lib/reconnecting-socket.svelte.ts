@@ -8,7 +8,7 @@ import { backoffDelay } from './backoff.js';
 export type SocketStatus = 'idle' | 'connecting' | 'up' | 'down';
 
 /** The close reason of a socket the gateway refused because the account has too many open (docs/api.md § WebSockets). */
-export const TOO_MANY_SOCKETS = 'SB_ERR_TOO_MANY_SOCKETS';
+const TOO_MANY_SOCKETS = 'SB_ERR_TOO_MANY_SOCKETS';
 /** What the page says for it: the cause and the cure, not a bare code or 1006. */
 export const TOO_MANY_SOCKETS_TEXT = 'too many open connections for this account (close other tabs)';
 /**

@@ -1,10 +1,10 @@
 // Who is logged in. The cookie is httpOnly, so the page learns its session only through GET /api/me.
 import type { LoginRequest, Me } from '../../../protocol/api.js';
-import { ApiRequestError, apiJson, errorFromBody, errorInfo } from './api.js';
+import { ApiRequestError, apiJson, errorInfo } from './api.js';
 
 /** Shown on the login form when a session this tab had ended without the user logging out here. */
-export const SESSION_ENDED_NOTICE = 'Your session has ended — the server restarted or you were logged out. Please log in again.';
-export const LOGGED_OUT_NOTICE = 'You are logged out.';
+const SESSION_ENDED_NOTICE = 'Your session has ended — the server restarted or you were logged out. Please log in again.';
+const LOGGED_OUT_NOTICE = 'You are logged out.';
 
 export class Session {
   me = $state<Me | null>(null);
@@ -51,11 +51,15 @@ export class Session {
     this.busy = true;
     this.error = null;
     try {
-      const me = await postLogin(credentials);
+      const me = await apiJson<Me | undefined>('/api/login', { method: 'POST', body: credentials });
       this.me = me && typeof me.username === 'string' ? me : await apiJson<Me>('/api/me');
       this.notice = null;
     } catch (err) {
       this.error = errorInfo(err);
+      if (err instanceof ApiRequestError && err.status === 429) {
+        const wait = err.retryAfterS ? `try again in ${err.retryAfterS} s` : 'try again in a minute';
+        this.error = { code: err.code, message: `Too many attempts — ${wait}` };
+      }
     } finally {
       this.busy = false;
     }
@@ -70,27 +74,4 @@ export class Session {
     this.notice = LOGGED_OUT_NOTICE;
     this.me = null;
   }
-}
-
-/** POST /api/login; a 429 says how long to wait, from Retry-After (seconds), which apiJson does not expose. */
-async function postLogin(credentials: LoginRequest): Promise<Me | undefined> {
-  let res: Response;
-  try {
-    res = await fetch('/api/login', {
-      method: 'POST',
-      credentials: 'same-origin',
-      headers: { accept: 'application/json', 'content-type': 'application/json' },
-      body: JSON.stringify(credentials),
-    });
-  } catch {
-    throw new ApiRequestError('NETWORK', 'The gateway cannot be reached', 0);
-  }
-  const text = await res.text().catch(() => '');
-  if (res.status === 429) {
-    const seconds = Number.parseInt(res.headers.get('retry-after') ?? '', 10);
-    const wait = Number.isFinite(seconds) && seconds > 0 ? `try again in ${seconds} s` : 'try again in a minute';
-    throw new ApiRequestError(errorFromBody(res.status, res.statusText, text).code, `Too many attempts — ${wait}`, 429);
-  }
-  if (!res.ok) throw errorFromBody(res.status, res.statusText, text);
-  return text ? (JSON.parse(text) as Me) : undefined;
 }

@@ -11,14 +11,9 @@ export function readStored(where: StorageName, key: string): string | null {
   }
 }
 
-/** `null` removes the key. */
+/** `null` removes the key. A failure means "not kept". */
 export function writeStored(where: StorageName, key: string, value: string | null): void {
-  try {
-    if (value === null) window[where].removeItem(key);
-    else window[where].setItem(key, value);
-  } catch {
-    // not kept
-  }
+  writeStoredChecked(where, key, value);
 }
 
 /**
