@@ -9,8 +9,8 @@
 import { sbError, type SockbridgeError } from '../../protocol/errors.js';
 import type { Role } from '../../protocol/api.js';
 import type { Session, SessionStore } from './session-store.js';
+import { roleAllows } from './user-store.js';
 
-const ROLE_RANK: Record<Role, number> = { user: 0, admin: 1 };
 
 interface Upload {
   /** the role its actor was sent with */
@@ -52,7 +52,7 @@ export class LiveUploads {
   /** The session's role is now `role`: its uploads started with a higher one are aborted (403). */
   applyRole(sessionId: string, role: Role): void {
     for (const upload of [...(this.bySession.get(sessionId) ?? [])]) {
-      if (ROLE_RANK[upload.role] > ROLE_RANK[role]) {
+      if (!roleAllows(role, upload.role)) {
         this.bySession.get(sessionId)?.delete(upload);
         upload.abort(sbError('SB_ERR_FORBIDDEN', `the account lost the ${upload.role} role during the upload`));
       }

@@ -26,6 +26,13 @@ export interface AccountState extends Account {
 }
 
 export const ROLES: readonly Role[] = ['admin', 'user'];
+
+const ROLE_RANK: Record<Role, number> = { user: 0, admin: 1 };
+
+/** Whether `role` is enough for something that needs `needed`. */
+export function roleAllows(role: Role, needed: Role): boolean {
+  return ROLE_RANK[role] >= ROLE_RANK[needed];
+}
 /** Letters, digits, `._-`, 1..32, starting with a letter or digit: safe in logs, URLs and chat nicks. */
 const USERNAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,31}$/;
 export const MIN_PASSWORD_LENGTH = 8;

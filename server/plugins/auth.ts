@@ -19,7 +19,7 @@ import type { GatewayOptions } from '../gateway-options.js';
 import type { Session, SessionEndReason, SessionStore } from '../accounts/session-store.js';
 import type { AccountCheck } from '../accounts/account-check.js';
 import type { LiveUploads } from '../accounts/live-uploads.js';
-import type { UserStore } from '../accounts/user-store.js';
+import { roleAllows, type UserStore } from '../accounts/user-store.js';
 import type { HealthRegistry } from '../upstream/health-registry.js';
 import { foreignOriginReason, isAllowedOrigin } from './origin.js';
 import { closeWithGrace } from './ws-close.js';
@@ -59,7 +59,6 @@ declare module 'fastify' {
   }
 }
 
-const ROLE_RANK: Record<Role, number> = { user: 0, admin: 1 };
 
 export function sessionCookieOptions(options: GatewayOptions, maxAgeSeconds?: number) {
   return {
@@ -88,10 +87,6 @@ export function requireSession(request: FastifyRequest, role: Role = 'user'): Se
   return session;
 }
 
-/** Whether `role` is enough for something that needs `needed`. */
-export function roleAllows(role: Role, needed: Role): boolean {
-  return ROLE_RANK[role] >= ROLE_RANK[needed];
-}
 
 const END_REASONS: Record<SessionEndReason, string> = { logout: 'logged out', expired: 'session expired', revoked: 'account changed' };
 

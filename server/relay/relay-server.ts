@@ -15,9 +15,7 @@ import { relayLimitsSchemaProperties, type RelayLimits } from './relay-limits.js
 import { checkSubprotocolOffer, selectRelaySubprotocol } from './subprotocol.js';
 import { bridgeWebSocketToTcp, type RelayTarget } from './websocket-tcp-bridge.js';
 import { startHeartbeat } from '../routes/ws-common.js';
-
-/** How long close() waits for clients to answer its 1001 before dropping them. */
-const CLOSE_GRACE_MS = 1000;
+import { CLOSE_GRACE_MS } from '../plugins/ws-close.js';
 
 export const relayOptionsSchema = {
   type: 'object',

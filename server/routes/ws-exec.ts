@@ -14,7 +14,7 @@ import { parseBackendUrl } from '../upstream/backend-url.js';
 import { parseExecClientMessage } from '../../protocol/browser-messages.js';
 import { encodeExecData, type ExecStreamName } from '../../protocol/exec-messages.js';
 import { sbError, type SockbridgeError } from '../../protocol/errors.js';
-import { roleAllows } from '../plugins/auth.js';
+import { roleAllows } from '../accounts/user-store.js';
 import {
   BackendLink,
   acceptBrowserSocket,

@@ -46,7 +46,7 @@ export class FilesUpstream {
     this.address = parseBackendUrl(options.files, 'tcp', '--files');
   }
 
-  /** Runs `fn` with a fresh connection, closed afterwards (a download uses connect() and closes it when its stream ends). */
+  /** Runs `fn` with a fresh connection, closed afterwards. */
   async with<T>(fn: (client: FilesClient) => Promise<T>): Promise<T> {
     const client = await this.connect();
     try {
@@ -59,7 +59,7 @@ export class FilesUpstream {
     }
   }
 
-  async connect(): Promise<FilesClient> {
+  private async connect(): Promise<FilesClient> {
     try {
       const client = await FilesClient.connect(this.address.host, this.address.port, { connectTimeoutMs: 5000 });
       this.health.markUp('files');
