@@ -152,10 +152,9 @@ export function fromWireEntry(wire: Record<string, unknown>): FileEntry {
 
 /**
  * The JSON body of a list reply: ListedFile[], each checked as fromWireEntry checks one, and its
- * owner, when there is one, a non-empty string or null (a service older than owners sends none:
- * FilesClient.list makes that null).
+ * owner a non-empty string or null (a service older than owners sends none: null).
  */
-export function parseFileList(value: unknown): Array<FileEntry & { owner?: string | null }> {
+export function parseFileList(value: unknown): ListedFile[] {
   if (!Array.isArray(value)) throw sbError('SB_ERR_MESSAGE_INVALID', 'files service list reply: the body is not a JSON array');
   return value.map((item: unknown, i) => {
     if (typeof item !== 'object' || item === null || Array.isArray(item)) {
@@ -163,7 +162,7 @@ export function parseFileList(value: unknown): Array<FileEntry & { owner?: strin
     }
     const wire = item as Record<string, unknown>;
     const owner = wire['owner'];
-    if (owner === undefined) return checkedEntry(wire, 'size', false);
+    if (owner === undefined) return { ...checkedEntry(wire, 'size', false), owner: null };
     if (owner !== null && (typeof owner !== 'string' || owner === '')) {
       throw sbError('SB_ERR_MESSAGE_INVALID', `files service list reply: entry ${i}'s owner is not a non-empty string or null`);
     }

@@ -8,7 +8,7 @@
 // Idempotent send: a message stored with its client `ref` is remembered in sent_refs, in the same
 // transaction as the message itself, so a retry after a lost ack (even across a restart of the
 // service) finds it and is answered with the stored copy instead of being posted twice. Refs are
-// kept for `refWindowMs` only: rows older than that are ignored by sentWithRef and deleted by the next
+// kept for `refWindowMs` only: rows older than that are ignored by sentWithRef and deleted by a later
 // append that carries a ref, so the table holds at most one window's worth of messages (the rate
 // limit bounds how many that is).
 //
@@ -31,7 +31,7 @@ export const CHAT_DB_FILE = 'chat.sqlite';
 export const DEFAULT_REF_WINDOW_MS = 60 * 60_000;
 
 /** A message found by its sender's ref: a room message or a direct one. */
-export type SentMessage = { kind: 'room'; message: ChatMessage } | { kind: 'direct'; message: DirectMessage };
+type SentMessage = { kind: 'room'; message: ChatMessage } | { kind: 'direct'; message: DirectMessage };
 
 interface Row {
   id: number;
@@ -99,6 +99,8 @@ export class ChatHistory {
   private readonly reserveStmt: Database.Statement<[string, number]>;
   private readonly reservedStmt: Database.Statement<[string], { nick: string }>;
   private readonly refWindowMs: number;
+  /** when expired refs were last deleted (ms since the epoch; -Infinity: not yet) */
+  private lastPruneTs = Number.NEGATIVE_INFINITY;
 
   /** Opens (creating if needed) `dataDir/chat.sqlite`. */
   constructor(dataDir: string, { refWindowMs = DEFAULT_REF_WINDOW_MS }: { refWindowMs?: number } = {}) {
@@ -155,7 +157,12 @@ export class ChatHistory {
     this.reservedStmt = this.db.prepare<[string], { nick: string }>('SELECT nick FROM reserved_nicks WHERE nick = ?');
     this.insertWithRef = this.db.transaction((row: InsertRow, ref: string) => {
       const [, sender, , , ts] = row;
-      this.pruneRefsStmt.run(ts - this.refWindowMs);
+      // Expired refs are already ignored by sentWithRef: deleting them is housekeeping, done at most
+      // ten times per window rather than with every message.
+      if (Math.abs(ts - this.lastPruneTs) >= this.refWindowMs / 10) {
+        this.pruneRefsStmt.run(ts - this.refWindowMs);
+        this.lastPruneTs = ts;
+      }
       const id = Number(this.insertStmt.run(...row).lastInsertRowid);
       this.insertRefStmt.run(sender, ref, id, ts);
       return id;

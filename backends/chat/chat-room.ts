@@ -117,13 +117,13 @@ export class ChatRoom {
   }
 }
 
-export interface RoomCount {
+interface RoomCount {
   room: string;
   members: number;
 }
 
 /** The fullest rooms `rooms` answers with: a bounded reply however many rooms exist. */
-export const ROOMS_LISTED = 100;
+const ROOMS_LISTED = 100;
 
 /** The registry of rooms: a room exists while someone is in it (its history stays in SQLite). */
 export class ChatRooms {

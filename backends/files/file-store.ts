@@ -245,7 +245,7 @@ export class FileStore {
       if (st) {
         if (st.isSymbolicLink()) throw sbError('SB_ERR_FILE_NAME_INVALID', JSON.stringify(name), 'is a symbolic link');
         if (!st.isFile()) throw sbError('SB_ERR_FILE_NOT_FOUND', JSON.stringify(name));
-        checkMayChange(name, actor, ownerIn(await this.readMeta(name, this.metaPath(name)), st.ino));
+        checkMayChange(name, actor, await this.ownerOf(name, this.metaPath(name), st.ino));
         await unlink(path);
         await rm(this.metaPath(name), { force: true });
         found = true;
@@ -254,7 +254,7 @@ export class FileStore {
         const partial = this.resumablePath(name);
         const kept = await lstat(partial).catch(() => undefined);
         if (kept) {
-          const owner = ownerIn(await this.readMeta(name, this.partialMetaPath(name)), kept.ino);
+          const owner = await this.ownerOf(name, this.partialMetaPath(name), kept.ino);
           if (mayChange(actor, owner)) {
             await rm(partial, { force: true });
             await rm(this.partialMetaPath(name), { force: true });
@@ -360,7 +360,7 @@ export class FileStore {
       const target = join(this.root, name);
       const metaPath = this.metaPath(name);
       const replaced = await lstat(target).catch(() => undefined);
-      const previous = replaced && { ino: replaced.ino, owner: ownerIn(await this.readMeta(name, metaPath), replaced.ino) };
+      const previous = replaced && { ino: replaced.ino, owner: await this.ownerOf(name, metaPath, replaced.ino) };
       if (previous) checkMayChange(name, upload.actor, previous.owner);
       // rename(2) keeps the inode, size and mtime, so the record written now already describes the
       // published file, and `previous` keeps describing the old one until the rename happens.
@@ -376,6 +376,11 @@ export class FileStore {
 
   private resumablePath(name: string): string {
     return join(this.partialDir, `r-${nameHash(name)}`);
+  }
+
+  /** The owner that `metaPath`'s record names for the file with inode `ino` (null: none recorded). */
+  private async ownerOf(name: string, metaPath: string, ino: number): Promise<string | null> {
+    return ownerIn(await this.readMeta(name, metaPath), ino);
   }
 
   private metaPath(name: string): string {
@@ -408,9 +413,9 @@ export class FileStore {
   private async refuseOthersFiles(name: string, actor: FileActor | undefined, touchesPartial: boolean): Promise<void> {
     if (actor === undefined || actor.admin) return;
     const visible = await lstat(join(this.root, name)).catch(() => undefined);
-    if (visible) checkMayChange(name, actor, ownerIn(await this.readMeta(name, this.metaPath(name)), visible.ino));
+    if (visible) checkMayChange(name, actor, await this.ownerOf(name, this.metaPath(name), visible.ino));
     const kept = touchesPartial ? await lstat(this.resumablePath(name)).catch(() => undefined) : undefined;
-    if (kept) checkMayChange(name, actor, ownerIn(await this.readMeta(name, this.partialMetaPath(name)), kept.ino));
+    if (kept) checkMayChange(name, actor, await this.ownerOf(name, this.partialMetaPath(name), kept.ino));
   }
 
   /** Writing is refused when the visible name is a symlink (dangling or not) or not a regular file. */
@@ -465,7 +470,7 @@ export class FileStore {
     // while the bytes were hashed wrote the record that counts, which this one must not overwrite.
     await this.exclusive(name, async () => {
       const now = await lstat(subject).catch(() => undefined);
-      if (now?.ino !== st.ino || ownerIn(await this.readMeta(name, metaPath), st.ino) !== owner) return;
+      if (now?.ino !== st.ino || await this.ownerOf(name, metaPath, st.ino) !== owner) return;
       await this.writeMeta(metaPath, { name, st, sha256, owner });
     }).catch(() => undefined);
     return { sha256, owner };

@@ -304,7 +304,7 @@ export class FilesClient {
 
   list(): Promise<ListedFile[]> {
     return this.request({ cmd: 'list' }).then(({ body }) =>
-      this.checked(() => parseFileList(JSON.parse(body.toString('utf8'))).map((entry) => ({ ...entry, owner: entry.owner ?? null }))),
+      this.checked(() => parseFileList(JSON.parse(body.toString('utf8')))),
     );
   }
 

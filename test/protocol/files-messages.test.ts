@@ -46,8 +46,12 @@ describe('fromWireEntry', () => {
 });
 
 describe('parseFileList', () => {
-  it('returns the entries of a valid listing as they are', () => {
-    expect(parseFileList([ENTRY, { ...ENTRY, name: 'b' }])).toEqual([ENTRY, { ...ENTRY, name: 'b' }]);
+  it('returns the entries of a valid listing as they are, an owner not sent (a service older than owners) as null', () => {
+    expect(parseFileList([ENTRY, { ...ENTRY, name: 'b' }])).toEqual([
+      { ...ENTRY, owner: null },
+      { ...ENTRY, name: 'b', owner: null },
+    ]);
+    expect(parseFileList([{ ...ENTRY, owner: 'alice' }])).toEqual([{ ...ENTRY, owner: 'alice' }]);
     expect(parseFileList([])).toEqual([]);
   });
 

@@ -10,7 +10,7 @@ import { constants } from 'node:fs';
 import { access, stat } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { fileErrorReason, isSockbridgeError, sbError } from '../../../protocol/errors.js';
-import { parseFileList, parsePartialInfo, type FileEntry } from '../../../protocol/files-messages.js';
+import type { FileEntry } from '../../../protocol/files-messages.js';
 import { sanitizeForTerminal as clean } from '../../../backends/chat/terminal-text.js';
 import { FilesClient } from '../../../backends/files/files-client.js';
 import { validateFileName } from '../../../backends/files/file-name.js';
@@ -40,7 +40,7 @@ export async function put(argv: string[]): Promise<number> {
       if (isSockbridgeError(err, 'SB_ERR_FILE_NOT_FOUND')) return undefined;
       throw err;
     });
-    const partial = remote?.partial === undefined ? undefined : parsePartialInfo(remote.partial);
+    const partial = remote?.partial; // checked by FilesClient.stat
     // One pass over the local file: the whole-file hash, and the prefix hash at the partial's size.
     const { sha256, prefixSha256 } = await hashFile(file, partial && partial.size <= st.size ? partial.size : undefined);
     const offset = partial && prefixSha256 === partial.sha256 ? partial.size : 0;
@@ -87,8 +87,8 @@ export async function ls(argv: string[]): Promise<number> {
   const { host, port } = parseHostPort(target, LS_USAGE, FILES_EXAMPLE);
   const client = await FilesClient.connect(host, port);
   try {
-    // Checked here as well as typed: the entries are the service's word, printed on a terminal.
-    process.stdout.write(formatTable(parseFileList(await client.list())));
+    // FilesClient.list checked each entry; formatTable still cleans what reaches the terminal.
+    process.stdout.write(formatTable(await client.list()));
     return 0;
   } finally {
     await client.close();
