@@ -98,23 +98,29 @@ export const kebab = (key: string) => key.replace(/[A-Z]/g, (c) => `-${c.toLower
 /** Options whose values are never echoed in an error (tokens, secrets, passwords). */
 const SECRET_KEY = /secret|token|password/i;
 
-function describe(error: ErrorObject, given: unknown): string {
-  const path = error.instancePath.replace(/^\//, '').replace(/\//g, '.');
+/**
+ * One ajv error in words. Without `section` the key is named as its flag and its place
+ * (`--max-connections / "maxConnections" must be an integer`); with it, the value is known to come
+ * from that section of a config file and is named by its place there (`"files.maxFileSize" …`).
+ */
+function describe(error: ErrorObject, given: unknown, section?: string): string {
+  const inFile = section !== undefined;
+  const parts = error.instancePath.split('/').slice(1).map((part) => part.replace(/~1/g, '/').replace(/~0/g, '~'));
+  const path = (inFile ? [section, ...parts] : parts).join('.');
   if (error.keyword === 'additionalProperties') {
     const key = String((error.params as { additionalProperty: string }).additionalProperty);
-    return `unknown option "${key}" (--${kebab(key)}); remove it or check its spelling`;
+    return inFile ? `"${path}.${key}" is not an option; remove it or check its spelling` : `unknown option "${key}" (--${kebab(key)}); remove it or check its spelling`;
   }
   if (error.keyword === 'required') {
     const key = String((error.params as { missingProperty: string }).missingProperty);
-    const full = path ? `${path}.${key}` : key;
-    return path ? `"${full}" is required` : `--${kebab(key)} is required (or "${key}" in the config file)`;
+    return path ? `"${path}.${key}" is required` : `--${kebab(key)} is required (or "${key}" in the config file)`;
   }
   // A set of options (start's "gateway", "chat"…) is only ever a config-file value, never a flag.
   if (error.keyword === 'type' && (error.params as { type: unknown }).type === 'object' && path) {
     return `"${path}" must be a JSON object (got ${JSON.stringify(given)})`;
   }
-  const top = path.split('.')[0] ?? '';
-  const where = top ? `--${kebab(top)} / "${path}"` : 'configuration';
+  const top = parts[0] ?? '';
+  const where = inFile ? `"${path}"` : top ? `--${kebab(top)} / "${path}"` : 'configuration';
   // A wrong secret is still a secret: say what is wrong with it, never what it is.
   return `${where} ${explainValueError(error, SECRET_KEY.test(path) ? undefined : given)}`;
 }
@@ -152,18 +158,8 @@ export function checkConfigSection(schema: JsonSchema, section: Readonly<Record<
   const value = structuredClone(section) as Record<string, unknown>;
   const validate = ajv.compile(schema);
   if (validate(value)) return;
-  const reasons = (validate.errors ?? []).map((error) => describeInFile(error, valueAt(value, error), path)).join('; ');
+  const reasons = (validate.errors ?? []).map((error) => describe(error, valueAt(value, error), path)).join('; ');
   throw sbError('SB_ERR_CONFIG_INVALID', reasons);
-}
-
-function describeInFile(error: ErrorObject, given: unknown, section: string): string {
-  const at = [section, ...error.instancePath.split('/').slice(1).map((part) => part.replace(/~1/g, '/').replace(/~0/g, '~'))].join('.');
-  if (error.keyword === 'additionalProperties') {
-    return `"${at}.${String((error.params as { additionalProperty: string }).additionalProperty)}" is not an option; remove it or check its spelling`;
-  }
-  if (error.keyword === 'required') return `"${at}.${String((error.params as { missingProperty: string }).missingProperty)}" is required`;
-  if (error.keyword === 'type' && (error.params as { type: unknown }).type === 'object') return `"${at}" must be a JSON object (got ${JSON.stringify(given)})`;
-  return `"${at}" ${explainValueError(error, SECRET_KEY.test(at) ? undefined : given)}`;
 }
 
 /** Schema pieces every service shares. */
